@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= cache/demo
+
+.PHONY: venv demo test lint pytest bench clean
+
+venv: $(STAMP)
+
+# torch first (CPU build from this machine's disk), then the package with every extra.
+# Keeping torch==2.13.0 on the second line stops pip from pulling a CUDA build.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[all]" torch==2.13.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mimicry demo --out $(DEMO_OUT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src probes tests benchmarks experiments
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto tests || test $$? -eq 5
+
+test: lint pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/capture.py
+	$(BIN)/python benchmarks/probes.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
