@@ -1,0 +1,53 @@
+"""Statistical primitives shared by alignment and the probes (numpy/scipy only, vectorised).
+
+Import everything from here (``from mimicry.stats import correlate, fisher_mean, mcnemar``);
+the code lives in :mod:`mimicry.stats_core` (correlations, bootstrap, permutation, Fisher z,
+paired Δr) and :mod:`mimicry.stattools` (McNemar, paired tests, OLS, Cook's distance, RDM/RSA,
+KL divergence, BH-FDR).
+
+Conventions: every resampling function takes ``seed`` and draws from
+``numpy.random.default_rng(seed)``; bootstrap CIs are percentile intervals over resampled
+items; permutation p-values are two-sided with the +1 correction,
+``p = (1 + #{|stat*| >= |stat|}) / (n_perm + 1)``; arrays are ``[n]`` unless stated.
+"""
+
+from .stats_core import (
+    CorrDiff,
+    CorrResult,
+    FisherMean,
+    bootstrap_ci,
+    bootstrap_corr,
+    bootstrap_indices,
+    correlate,
+    exact_permutation_p,
+    fisher_ci,
+    fisher_mean,
+    paired_corr_diff,
+    pearson,
+    percentile_ci,
+    permutation_null,
+    permutation_p,
+    spearman,
+)
+from .stattools import (
+    McNemarResult,
+    OLSResult,
+    PairedTest,
+    RSAResult,
+    bh_fdr,
+    cooks_distance,
+    kl_divergence,
+    mcnemar,
+    ols,
+    paired_test,
+    rdm,
+    rsa,
+)
+
+__all__ = [
+    "CorrDiff", "CorrResult", "FisherMean", "McNemarResult", "OLSResult", "PairedTest",
+    "RSAResult", "bh_fdr", "bootstrap_ci", "bootstrap_corr", "bootstrap_indices", "cooks_distance",
+    "correlate", "exact_permutation_p", "fisher_ci", "fisher_mean", "kl_divergence", "mcnemar",
+    "ols", "paired_corr_diff", "paired_test", "pearson", "percentile_ci", "permutation_null",
+    "permutation_p", "rdm", "rsa", "spearman",
+]

@@ -1,0 +1,305 @@
+"""Correlations with bootstrap CIs and permutation p-values, Fisher z, paired Δr (core of stats).
+
+Every resampling function takes ``seed`` and draws from ``numpy.random.default_rng(seed)``, so
+the same call gives the same numbers. Conventions:
+
+- bootstrap CIs are **percentile** intervals over resampled *items* (rows), ``n_boot`` draws;
+  resamples whose correlation is undefined (a constant column) are dropped and counted;
+- permutation p-values are two-sided with the +1 correction,
+  ``p = (1 + #{|stat_perm| >= |stat_obs|}) / (n_perm + 1)``, so p is never 0;
+- arrays are 1-D ``[n]`` unless a shape says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from itertools import permutations
+
+import numpy as np
+from scipy import stats as sps
+
+_CHUNK_CELLS = 2_000_000  # max resample cells held at once (rows x n), ~16 MB of float64
+
+
+@dataclass(frozen=True)
+class CorrResult:
+    """A correlation with its n, bootstrap CI and permutation p."""
+
+    r: float
+    n: int
+    ci_low: float
+    ci_high: float
+    p: float
+    method: str
+    n_boot: int
+    n_perm: int
+    seed: int
+    n_boot_degenerate: int = 0
+
+    def to_dict(self) -> dict:
+        """Return the fields as a JSON-ready dict."""
+        return asdict(self)
+
+
+def _xy(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x and y must be finite (drop NaN/inf rows first)")
+    return x, y
+
+
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    """Return average ranks along the last axis (ties get their mean rank)."""
+    return sps.rankdata(a, axis=-1)
+
+
+def _row_pearson(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Return Pearson r of each row pair: ``xs, ys [m, n] -> [m]`` (NaN for a constant row)."""
+    xc = xs - xs.mean(axis=1, keepdims=True)
+    yc = ys - ys.mean(axis=1, keepdims=True)
+    num = np.einsum("ij,ij->i", xc, yc)
+    den = np.sqrt(np.einsum("ij,ij->i", xc, xc) * np.einsum("ij,ij->i", yc, yc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num / den
+    # a row is degenerate when a column has (numerically) no spread
+    scale = np.maximum(np.abs(xs).max(axis=1), 1.0) * np.maximum(np.abs(ys).max(axis=1), 1.0)
+    r[den <= 1e-12 * scale] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def pearson(x, y) -> float:
+    """Return Pearson's r of ``x [n]`` and ``y [n]`` (NaN if either is constant)."""
+    x, y = _xy(x, y)
+    return float(_row_pearson(x[None], y[None])[0])
+
+
+def spearman(x, y) -> float:
+    """Return Spearman's rho (Pearson of average ranks) of ``x [n]`` and ``y [n]``."""
+    x, y = _xy(x, y)
+    return pearson(_rank_rows(x), _rank_rows(y))
+
+
+def _corr_rows(xs: np.ndarray, ys: np.ndarray, method: str) -> np.ndarray:
+    if method == "spearman":
+        xs, ys = _rank_rows(xs), _rank_rows(ys)
+    elif method != "pearson":
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    return _row_pearson(xs, ys)
+
+
+def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Return the resampled row indices ``[n_boot, n]`` that every bootstrap here uses."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
+                   seed: int = 0) -> np.ndarray:
+    """Return the bootstrap distribution ``[n_boot]`` of the correlation (NaN = degenerate).
+
+    Items (pairs ``(x_i, y_i)``) are resampled with replacement; the indices are
+    ``bootstrap_indices(n, n_boot, seed)``.
+    """
+    x, y = _xy(x, y)
+    idx = bootstrap_indices(x.size, n_boot, seed)
+    out = np.empty(n_boot)
+    step = max(1, _CHUNK_CELLS // max(x.size, 1))
+    for s in range(0, n_boot, step):
+        rows = idx[s:s + step]
+        out[s:s + step] = _corr_rows(x[rows], y[rows], method)
+    return out
+
+
+def percentile_ci(dist, level: float = 0.95) -> tuple[float, float]:
+    """Return the percentile interval of a bootstrap distribution (NaNs ignored)."""
+    d = np.asarray(dist, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return (math.nan, math.nan)
+    a = (1 - level) / 2
+    lo, hi = np.percentile(d, [100 * a, 100 * (1 - a)])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(x, y, *, method: str = "pearson", n_boot: int = 10_000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Return the percentile bootstrap CI ``(low, high)`` of the correlation over items."""
+    return percentile_ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), level)
+
+
+def permutation_null(x, y, *, method: str = "pearson", n_perm: int = 10_000,
+                     seed: int = 0) -> np.ndarray:
+    """Return the permutation null ``[n_perm]``: the correlation with ``y`` shuffled."""
+    x, y = _xy(x, y)
+    if method == "spearman":
+        x, y = _rank_rows(x), _rank_rows(y)
+    rng = np.random.default_rng(seed)
+    n = x.size
+    xc = x - x.mean()
+    yc = y - y.mean()
+    den = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    out = np.empty(n_perm)
+    step = max(1, _CHUNK_CELLS // max(n, 1))
+    for s in range(0, n_perm, step):
+        m = min(step, n_perm - s)
+        perm = rng.permuted(np.broadcast_to(np.arange(n), (m, n)), axis=1)
+        out[s:s + m] = (yc[perm] @ xc) / den if den > 0 else np.nan
+    return out
+
+
+def permutation_p(x, y, *, method: str = "pearson", n_perm: int = 10_000,
+                  seed: int = 0) -> float:
+    """Return the two-sided permutation p of the correlation, ``(1 + #|r*|>=|r|)/(n_perm + 1)``."""
+    r = pearson(x, y) if method == "pearson" else spearman(x, y)
+    if not math.isfinite(r):
+        return math.nan
+    null = permutation_null(x, y, method=method, n_perm=n_perm, seed=seed)
+    hits = int(np.sum(np.abs(null) >= abs(r) - 1e-12))
+    return (1 + hits) / (n_perm + 1)
+
+
+def correlate(x, y, *, method: str = "pearson", n_boot: int = 10_000, n_perm: int = 10_000,
+              seed: int = 0, level: float = 0.95) -> CorrResult:
+    """Return r, n, percentile bootstrap CI (over items) and permutation p for ``x, y [n]``.
+
+    The bootstrap uses ``seed``; the permutation test uses ``seed + 1`` (independent draws).
+    """
+    x, y = _xy(x, y)
+    r = pearson(x, y) if method == "pearson" else spearman(x, y)
+    dist = bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed)
+    lo, hi = percentile_ci(dist, level)
+    p = permutation_p(x, y, method=method, n_perm=n_perm, seed=seed + 1)
+    return CorrResult(r=r, n=int(x.size), ci_low=lo, ci_high=hi, p=p, method=method,
+                      n_boot=n_boot, n_perm=n_perm, seed=seed,
+                      n_boot_degenerate=int(np.sum(~np.isfinite(dist))))
+
+
+# --------------------------------------------------------------------------- Fisher z
+
+
+@dataclass(frozen=True)
+class FisherMean:
+    """Mean of k correlations by Fisher z, with two CIs and a p against 0."""
+
+    r_bar: float        # tanh(mean_i atanh r_i), unweighted
+    ci_low: float       # tanh(z̄ ± t_{k-1} sd(z)/√k): tasks as a random sample
+    ci_high: float
+    p: float            # one-sample t-test of z_i against 0 (k-1 df)
+    k: int
+    r_fixed: float      # tanh(Σ(n_i-3) z_i / Σ(n_i-3)), fixed effect (needs n)
+    ci_fixed_low: float  # tanh(z_w ± 1.96/√Σ(n_i-3))
+    ci_fixed_high: float
+
+    def to_dict(self) -> dict:
+        """Return the fields as a JSON-ready dict."""
+        return asdict(self)
+
+
+def fisher_mean(r, n=None, *, level: float = 0.95) -> FisherMean:
+    """Return the Fisher-z mean of correlations ``r [k]`` (optionally with sample sizes ``n [k]``).
+
+    The primary interval treats the k correlations (tasks) as a sample: z̄ ± t·sd/√k, back
+    through tanh (needs k >= 2). The fixed-effect interval weights by n_i − 3 (needs n).
+    """
+    r = np.asarray(r, dtype=float)
+    keep = np.isfinite(r)
+    r = np.clip(r[keep], -0.9999999, 0.9999999)
+    k = int(r.size)
+    nan = math.nan
+    if k == 0:
+        return FisherMean(nan, nan, nan, nan, 0, nan, nan, nan)
+    z = np.arctanh(r)
+    zbar = float(z.mean())
+    lo = hi = p = nan
+    if k >= 2:
+        sd = float(z.std(ddof=1))
+        tq = float(sps.t.ppf(0.5 + level / 2, k - 1))
+        se = sd / math.sqrt(k)
+        lo, hi = math.tanh(zbar - tq * se), math.tanh(zbar + tq * se)
+        p = float(2 * sps.t.sf(abs(zbar / se), k - 1)) if se > 0 else nan
+    rf = flo = fhi = nan
+    if n is not None:
+        w = np.asarray(n, dtype=float)[keep] - 3
+        if np.all(w > 0):
+            zw = float(np.sum(w * z) / np.sum(w))
+            se_w = 1 / math.sqrt(float(np.sum(w)))
+            zq = float(sps.norm.ppf(0.5 + level / 2))
+            rf, flo, fhi = math.tanh(zw), math.tanh(zw - zq * se_w), math.tanh(zw + zq * se_w)
+    return FisherMean(math.tanh(zbar), lo, hi, p, k, rf, flo, fhi)
+
+
+def fisher_ci(r: float, n: int, *, level: float = 0.95) -> tuple[float, float]:
+    """Return the analytic CI of one correlation: tanh(atanh r ± z_q / √(n − 3)) (needs n > 3)."""
+    if n <= 3 or not math.isfinite(r):
+        return (math.nan, math.nan)
+    z = math.atanh(max(min(r, 0.9999999), -0.9999999))
+    se = 1 / math.sqrt(n - 3)
+    q = float(sps.norm.ppf(0.5 + level / 2))
+    return math.tanh(z - q * se), math.tanh(z + q * se)
+
+
+# --------------------------------------------------------------------------- paired Δr
+
+
+@dataclass(frozen=True)
+class CorrDiff:
+    """Difference of two correlations on the same items, ``delta = r_b - r_a``."""
+
+    delta: float
+    r_a: float
+    r_b: float
+    n: int
+    ci_low: float
+    ci_high: float
+    p: float
+    n_boot: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        """Return the fields as a JSON-ready dict."""
+        return asdict(self)
+
+
+def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: int = 10_000,
+                     seed: int = 0, level: float = 0.95) -> CorrDiff:
+    """Return ``r(x_b, y_b) - r(x_a, y)`` with a paired bootstrap CI and p over shared items.
+
+    All arrays are ``[n]`` over the same items (``y_b`` defaults to ``y``). Each bootstrap
+    draw resamples item indices once and uses them for both correlations. p is the two-sided
+    bootstrap p: ``min(1, 2 * (1 + #{Δ* on the far side of 0}) / (n_valid + 1))``.
+    """
+    x_a, y = _xy(x_a, y)
+    x_b, y_b = _xy(x_b, y if y_b is None else y_b)
+    if x_a.size != x_b.size:
+        raise ValueError("paired_corr_diff needs the same items on both sides")
+    f = pearson if method == "pearson" else spearman
+    r_a, r_b = f(x_a, y), f(x_b, y_b)
+    idx = bootstrap_indices(x_a.size, n_boot, seed)
+    d = np.empty(n_boot)
+    step = max(1, _CHUNK_CELLS // max(x_a.size, 1))
+    for s in range(0, n_boot, step):
+        rows = idx[s:s + step]
+        d[s:s + step] = (_corr_rows(x_b[rows], y_b[rows], method)
+                         - _corr_rows(x_a[rows], y[rows], method))
+    d = d[np.isfinite(d)]
+    lo, hi = percentile_ci(d, level)
+    if d.size:
+        tail = min(np.sum(d <= 0), np.sum(d >= 0))
+        p = min(1.0, 2 * (1 + int(tail)) / (d.size + 1))
+    else:
+        p = math.nan
+    return CorrDiff(r_b - r_a, r_a, r_b, int(x_a.size), lo, hi, p, n_boot, seed)
+
+
+def exact_permutation_p(x, y) -> float:
+    """Return the exact two-sided permutation p of Pearson r over all n! orders (small n only)."""
+    x, y = _xy(x, y)
+    if x.size > 8:
+        raise ValueError("exact_permutation_p enumerates n! orders; use n <= 8")
+    r = abs(pearson(x, y))
+    perms = np.array(list(permutations(range(x.size))))
+    null = _row_pearson(np.broadcast_to(x, perms.shape), y[perms])
+    return float(np.mean(np.abs(null) >= r - 1e-12))
