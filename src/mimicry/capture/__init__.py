@@ -1,1 +1,26 @@
-"""capture: see README."""
+"""capture: forward passes over prompt + trace that record residuals and attention entropy.
+
+Modules: ``config`` (the job's :class:`CaptureConfig`), ``base`` (``EncodedItem``,
+``ItemActivations``, the ``Backend`` protocol, shared reductions), ``entropy`` (chunked fp32
+attention entropy, the reference), ``segments`` (trace -> tokens + segment boundaries),
+``hf`` (default backend: stock HF model, SDPA, registered attention function), ``runner``
+(batching, resume, writing through :mod:`mimicry.store`), ``cli`` (``mimicry capture``,
+``mimicry cache info``). Peers: ``tl_backend``, ``nnsight_backend``, ``triton_entropy``.
+"""
+
+from __future__ import annotations
+
+from .base import Backend, EncodedItem, ItemActivations, reduce_item
+from .config import CaptureConfig
+from .entropy import attention_entropy, entropy_stats
+
+
+def capture(*args, **kwargs):
+    """Return the path of the HDF5 cache written for a model over traces (see runner.capture)."""
+    from .runner import capture as _capture
+
+    return _capture(*args, **kwargs)
+
+
+__all__ = ["Backend", "CaptureConfig", "EncodedItem", "ItemActivations", "attention_entropy",
+           "capture", "entropy_stats", "reduce_item"]

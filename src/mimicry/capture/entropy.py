@@ -1,0 +1,178 @@
+"""Attention entropy from post-RoPE queries and keys, in query chunks, in float32.
+
+For one query row with visible keys K and scores ``s_j = scaling * q·k_j`` (Gemma2: soft-capped,
+``c * tanh(s / c)``; plus any additive float mask), the attention entropy is
+``H = logsumexp(s) - Σ p_j s_j = Σ p_j (logsumexp(s) - s_j)`` with ``p = softmax(s)``.
+Three variants are returned per query row:
+
+- ``raw``: H in nats;
+- ``norm``: H / log(n_visible) (0 where only one key is visible);
+- ``nosink``: H over the visible keys without the sink (the item's first real token),
+  renormalised (0 where the sink was the only visible key).
+
+No ``[Lq, Lk]`` block larger than ``[b, h, chunk, Lk]`` is ever held; the chunk shrinks
+further so a block stays under ``max_block_elems`` elements. This is the reference that the
+fused Triton kernel (``capture/triton_entropy.py``) must match, and the CPU path.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+DEFAULT_MAX_BLOCK_ELEMS = 1 << 24  # 64 MiB of float32 per score block
+
+
+class EntropyStats(NamedTuple):
+    """Per-query attention entropy: ``raw``, ``nosink`` ``[b, h, Lq]`` and ``n_visible``.
+
+    ``n_visible``: ``[b, h, Lq]`` number of keys each query row attends to (float32).
+    """
+
+    raw: torch.Tensor
+    nosink: torch.Tensor
+    n_visible: torch.Tensor
+
+    @property
+    def norm(self) -> torch.Tensor:
+        """Return ``raw / log(n_visible)`` ``[b, h, Lq]`` (0 where n_visible <= 1)."""
+        logn = torch.log(self.n_visible.clamp(min=1.0))
+        return torch.where(self.n_visible > 1, self.raw / logn.clamp(min=1e-30),
+                           torch.zeros_like(self.raw))
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """Return ``{"raw", "norm", "nosink"}`` -> ``[b, h, Lq]``."""
+        return {"raw": self.raw, "norm": self.norm, "nosink": self.nosink}
+
+
+def _row_entropy(s: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+    """Return H ``[...]`` of score rows ``s [..., Lk]`` restricted to ``vis`` (0 if none)."""
+    s = s.masked_fill(~vis, float("-inf"))
+    lse = torch.logsumexp(s, dim=-1, keepdim=True)
+    ok = torch.isfinite(lse)
+    lse = torch.where(ok, lse, torch.zeros_like(lse))
+    d = (lse - s).masked_fill(~vis, 0.0)  # log(1/p_j) on visible keys
+    p = torch.exp(-d).masked_fill(~vis, 0.0)
+    h = (p * d).sum(-1)
+    return torch.where(ok.squeeze(-1), h, torch.zeros_like(h))
+
+
+def _key_valid_from_mask(mask: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Return ``[b, Lk]`` bool: keys visible to at least one query row of a 4-D mask."""
+    b, _, lq, lk = mask.shape
+    out = torch.zeros(b, lk, dtype=torch.bool, device=mask.device)
+    for q0 in range(0, lq, chunk):
+        m = mask[:, :, q0:q0 + chunk, :]
+        vis = m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
+        out |= vis.any(dim=1).any(dim=1)
+    return out
+
+
+def entropy_stats(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    scaling: float | None = None,
+    attn_mask: torch.Tensor | None = None,
+    causal: bool = True,
+    query_index: torch.Tensor | None = None,
+    sliding_window: int | None = None,
+    softcap: float | None = None,
+    sink_index: torch.Tensor | None = None,
+    chunk: int = 256,
+    max_block_elems: int = DEFAULT_MAX_BLOCK_ELEMS,
+) -> EntropyStats:
+    """Return :class:`EntropyStats` (``raw``, ``nosink``, ``n_visible``) ``[b, h, Lq]``.
+
+    ``q``: ``[b, h, Lq, dh]`` and ``k``: ``[b, h_kv, Lk, dh]`` post-RoPE (``h_kv`` divides
+    ``h``; GQA heads map as in HF's ``repeat_kv``). ``scaling``: score scale (default
+    ``dh ** -0.5``). ``attn_mask``: ``None``, a 2-D ``[b, Lk]`` key-validity mask (1 = real
+    token), or a 4-D ``[b|1, 1|h, Lq, Lk]`` mask, bool (True = visible) or additive float
+    (HF eager style). ``causal``: keys after the query's position are hidden.
+    ``query_index``: ``[b, Lq]`` or ``[Lq]`` key-axis position of each query row (default the
+    last ``Lq`` positions; pass it when ``q`` holds a subset of rows, e.g. sampled queries;
+    a 4-D mask must then hold the same rows). ``sliding_window``: keys with
+    ``kidx <= qidx - sliding_window`` are hidden (HF convention). ``softcap``: Gemma2 score
+    soft-capping. ``sink_index``: ``[b]`` key index of the sink (the item's first real
+    token; default: the first valid key). Computed in float32.
+    """
+    b, h, lq, dh = q.shape
+    bk, hkv, lk, dhk = k.shape
+    if dhk != dh or h % hkv or bk not in (b, 1):
+        raise ValueError(f"incompatible q {tuple(q.shape)} and k {tuple(k.shape)}")
+    rep = h // hkv
+    scale = float(scaling) if scaling is not None else dh ** -0.5
+    dev = q.device
+    kf = k.float().expand(b, -1, -1, -1).unsqueeze(2).transpose(-1, -2)  # [b, hkv, 1, dh, Lk]
+    kidx = torch.arange(lk, device=dev)
+    if query_index is None:
+        qidx = torch.arange(lk - lq, lk, device=dev).expand(b, lq)
+    else:
+        qidx = torch.as_tensor(query_index, device=dev).long()
+        qidx = qidx.expand(b, lq) if qidx.dim() == 1 else qidx
+    mask4 = key_valid = None
+    if attn_mask is not None:
+        if attn_mask.dim() == 2:
+            key_valid = attn_mask.to(dev).bool()
+        elif attn_mask.dim() == 4:
+            mask4 = attn_mask.to(dev)
+            if mask4.shape[-2] != lq or mask4.shape[-1] != lk:
+                raise ValueError(f"attn_mask {tuple(mask4.shape)} does not match q/k rows "
+                                 f"({lq}, {lk})")
+        else:
+            raise ValueError(f"attn_mask must be 2-D or 4-D, got {attn_mask.dim()}-D")
+    if sink_index is None:
+        if key_valid is None and mask4 is not None:
+            key_valid = _key_valid_from_mask(mask4, max(1, chunk))
+        if key_valid is not None:
+            sink = key_valid.float().argmax(dim=-1)
+        else:
+            sink = torch.zeros(b, dtype=torch.long, device=dev)
+    else:
+        sink = torch.as_tensor(sink_index, device=dev).long().expand(b)
+    step = max(1, min(chunk, max_block_elems // max(1, b * h * lk)))
+    raw = torch.empty(b, h, lq, dtype=torch.float32, device=dev)
+    nos = torch.empty_like(raw)
+    nvis = torch.empty_like(raw)
+    for q0 in range(0, lq, step):
+        q1 = min(lq, q0 + step)
+        c = q1 - q0
+        qc = q[:, :, q0:q1, :].float().reshape(b, hkv, rep, c, dh)
+        s = torch.matmul(qc, kf).reshape(b, h, c, lk) * scale
+        if softcap is not None:
+            s = torch.tanh(s / softcap) * softcap
+        vis = torch.ones(b, 1, c, lk, dtype=torch.bool, device=dev)
+        qi = qidx[:, q0:q1, None]  # [b, c, 1]
+        if causal:
+            vis = vis & (kidx[None, None, :] <= qi)[:, None]
+        if sliding_window is not None:
+            vis = vis & (kidx[None, None, :] > qi - sliding_window)[:, None]
+        if key_valid is not None:
+            vis = vis & key_valid[:, None, None, :]
+        if mask4 is not None:
+            m = mask4[:, :, q0:q1, :]
+            if m.dtype == torch.bool:
+                vis = vis & m
+            else:
+                s = s + m.float()
+                vis = vis & (m > torch.finfo(m.dtype).min / 2)
+        vis = vis.expand(b, h, c, lk)
+        raw[:, :, q0:q1] = _row_entropy(s, vis)
+        nvis[:, :, q0:q1] = vis.sum(-1).float()
+        not_sink = kidx[None, :] != sink[:, None]  # [b, Lk]
+        nos[:, :, q0:q1] = _row_entropy(s, vis & not_sink[:, None, None, :])
+    return EntropyStats(raw, nos, nvis)
+
+
+def attention_entropy(q: torch.Tensor, k: torch.Tensor, **kwargs) -> torch.Tensor:
+    """Return the raw attention entropy ``[b, h, Lq]`` in nats (see :func:`entropy_stats`)."""
+    return entropy_stats(q, k, **kwargs).raw
+
+
+def max_entropy(n_visible: torch.Tensor) -> torch.Tensor:
+    """Return ``log(n_visible)``, the entropy of uniform attention (upper bound of ``raw``)."""
+    return torch.log(n_visible.clamp(min=1.0))
+
+
+__all__ = ["EntropyStats", "entropy_stats", "attention_entropy", "max_entropy"]
