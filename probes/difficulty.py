@@ -1,0 +1,177 @@
+"""Difficulty probe: how well is item difficulty linearly decodable, layer by layer?
+
+Per site × layer, cross-validated ridge (outer grouped K-fold, inner α selection, closed form
+through one eigendecomposition per fold — see :mod:`probes.ridge`) from residuals
+``[n_items, d_model]`` to human difficulty (or the trace's log reasoning tokens). Reports
+Spearman ρ and out-of-sample R² of the out-of-fold predictions with bootstrap CIs over items,
+and three controls: permuted labels (selectivity = ρ − mean permuted ρ, permutation p),
+a length-only baseline (log token counts of the segments the site has seen) and, optionally,
+the same architecture with random weights (``random_cache``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._stats import corr_summary, spearman_cols
+from .base import (
+    PALETTE,
+    Labels,
+    Result,
+    cache_layers,
+    cache_sites,
+    group_kfold,
+    make_labels,
+    model_name,
+    progress,
+    read_resid,
+    resolve_groups,
+    segment_lengths,
+)
+from .ridge import RidgeProbe, ridge_cv_predict
+
+SITE_SEGMENTS = {"last_prompt": ("prompt",), "mean_prompt": ("prompt",),
+                 "think_end": ("prompt", "reasoning"), "mean_reasoning": ("prompt", "reasoning"),
+                 "mean_answer": ("prompt", "reasoning", "answer")}
+
+
+class DifficultyProbe(RidgeProbe):
+    """Ridge probe from residuals ``[n, d_model]`` to difficulty; ``score`` = Spearman ρ.
+
+    Same hyper-parameters and learned attributes as :class:`probes.ridge.RidgeProbe`; use
+    :func:`run` for the layer-wise, cross-validated analysis with controls.
+    """
+
+
+def cv_scores(X: np.ndarray | None, y: np.ndarray, folds: np.ndarray, *, perms: np.ndarray,
+              groups: np.ndarray | None = None, alphas="auto", inner: str = "loo",
+              n_boot: int = 1000, seed: int = 0, gram: np.ndarray | None = None) -> dict:
+    """Return ρ/R² with CIs, permutation p and null of one feature set, plus OOF predictions.
+
+    ``X [n, d]``, ``y [n]``, ``folds [n]``, ``perms [n_perm, n]`` index permutations of y.
+    """
+    Y = np.column_stack([y, *(y[p] for p in perms)]) if len(perms) else y[:, None]
+    pred, chosen = ridge_cv_predict(X, Y, folds, groups=groups, alphas=alphas, inner=inner,
+                                    gram=gram, seed=seed)
+    null = np.array([spearman_cols(Y[:, j + 1], pred[:, j + 1])[0] for j in range(len(perms))])
+    out = corr_summary(y, pred[:, 0], n_boot=n_boot, seed=seed,
+                       null=null if len(perms) else None)
+    out["perm_rho_mean"] = float(null.mean()) if len(null) else np.nan
+    out["perm_rho_sd"] = float(null.std()) if len(null) else np.nan
+    out["selectivity"] = out["rho"] - (out["perm_rho_mean"] if len(null) else 0.0)
+    out["alpha_median"] = float(np.median(chosen[:, 0]))
+    out["_pred"] = pred[:, 0]
+    return out
+
+
+def _length_features(cache: Any, labels: Labels, site: str) -> np.ndarray | None:
+    lens = segment_lengths(cache.items.reset_index(drop=True))
+    segs = [s for s in SITE_SEGMENTS.get(site, ("prompt", "reasoning", "answer"))
+            if s in lens.columns]
+    if not segs:
+        return None
+    F = np.log1p(lens[segs].to_numpy(float)[labels.rows])
+    return np.nan_to_num(F)
+
+
+def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str] | None = None,
+        layers: list[int] | None = None, groups: Any = "auto", n_folds: int = 5,
+        alphas: Any = "auto", inner: str = "loo", n_perm: int = 100, n_boot: int = 1000,
+        random_cache: Any = None, standardize: str | None = "task",
+        exclude_truncated: bool = True, seed: int = 0, name: str | None = None,
+        progress_bar: bool = True) -> Result:
+    """Return a :class:`Result` with one row per site × layer: ρ, R², CIs, controls.
+
+    ``tasks``: TaskSuite / suite name / items file / Series item_id -> label (for the human
+    target). ``random_cache``: a cache of the same architecture with random weights over the
+    same items (the random-init control). ``groups``: ``"auto"`` (tasks if ≥ ``n_folds``
+    tasks, else items), ``"task"``, ``"item"``, a column of ``cache.items`` or an array.
+    """
+    labels = make_labels(cache, target=target, tasks=tasks, standardize=standardize,
+                         exclude_truncated=exclude_truncated)
+    g, gdesc = resolve_groups(labels, groups, n_folds, cache.items.reset_index(drop=True))
+    folds = group_kfold(g, n_folds, seed)
+    rng = np.random.default_rng(seed)
+    perms = np.array([rng.permutation(labels.n) for _ in range(n_perm)]).reshape(n_perm, -1)
+    sites = sites or cache_sites(cache)
+    layers = cache_layers(cache) if layers is None else list(layers)
+    rrows = None
+    if random_cache is not None:
+        rid = pd.Index(random_cache.items["item_id"].astype(str))
+        rrows = rid.get_indexer(labels.item_ids)
+        if (rrows < 0).any():
+            from mimicry.errors import InputError
+
+            raise InputError(f"random-init cache lacks {(rrows < 0).sum()} of the items",
+                             fix="capture the random-init model over the same traces")
+    kw = dict(groups=g, alphas=alphas, inner=inner, n_boot=n_boot, seed=seed)
+    rows, preds = [], {}
+    for site in sites:
+        F = _length_features(cache, labels, site)
+        base = cv_scores(F, labels.y, folds, perms=perms[:0], **kw) if F is not None else None
+        for layer in progress(layers, progress_bar, desc=f"difficulty {site}", leave=False):
+            X = read_resid(cache, layer, site, labels.rows)
+            s = cv_scores(X, labels.y, folds, perms=perms, **kw)
+            preds[(site, layer)] = s.pop("_pred")
+            row = {"model": name or model_name(cache), "site": site, "layer": layer,
+                   "target": labels.target, **s}
+            if base is not None:
+                row.update(length_rho=base["rho"], length_rho_ci_low=base["rho_ci_low"],
+                           length_rho_ci_high=base["rho_ci_high"])
+            if rrows is not None:
+                Xr = np.asarray(random_cache.resid(layer, site), np.float64)[rrows]
+                r = cv_scores(Xr, labels.y, folds, perms=perms[:0], **kw)
+                row.update(random_rho=r["rho"], random_rho_ci_low=r["rho_ci_low"],
+                           random_rho_ci_high=r["rho_ci_high"])
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    meta = {"probe": "difficulty", "target": labels.target, "measure": labels.measure,
+            "n": labels.n, "exclusions": labels.exclusions, "groups": gdesc,
+            "n_groups": int(len(np.unique(g))), "n_folds": n_folds, "inner": inner,
+            "alphas": alphas if isinstance(alphas, str) else list(map(float, alphas)),
+            "n_perm": n_perm, "n_boot": n_boot, "seed": seed, "standardize": standardize,
+            "ci": "percentile bootstrap over items of the out-of-fold predictions"}
+    return Result("difficulty", table, meta=meta, plotter=plot,
+                  arrays={"pred": preds, "y": labels.y, "item_ids": labels.item_ids,
+                          "folds": folds})
+
+
+def peak(table: pd.DataFrame, site: str | None = None) -> pd.Series:
+    """Return the row with the highest ρ (optionally within one site)."""
+    t = table if site is None else table[table["site"] == site]
+    return t.loc[t["rho"].idxmax()]
+
+
+def plot(result: Result, *, sites: list[str] | None = None):
+    """Return a figure: ρ by layer per site with CI bands, permuted null, length and random-init."""
+    import matplotlib.pyplot as plt
+
+    t = result.table
+    sites = sites or list(dict.fromkeys(t["site"]))
+    fig, axes = plt.subplots(1, len(sites), figsize=(4.2 * len(sites), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, site in zip(axes[0], sites):
+        for k, (model, d) in enumerate(t[t["site"] == site].groupby("model", sort=False)):
+            c = PALETTE[k % len(PALETTE)]
+            ax.plot(d["layer"], d["rho"], color=c, marker="o", ms=3, label=f"{model}")
+            ax.fill_between(d["layer"], d["rho_ci_low"], d["rho_ci_high"], color=c, alpha=0.2)
+            if "perm_rho_mean" in d and d["perm_rho_mean"].notna().any():
+                ax.fill_between(d["layer"], d["perm_rho_mean"] - 2 * d["perm_rho_sd"],
+                                d["perm_rho_mean"] + 2 * d["perm_rho_sd"], color="0.6",
+                                alpha=0.25, label="permuted ±2 sd" if k == 0 else None)
+            if "length_rho" in d:
+                ax.axhline(d["length_rho"].iloc[0], color=c, ls=":", lw=1,
+                           label="length only" if k == 0 else None)
+            if "random_rho" in d:
+                ax.plot(d["layer"], d["random_rho"], color=c, ls="--", lw=1,
+                        label="random-init" if k == 0 else None)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(site)
+        ax.set_xlabel("layer (0 = embeddings)")
+    axes[0][0].set_ylabel(f"cross-validated Spearman ρ ({result.meta.get('target')})")
+    axes[0][0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,189 @@
+"""Cross-validated ridge regression through one eigendecomposition per training fold.
+
+For a training fold with centred features ``Xc [n_tr, d]`` write ``Xc = U S Vᵀ``. The ridge
+fit for any α then is ``ŷ = ȳ + X_te V · diag(s/(s²+α)) · Uᵀ y_c``, so every α of a grid
+costs one small matrix product. When ``n_tr ≤ d`` (the usual case for LLM residuals) ``U`` and
+``s²`` come from the ``n_tr × n_tr`` centred Gram matrix (dual form), sliced out of one Gram
+``K = X Xᵀ`` per layer; otherwise from ``Xcᵀ Xc`` (primal form). The intercept is not
+penalised. Inner α selection runs on the training fold only:
+
+- ``inner="loo"`` (default): exact leave-one-out residuals ``e_i / (1 − h_ii)`` with
+  ``H = 11ᵀ/n + U diag(s²/(s²+α)) Uᵀ`` (as in scikit-learn's ``RidgeCV``);
+- ``inner="group"``: exact leave-one-inner-fold-out residuals ``(I − H_bb)⁻¹ e_b`` over a
+  grouped K-fold of the training groups (slower: one ``|b|×|b|`` solve per α and fold).
+
+Several targets (e.g. the real labels and their permutations) are columns of ``Y`` and each
+picks its own α, so a permutation null includes the α search.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+from sklearn.base import BaseEstimator
+
+from ._stats import spearman_cols
+from .base import group_kfold
+
+ALPHA_GRID = np.logspace(-3, 4, 15)  # relative to the mean eigenvalue per item (see below)
+
+
+class _Spectrum:
+    """Eigen-decomposition of one centred training fold: ``U [n_tr, r]``, ``w = s² [r]``."""
+
+    def __init__(self, U, w, proj=None, V=None, mu=None):
+        self.U, self.w, self.proj, self.V, self.mu = U, w, proj, V, mu
+
+
+def _eigh(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w, U = sla.eigh(A, driver="evd", overwrite_a=True, check_finite=False)
+    keep = w > max(float(w.max()), 0.0) * 1e-10
+    return w[keep], U[:, keep]
+
+
+def spectrum(X: np.ndarray | None, tr: np.ndarray, te: np.ndarray | None = None, *,
+             gram: np.ndarray | None = None) -> _Spectrum:
+    """Return the spectrum of the centred training rows ``tr`` (dual form when ``gram`` is given).
+
+    ``X [n, d]``; ``gram [n, n] = X Xᵀ``. ``proj [n_te, r] = (X_te − μ_tr) V`` for test rows.
+    """
+    if gram is not None:
+        Ktr = gram[np.ix_(tr, tr)]
+        rm = Ktr.mean(1)
+        m = rm.mean()
+        w, U = _eigh(Ktr - rm[:, None] - rm[None, :] + m)
+        s = np.sqrt(w)
+        proj = None
+        if te is not None and len(te):
+            Kte = gram[np.ix_(te, tr)]
+            proj = (Kte - Kte.mean(1)[:, None] - rm[None, :] + m) @ U / s
+        return _Spectrum(U, w, proj)
+    mu = X[tr].mean(0)
+    Xc = X[tr] - mu
+    w, V = _eigh(Xc.T @ Xc)
+    U = Xc @ V / np.sqrt(w)
+    proj = (X[te] - mu) @ V if te is not None and len(te) else None
+    return _Spectrum(U, w, proj, V, mu)
+
+
+def alpha_grid(sp: _Spectrum, alphas) -> np.ndarray:
+    """Return absolute α values: ``alphas`` itself, or the relative grid × mean eigenvalue/item."""
+    if isinstance(alphas, str) and alphas == "auto":
+        return ALPHA_GRID * (sp.w.sum() / sp.U.shape[0])
+    return np.atleast_1d(np.asarray(alphas, float))
+
+
+def inner_losses(sp: _Spectrum, Yc: np.ndarray, alphas: np.ndarray, *, inner: str = "loo",
+                 blocks: np.ndarray | None = None) -> np.ndarray:
+    """Return the inner-CV squared error ``[n_alpha, m]`` of each α for each column of ``Yc``."""
+    U, w = sp.U, sp.w
+    n = U.shape[0]
+    Z = U.T @ Yc                                    # [r, m]
+    out = np.empty((len(alphas), Yc.shape[1]))
+    if inner == "group" and blocks is not None:
+        idx = [np.flatnonzero(blocks == b) for b in np.unique(blocks)]
+    for i, a in enumerate(alphas):
+        f = w / (w + a)
+        E = Yc - U @ (f[:, None] * Z)               # training residuals [n, m]
+        if inner == "loo" or blocks is None:
+            h = 1.0 / n + (U**2) @ f
+            out[i] = ((E / (1 - h)[:, None]) ** 2).sum(0)
+        else:
+            tot = np.zeros(Yc.shape[1])
+            for b in idx:
+                Ub = U[b]
+                M = np.eye(len(b)) - 1.0 / n - (Ub * f) @ Ub.T
+                tot += (np.linalg.solve(M, E[b]) ** 2).sum(0)
+            out[i] = tot
+    return out
+
+
+def ridge_cv_predict(X: np.ndarray | None, Y: np.ndarray, folds: np.ndarray, *,
+                     groups: np.ndarray | None = None, alphas="auto", inner: str = "loo",
+                     inner_folds: int = 5, gram: np.ndarray | None = None, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Return out-of-fold predictions ``[n, m]`` and the α chosen per fold and column ``[K, m]``.
+
+    ``X [n, d]`` (may be None when ``gram [n, n]`` is given), ``Y [n, m]`` or ``[n]``,
+    ``folds [n]`` outer fold ids. The dual form is used when a fold has fewer rows than
+    features (a Gram is then computed once if not given).
+    """
+    Y = np.asarray(Y, float)
+    one = Y.ndim == 1
+    Y = Y[:, None] if one else Y
+    n = Y.shape[0]
+    if gram is None and X is not None and X.shape[1] >= n - n // max(2, len(np.unique(folds))):
+        X = np.asarray(X, np.float64)
+        gram = X @ X.T
+    pred = np.empty_like(Y)
+    fold_ids = np.unique(folds)
+    chosen = np.empty((len(fold_ids), Y.shape[1]))
+    for k, f in enumerate(fold_ids):
+        te, tr = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        sp = spectrum(None if gram is not None else np.asarray(X, np.float64), tr, te, gram=gram)
+        a = alpha_grid(sp, alphas)
+        ybar = Y[tr].mean(0)
+        Yc = Y[tr] - ybar
+        blocks = None
+        if inner == "group":
+            g = groups[tr] if groups is not None else tr
+            blocks = group_kfold(g, min(inner_folds, len(np.unique(g))), seed + 1 + k)
+        best = inner_losses(sp, Yc, a, inner=inner, blocks=blocks).argmin(0)   # [m]
+        chosen[k] = a[best]
+        G = np.sqrt(sp.w)[None, :] / (sp.w[None, :] + a[:, None])           # [n_a, r]
+        C = G[best].T * (sp.U.T @ Yc)                                         # [r, m]
+        pred[te] = ybar + sp.proj @ C
+    return (pred[:, 0], chosen[:, 0]) if one else (pred, chosen)
+
+
+class RidgeProbe(BaseEstimator):
+    """Linear ridge probe with inner α selection; ``score`` is the Spearman ρ of predictions.
+
+    Hyper-parameters: ``alphas`` (``"auto"``: a grid relative to the data's scale, or absolute
+    values), ``inner`` (``"loo"`` or ``"group"``), ``inner_folds``, ``random_state``.
+    Learned: ``alpha_``, ``coef_ [d]``, ``intercept_``, ``n_features_in_``.
+    """
+
+    def __init__(self, alphas="auto", inner: str = "loo", inner_folds: int = 5,
+                 random_state: int = 0):
+        self.alphas = alphas
+        self.inner = inner
+        self.inner_folds = inner_folds
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> RidgeProbe:
+        """Fit on ``X [n, d]``, ``y [n]`` (α chosen by inner CV on these rows); return self."""
+        X = np.asarray(X, np.float64)
+        y = np.asarray(y, np.float64)
+        n, d = X.shape
+        rows = np.arange(n)
+        dual = n <= d
+        sp = spectrum(None if dual else X, rows, None, gram=X @ X.T if dual else None)
+        a = alpha_grid(sp, self.alphas)
+        ybar = y.mean()
+        Yc = (y - ybar)[:, None]
+        blocks = None
+        if self.inner == "group":
+            g = rows if groups is None else np.asarray(groups)
+            blocks = group_kfold(g, min(self.inner_folds, len(np.unique(g))), self.random_state)
+        losses = inner_losses(sp, Yc, a, inner=self.inner, blocks=blocks)[:, 0]
+        self.alpha_ = float(a[losses.argmin()])
+        self.cv_losses_ = losses / n
+        self.alphas_ = a
+        z = sp.U.T @ Yc[:, 0] / (sp.w + self.alpha_)
+        mu = X.mean(0)
+        if dual:
+            self.coef_ = (X - mu).T @ (sp.U @ z)
+        else:
+            self.coef_ = sp.V @ (np.sqrt(sp.w) * z)
+        self.intercept_ = float(ybar - mu @ self.coef_)
+        self.n_features_in_ = d
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Return predictions ``[n]`` for ``X [n, d]``."""
+        return np.asarray(X, np.float64) @ self.coef_ + self.intercept_
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Return the Spearman ρ between ``predict(X)`` and ``y``."""
+        return float(spearman_cols(np.asarray(y, float), self.predict(X))[0])
