@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/mimicry demo --out $(DEMO_OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src probes tests benchmarks experiments
+	$(BIN)/ruff check $(wildcard src probes tests benchmarks experiments)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto tests || test $$? -eq 5
