@@ -74,13 +74,15 @@ class TaskSuite:
     """A named, validated collection of :class:`Item` (unique ids).
 
     Iterating yields items; ``suite["id"]`` looks one up; ``suite.to_frame()`` gives a
-    DataFrame with one row per item.
+    DataFrame with one row per item. ``info`` records how the suite was built (norm
+    definitions, reliability seed and number of splits, excluded problems with reasons).
     """
 
     def __init__(self, name: str, items: Iterable[Item], *, source: str = "",
                  reliability: dict[str, float | None] | None = None,
-                 synthetic: bool = False) -> None:
+                 synthetic: bool = False, info: dict[str, Any] | None = None) -> None:
         self.name = name
+        self.info: dict[str, Any] = dict(info or {})
         self.items: list[Item] = list(items)
         self.source = source
         self.synthetic = synthetic
