@@ -1,0 +1,261 @@
+"""The HDF5 activation cache: layout, attribute checks, and the lazy reader :func:`open_cache`.
+
+Layout of a cache file (schema ``mimicry.cache/1``; plain h5py can read it)::
+
+    /                      attrs: schema, model, model_path, revision, dtype, tokenizer_hash,
+                           chat_template_hash, capture_config (JSON), mimicry_version,
+                           n_layers, d_model, n_heads
+    /items/<column>        [n_items] one 1-D dataset per column: item_id, task, trace_model
+                           (strings); row, n_tokens, n_prompt, n_reasoning, n_answer,
+                           last_prompt, think_end, reasoning_tokens (int64); truncated (uint8)
+    /resid/<site>          [n_items, n_layers + 1, d_model] float32|float16, chunks
+                           (rows, 1, d_model): row 0 = embeddings (input to layer 0),
+                           row i = output of decoder layer i (before the final norm)
+    /entropy/<variant>/<segment>   [n_items, n_layers, n_heads] float32, NaN = empty segment
+                           variants raw|norm|nosink; segments prompt|reasoning|answer|
+                           last_prompt|think_end
+    /entropy/positions, /entropy/positions_offsets   sampled mode: item i's query positions
+                           are positions[offsets[i]:offsets[i+1]]
+    /tokens/resid, /tokens/positions, /tokens/offsets  per-token stride rows, same ragged form
+
+Writing (with resume and crash safety) lives in :mod:`mimicry.capture.writer`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import CacheMismatchError, InputError
+
+SCHEMA = "mimicry.cache/1"
+# Root attrs a resumed capture must match exactly (capture_config is compared by identity).
+IDENTITY_ATTRS = ("schema", "model", "revision", "dtype", "tokenizer_hash",
+                  "chat_template_hash", "n_layers", "d_model", "n_heads")
+ITEM_STR_COLUMNS = ("item_id", "task", "trace_model")
+ITEM_INT_COLUMNS = ("row", "n_tokens", "n_prompt", "n_reasoning", "n_answer", "last_prompt",
+                    "think_end", "reasoning_tokens", "truncated")
+# ragged dataset -> its offsets dataset ([n_items + 1])
+RAGGED = {"tokens/resid": "tokens/offsets", "tokens/positions": "tokens/offsets",
+          "entropy/positions": "entropy/positions_offsets"}
+SEGMENT_ALIASES = {"mean_prompt": "prompt", "mean_reasoning": "reasoning",
+                   "mean_answer": "answer"}
+
+
+def parts_dir(path: str | Path) -> Path:
+    """Return the folder of not-yet-consolidated batch shards of cache ``path``."""
+    p = Path(path)
+    return p.with_name(p.name + ".parts")
+
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def read_attrs(f) -> dict:
+    """Return the root attrs of an open h5py file as plain Python values."""
+    return {k: _attr(v) for k, v in f.attrs.items()}
+
+
+def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
+    """Raise :class:`CacheMismatchError` naming the first attr where ``found`` != ``expected``."""
+    from .capture.config import CaptureConfig
+
+    fix = "write to a new --out path, or delete the file (and its .parts folder) to start over"
+    if found.get("schema") != SCHEMA:
+        raise CacheMismatchError(
+            f"not a {SCHEMA} cache (schema={found.get('schema')!r})", file=path, fix=fix)
+    for k in IDENTITY_ATTRS:
+        if str(found.get(k)) != str(expected.get(k)):
+            raise CacheMismatchError(
+                f"cache has {k}={found.get(k)!r} but this run has {k}={expected.get(k)!r}; "
+                "refusing to append", file=path, fix=fix)
+    old = CaptureConfig.from_json(found["capture_config"]).identity()
+    new = CaptureConfig.from_json(expected["capture_config"]).identity()
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            raise CacheMismatchError(
+                f"cache was captured with {k}={old.get(k)!r} but this run asks for "
+                f"{k}={new.get(k)!r}; refusing to append", file=path, fix=fix)
+
+
+class Cache:
+    """Lazy reader of one HDF5 cache: every accessor reads only the slice it returns.
+
+    >>> with open_cache("cache/run/student.h5") as c:
+    ...     x = c.resid(-1, "last_prompt")        # [n_items, d_model]
+    ...     h = c.entropy("reasoning", "norm")    # [n_items, n_layers, n_heads]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        self.path = Path(path)
+        self._f = h5py.File(self.path, "r")
+        self.meta = read_attrs(self._f)
+        if self.meta.get("schema") != SCHEMA:
+            self._f.close()
+            raise CacheMismatchError(f"not a {SCHEMA} cache (schema="
+                                     f"{self.meta.get('schema')!r})", file=path,
+                                     fix="open a file written by `mimicry capture`")
+        self.config = json.loads(self.meta.get("capture_config", "{}"))
+        self._items: pd.DataFrame | None = None
+
+    # --- shape information -------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """Return the number of decoder layers (resid has ``n_layers + 1`` rows)."""
+        return int(self.meta["n_layers"])
+
+    @property
+    def d_model(self) -> int:
+        """Return the residual width."""
+        return int(self.meta["d_model"])
+
+    @property
+    def n_heads(self) -> int:
+        """Return the number of attention (query) heads."""
+        return int(self.meta["n_heads"])
+
+    @property
+    def n_items(self) -> int:
+        """Return the number of items (rows)."""
+        return int(self._f["items/item_id"].shape[0])
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    @property
+    def sites(self) -> list[str]:
+        """Return the residual sites stored (``last_prompt``, ``mean_reasoning``, ...)."""
+        return list(self._f["resid"].keys()) if "resid" in self._f else []
+
+    @property
+    def segments(self) -> list[str]:
+        """Return the entropy segments stored (empty when entropy was off)."""
+        g = self._f.get("entropy/raw")
+        return list(g.keys()) if g is not None else []
+
+    @property
+    def variants(self) -> list[str]:
+        """Return the entropy variants stored (``raw``, ``norm``, ``nosink``)."""
+        g = self._f.get("entropy")
+        return [k for k in g.keys() if hasattr(g[k], "keys")] if g else []
+
+    # --- data --------------------------------------------------------------------------
+    @property
+    def items(self) -> pd.DataFrame:
+        """Return the items table (one row per cache row, in cache order)."""
+        if self._items is None:
+            g = self._f["items"]
+            cols = {}
+            for k in ITEM_STR_COLUMNS:
+                cols[k] = [_attr(v) for v in g[k][()]]
+            for k in ITEM_INT_COLUMNS:
+                cols[k] = g[k][()].astype(np.int64)
+            df = pd.DataFrame(cols)
+            df["truncated"] = df["truncated"].astype(bool)
+            self._items = df
+        return self._items
+
+    def _layer(self, layer: int, n: int) -> int:
+        idx = layer + n if layer < 0 else layer
+        if not 0 <= idx < n:
+            raise IndexError(f"layer {layer} out of range for {n} rows")
+        return idx
+
+    def resid(self, layer: int, site: str, rows=slice(None)) -> np.ndarray:
+        """Return the residual stream ``[n_items, d_model]`` float32 at ``layer`` and ``site``.
+
+        ``layer`` 0 = embeddings, ``i`` = after decoder layer ``i``; negative counts from
+        the end (-1 = last layer). ``rows``: optional slice or increasing index array.
+        """
+        if site not in self.sites:
+            raise KeyError(f"site {site!r} not in cache (has {self.sites})")
+        ds = self._f["resid"][site]
+        li = self._layer(layer, ds.shape[1])
+        return np.asarray(ds[rows, li, :], dtype=np.float32)
+
+    def entropy(self, segment: str, variant: str = "raw", rows=slice(None)) -> np.ndarray:
+        """Return attention entropy ``[n_items, n_layers, n_heads]`` float32 (NaN = empty).
+
+        ``segment``: prompt, reasoning, answer (or mean_prompt, ...), last_prompt, think_end;
+        ``variant``: raw (nats), norm (÷ log #visible keys), nosink (key 0 removed).
+        """
+        segment = SEGMENT_ALIASES.get(segment, segment)
+        if "entropy/raw" not in self._f:
+            raise KeyError("this cache has no entropy (captured with --entropy off)")
+        if variant not in self.variants:
+            raise KeyError(f"variant {variant!r} not in cache (has {self.variants})")
+        if segment not in self.segments:
+            raise KeyError(f"segment {segment!r} not in cache (has {self.segments})")
+        return np.asarray(self._f["entropy"][variant][segment][rows], dtype=np.float32)
+
+    def _ragged(self, name: str, i: int) -> np.ndarray:
+        off = self._f[RAGGED[name]]
+        a, b = int(off[i]), int(off[i + 1])
+        return self._f[name][a:b]
+
+    def token_resid(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(positions [n_rows], resid [n_rows, n_layers + 1, d_model])`` of item ``i``."""
+        if "tokens/resid" not in self._f:
+            raise KeyError("no per-token rows (captured with --per-token-stride 0)")
+        return (self._ragged("tokens/positions", i).astype(np.int64),
+                np.asarray(self._ragged("tokens/resid", i), dtype=np.float32))
+
+    def sampled_positions(self, i: int) -> np.ndarray:
+        """Return the query positions ``[n_sampled]`` used for item ``i`` in sampled mode."""
+        if "entropy/positions" not in self._f:
+            raise KeyError("no sampled positions (entropy mode was not 'sampled')")
+        return self._ragged("entropy/positions", i).astype(np.int64)
+
+    # --- housekeeping ------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file."""
+        if self._f.id.valid:
+            self._f.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if not self._f.id.valid:
+            return f"<Cache {self.path} (closed)>"
+        ent = self.config.get("entropy", "?")
+        return (f"<Cache {self.path.name}: {self.n_items} items, model={self.meta.get('model')}, "
+                f"{self.n_layers} layers x d_model {self.d_model}, {self.n_heads} heads, "
+                f"sites={','.join(self.sites)}, entropy={ent}, "
+                f"dtype={self.config.get('dtype')}>")
+
+
+def open_cache(path: str | Path) -> Cache:
+    """Return a lazy :class:`Cache` reader for the HDF5 file at ``path``."""
+    p = Path(path)
+    pending = sorted(parts_dir(p).glob("part-*.h5")) if parts_dir(p).is_dir() else []
+    if not p.exists():
+        if pending:
+            raise InputError(
+                f"cache not consolidated yet ({len(pending)} batch shards in "
+                f"{parts_dir(p).name})", file=p,
+                fix="re-run the same capture command (it resumes and consolidates) or run "
+                    f"`mimicry cache consolidate {p}`")
+        raise InputError("cache file not found", file=p, fix="check the path")
+    if pending:
+        warnings.warn(f"{p}: {len(pending)} batch shards are not consolidated yet; re-run the "
+                      "capture command to include them", stacklevel=2)
+    try:
+        return Cache(p)
+    except OSError as e:
+        raise InputError(f"cannot open as HDF5 ({str(e).splitlines()[0][:120]})", file=p,
+                         fix="is this a cache written by `mimicry capture`?") from None
