@@ -1,12 +1,16 @@
-"""Small statistics the probes share: rank correlations, bootstrap CIs, permutation p, BH-FDR.
+"""Probe-specific statistics on top of :mod:`mimicry.stats` (bootstrap, percentile CI, BH-FDR).
 
-Vectorised over columns / resamples so that CIs over thousands of resamples stay cheap.
+Only what mimicry.stats does not have lives here: correlations vectorised over columns,
+out-of-sample R² with its bootstrap, a p-value against a precomputed (refit) permutation null
+and the partial Spearman correlation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+
+from mimicry.stats import bootstrap_corr, bootstrap_indices, percentile_ci
 
 
 def _rank(a: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -31,24 +35,6 @@ def spearman_cols(y: np.ndarray, P: np.ndarray) -> np.ndarray:
     return pearson_cols(_rank(y), _rank(P, axis=0))
 
 
-def _rowcorr(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Pearson r row by row of ``A, B [B, n]`` -> ``[B]``."""
-    A = A - A.mean(1, keepdims=True)
-    B = B - B.mean(1, keepdims=True)
-    den = np.sqrt((A**2).sum(1) * (B**2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (A * B).sum(1) / np.where(den > 0, den, 1), np.nan)
-
-
-def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """Return bootstrap resample indices ``[n_boot, n]`` (seeded)."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def boot_spearman(y: np.ndarray, yhat: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Return Spearman ρ on each bootstrap resample ``idx [B, n]`` -> ``[B]``."""
-    return _rowcorr(_rank(y[idx], axis=1), _rank(yhat[idx], axis=1))
-
 
 def boot_r2(y: np.ndarray, yhat: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Return out-of-sample R² = 1 − SSres/SStot on each resample ``idx [B, n]`` -> ``[B]``."""
@@ -63,15 +49,6 @@ def r2(y: np.ndarray, yhat: np.ndarray) -> float:
     """Return out-of-sample R² = 1 − SSres/SStot (can be negative)."""
     return float(1 - ((y - yhat) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
-
-def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Return the percentile interval of finite bootstrap samples."""
-    s = np.asarray(samples, float)
-    s = s[np.isfinite(s)]
-    if len(s) == 0:
-        return (np.nan, np.nan)
-    a = (1 - level) / 2
-    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
 
 
 def perm_p(observed: float, null: np.ndarray, alternative: str = "greater") -> float:
@@ -89,23 +66,6 @@ def perm_p(observed: float, null: np.ndarray, alternative: str = "greater") -> f
     return float((1 + k) / (1 + len(null)))
 
 
-def bh_fdr(p: np.ndarray) -> np.ndarray:
-    """Return Benjamini–Hochberg adjusted p-values (q) for ``p`` (any shape; NaN kept)."""
-    p = np.asarray(p, float)
-    flat = p.ravel()
-    ok = np.isfinite(flat)
-    q = np.full_like(flat, np.nan)
-    pv = flat[ok]
-    m = len(pv)
-    if m:
-        order = np.argsort(pv)
-        ranked = pv[order] * m / np.arange(1, m + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-        out = np.empty(m)
-        out[order] = np.clip(ranked, 0, 1)
-        q[ok] = out
-    return q.reshape(p.shape)
-
 
 def partial_spearman(x: np.ndarray, y: np.ndarray, covar: np.ndarray) -> tuple[float, float]:
     """Return (ρ, p) of ``x``, ``y`` after regressing the ranks of ``covar`` out of both."""
@@ -122,9 +82,9 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, covar: np.ndarray) -> tuple[f
 def corr_summary(y: np.ndarray, yhat: np.ndarray, *, n_boot: int, seed: int,
                  null: np.ndarray | None = None) -> dict:
     """Return ρ, its bootstrap CI, R² with CI, n and (if ``null`` given) the permutation p."""
-    idx = boot_indices(len(y), n_boot, seed)
+    idx = bootstrap_indices(len(y), n_boot, seed)
     rho = float(spearman_cols(y, yhat)[0])
-    lo, hi = percentile_ci(boot_spearman(y, yhat, idx))
+    lo, hi = percentile_ci(bootstrap_corr(y, yhat, method="spearman", n_boot=n_boot, seed=seed))
     r2_lo, r2_hi = percentile_ci(boot_r2(y, yhat, idx))
     out = {"n": len(y), "rho": rho, "rho_ci_low": lo, "rho_ci_high": hi,
            "r2": r2(y, yhat), "r2_ci_low": r2_lo, "r2_ci_high": r2_hi}

@@ -1,0 +1,243 @@
+"""Representational similarity between two models, layer by layer: CKA, RSA, Procrustes.
+
+Linear CKA (Kornblith et al. 2019) compares Gram matrices ``K = X Xᵀ`` over the same items.
+The default is the *debiased* estimator: HSIC is the unbiased estimator of Song et al. (2012),
+written as the inner product of U-centred Grams (Székely & Rizzo 2014; used for CKA by Nguyen
+et al. 2021)::
+
+    HSIC_u(K, L) = <Ũ(K), Ũ(L)> / (n (n − 3)),   CKA = HSIC_u(K,L) / √(HSIC_u(K,K) HSIC_u(L,L))
+
+Everything is float64. Each layer's Gram is computed and centred once; the whole
+``L_a × L_b`` CKA matrix is then one matrix product of the vectorised centred Grams. RSA uses
+correlation-distance RDMs compared with Spearman ρ (also one product of ranked, standardised
+RDM vectors). Cross-validated orthogonal Procrustes maps one model's PCA space onto the
+other's on training items and scores held-out items. Controls: row-shuffled (permutation) CKA
+nulls and Procrustes with shuffled test rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._stats import perm_p
+from .base import Result, align_items, cache_layers, model_name, progress
+
+
+def gram(X: np.ndarray) -> np.ndarray:
+    """Return the linear Gram matrix ``X Xᵀ`` ``[n, n]`` in float64 for ``X [n, d]``."""
+    X = np.asarray(X, np.float64)
+    return X @ X.T
+
+
+def center_gram(K: np.ndarray, debiased: bool = True) -> np.ndarray:
+    """Return the U-centred (``debiased``) or doubly centred (``H K H``) Gram ``[n, n]``."""
+    K = np.array(K, np.float64, copy=True)
+    n = K.shape[0]
+    if not debiased:
+        r = K.mean(1)
+        return K - r[:, None] - r[None, :] + r.mean()
+    if n < 4:
+        raise ValueError("debiased CKA needs at least 4 items")
+    np.fill_diagonal(K, 0.0)
+    r = K.sum(1)
+    K -= r[:, None] / (n - 2)
+    K -= r[None, :] / (n - 2)
+    K += r.sum() / ((n - 1) * (n - 2))
+    np.fill_diagonal(K, 0.0)
+    return K
+
+
+def cka(X: np.ndarray, Y: np.ndarray, debiased: bool = True) -> float:
+    """Return linear CKA between ``X [n, d1]`` and ``Y [n, d2]`` (rows = the same items)."""
+    if len(X) != len(Y):
+        raise ValueError(f"X has {len(X)} rows, Y has {len(Y)}")
+    A, B = center_gram(gram(X), debiased), center_gram(gram(Y), debiased)
+    return _cka_from_centered(A, B)
+
+
+def _cka_from_centered(A: np.ndarray, B: np.ndarray) -> float:
+    ab, aa, bb = (A * B).sum(), (A * A).sum(), (B * B).sum()
+    if aa <= 0 or bb <= 0:
+        return float("nan")
+    return float(ab / np.sqrt(aa * bb))
+
+
+def cka_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Return CKA ``[La, Lb]`` from stacked centred Grams ``A [La, n, n]``, ``B [Lb, n, n]``."""
+    a = A.reshape(len(A), -1)
+    b = B.reshape(len(B), -1)
+    num = a @ b.T
+    na = np.sqrt(np.maximum(np.einsum("ij,ij->i", a, a), 0))
+    nb = np.sqrt(np.maximum(np.einsum("ij,ij->i", b, b), 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / np.outer(na, nb)
+
+
+def _rdm_vec(X: np.ndarray) -> np.ndarray:
+    """Return the standardised ranks of the upper triangle of the correlation-distance RDM."""
+    Xc = X - X.mean(1, keepdims=True)
+    Xc /= np.maximum(np.linalg.norm(Xc, axis=1, keepdims=True), 1e-300)
+    iu = np.triu_indices(len(X), 1)
+    v = stats.rankdata(1.0 - (Xc @ Xc.T)[iu])
+    v -= v.mean()
+    return v / np.linalg.norm(v)
+
+
+def rsa_matrix(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
+    """Return Spearman RSA ``[La, Lb]`` from stacked outputs of the RDM ranking step."""
+    return Ra @ Rb.T
+
+
+def procrustes_cv(X: np.ndarray, Y: np.ndarray, *, n_folds: int = 5, max_dim: int = 64,
+                  seed: int = 0, shuffle_test: bool = False) -> float:
+    """Return the held-out cosine between ``X`` mapped by orthogonal Procrustes and ``Y``.
+
+    ``X [n, d1]``, ``Y [n, d2]``. Per fold, both are centred and reduced to their top
+    ``k = min(max_dim, d1, d2, n_train − 1)`` principal components (fitted on training items),
+    scaled to unit norm, and ``R = argmin ||X R − Y||`` (orthogonal) is fitted on training
+    items; the score is ``<X_te R, Y_te> / (||X_te R|| ||Y_te||)`` pooled over folds (1 =
+    identical up to rotation, ≈ 0 unrelated). ``shuffle_test`` permutes the held-out rows of
+    Y (the control).
+    """
+    X = np.asarray(X, np.float64)
+    Y = np.asarray(Y, np.float64)
+    n = len(X)
+    rng = np.random.default_rng(seed)
+    folds = rng.permutation(n) % n_folds
+    num = nx = ny = 0.0
+    for f in range(n_folds):
+        te, tr = folds == f, folds != f
+        k = int(min(max_dim, X.shape[1], Y.shape[1], tr.sum() - 1))
+        pa, pb = [], []
+        for M in (X, Y):
+            mu = M[tr].mean(0)
+            _, s, vt = np.linalg.svd(M[tr] - mu, full_matrices=False)
+            V = vt[:k].T
+            scale = np.linalg.norm((M[tr] - mu) @ V)
+            pa.append(((M[tr] - mu) @ V) / scale)
+            pb.append(((M[te] - mu) @ V) / scale)
+        u, _, vt = np.linalg.svd(pa[0].T @ pa[1])
+        R = u @ vt
+        xt, yt = pb[0] @ R, pb[1]
+        if shuffle_test:
+            yt = yt[rng.permutation(len(yt))]
+        num += (xt * yt).sum()
+        nx += (xt * xt).sum()
+        ny += (yt * yt).sum()
+    return float(num / np.sqrt(nx * ny))
+
+
+def depth_match(n_a: int, n_b: int) -> list[tuple[int, int, float]]:
+    """Return (layer_a, layer_b, relative depth) matching ``0..n_a`` to ``0..n_b`` by relative depth."""
+    return [(i, int(round(i / n_a * n_b)), i / n_a) for i in range(n_a + 1)]
+
+
+def _half_sample_ci(Ka: np.ndarray, Kb: np.ndarray, est: float, debiased: bool, n_boot: int,
+                    seed: int) -> tuple[float, float]:
+    """Half-sampling interval: spread of CKA on random halves (without replacement) around est."""
+    n = len(Ka)
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        s = np.sort(rng.choice(n, n // 2, replace=False))
+        vals.append(_cka_from_centered(center_gram(Ka[np.ix_(s, s)], debiased),
+                                       center_gram(Kb[np.ix_(s, s)], debiased)))
+    d = np.asarray(vals) - np.nanmean(vals)
+    return float(est + np.nanquantile(d, 0.025)), float(est + np.nanquantile(d, 0.975))
+
+
+def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool = True,
+        layers_teacher: list[int] | None = None, layers_student: list[int] | None = None,
+        n_perm: int = 100, n_boot: int = 100, procrustes: bool = True, max_dim: int = 64,
+        seed: int = 0, names: tuple[str, str] | None = None, progress_bar: bool = True) -> Result:
+    """Return a :class:`Result`: depth-matched CKA/RSA/Procrustes rows with controls and CIs.
+
+    ``teacher``, ``student``: caches over the *same* inputs (capture the student on the
+    teacher's traces, or use ``last_prompt``). ``.tables["matrix"]`` holds every layer pair;
+    ``.arrays["cka"]``/``["rsa"]`` the matrices ``[L_teacher, L_student]``.
+    """
+    rows = align_items({"t": teacher, "s": student})
+    n = len(rows["t"])
+    if n < 10:
+        from mimicry.errors import InputError
+
+        raise InputError(f"teacher and student caches share only {n} items",
+                         fix="capture both over the same traces/items")
+    la = cache_layers(teacher) if layers_teacher is None else list(layers_teacher)
+    lb = cache_layers(student) if layers_student is None else list(layers_student)
+    names = names or (model_name(teacher, "teacher"), model_name(student, "student"))
+    raw, cen, rdms = {}, {}, {}
+    for tag, cache, layers in (("t", teacher, la), ("s", student, lb)):
+        raw[tag] = np.empty((len(layers), n, n))
+        for i, layer in enumerate(progress(layers, progress_bar, desc=f"grams {tag}", leave=False)):
+            X = np.asarray(cache.resid(layer, site), np.float64)[rows[tag]]
+            raw[tag][i] = gram(X)
+            rdms.setdefault(tag, []).append(_rdm_vec(X))
+        cen[tag] = np.stack([center_gram(K, debiased) for K in raw[tag]])
+    M = cka_matrix(cen["t"], cen["s"])
+    R = rsa_matrix(np.stack(rdms["t"]), np.stack(rdms["s"]))
+    rng = np.random.default_rng(seed)
+    perms = [rng.permutation(n) for _ in range(n_perm)]
+    out = []
+    for i, j, depth in depth_match(len(la) - 1, len(lb) - 1):
+        A, B = cen["t"][i], cen["s"][j]
+        null = np.array([_cka_from_centered(A, B[np.ix_(p, p)]) for p in perms])
+        lo, hi = _half_sample_ci(raw["t"][i], raw["s"][j], M[i, j], debiased, n_boot, seed + i)
+        row = {"teacher": names[0], "student": names[1], "site": site, "teacher_layer": la[i],
+               "student_layer": lb[j], "rel_depth": depth, "n": n, "cka": M[i, j],
+               "cka_ci_low": lo, "cka_ci_high": hi,
+               "cka_perm_mean": float(null.mean()) if n_perm else np.nan,
+               "p_perm": perm_p(M[i, j], null) if n_perm else np.nan, "rsa": R[i, j]}
+        if procrustes:
+            Xa = np.asarray(teacher.resid(la[i], site), np.float64)[rows["t"]]
+            Xb = np.asarray(student.resid(lb[j], site), np.float64)[rows["s"]]
+            row["procrustes"] = procrustes_cv(Xa, Xb, max_dim=max_dim, seed=seed)
+            row["procrustes_shuffled"] = procrustes_cv(Xa, Xb, max_dim=max_dim, seed=seed,
+                                                       shuffle_test=True)
+        out.append(row)
+    matrix = pd.DataFrame([{"teacher_layer": la[i], "student_layer": lb[j], "cka": M[i, j],
+                            "rsa": R[i, j]} for i in range(len(la)) for j in range(len(lb))])
+    meta = {"probe": "similarity", "site": site, "debiased": debiased, "n": n, "n_perm": n_perm,
+            "n_boot_half_samples": n_boot, "seed": seed, "names": list(names),
+            "ci": "half-sampling interval (random halves without replacement)",
+            "procrustes_max_dim": max_dim}
+    return Result("similarity", pd.DataFrame(out), tables={"matrix": matrix}, meta=meta,
+                  plotter=plot, arrays={"cka": M, "rsa": R, "layers_teacher": la,
+                                        "layers_student": lb})
+
+
+def plot(result: Result):
+    """Return a figure: CKA and RSA heatmaps (teacher × student layers) and the matched curve."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    names = result.meta.get("names", ["teacher", "student"])
+    for ax, key, title in ((axes[0], "cka", "debiased linear CKA" if result.meta.get("debiased")
+                            else "linear CKA"), (axes[1], "rsa", "RSA (Spearman)")):
+        im = ax.imshow(result.arrays[key], origin="lower", aspect="auto", cmap="viridis",
+                       vmin=min(0.0, float(np.nanmin(result.arrays[key]))), vmax=1.0)
+        ax.set_xlabel(f"{names[1]} layer")
+        ax.set_ylabel(f"{names[0]} layer")
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    t = result.table
+    ax = axes[2]
+    ax.plot(t["rel_depth"], t["cka"], marker="o", ms=3, color="#0072B2", label="CKA")
+    ax.fill_between(t["rel_depth"], t["cka_ci_low"], t["cka_ci_high"], color="#0072B2",
+                    alpha=0.2)
+    ax.plot(t["rel_depth"], t["cka_perm_mean"], color="0.5", ls=":", label="shuffled rows")
+    if "procrustes" in t:
+        ax.plot(t["rel_depth"], t["procrustes"], marker="s", ms=3, color="#D55E00",
+                label="Procrustes (held-out)")
+        ax.plot(t["rel_depth"], t["procrustes_shuffled"], color="#D55E00", ls=":", lw=1)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("relative depth (layer / n_layers)")
+    ax.set_ylabel("similarity")
+    ax.set_title("depth-matched")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
