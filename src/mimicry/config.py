@@ -1,0 +1,306 @@
+"""Experiment configs: one dataclass per job, every field documented, loaded from TOML.
+
+An experiment (``experiments/qwen-1.5b.toml``) names the models of one family with their
+roles, the task suites, and the settings of each stage. ``load_config(path)`` validates it
+(unknown keys, bad values: one line naming the file, the key and the fix) and returns an
+:class:`ExperimentConfig`; :mod:`mimicry.estimate` prints what it will cost before it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ROLES = ("teacher", "student", "base", "control")
+STAGES = ("generate", "align", "capture", "probe", "report")
+SITES = ("last_prompt", "think_end", "mean_prompt", "mean_reasoning", "mean_answer")
+ORGANISM_PREFIX = "organism:"
+
+
+@dataclass
+class ModelConfig:
+    """One model of the family and its part in the comparison.
+
+    Fields:
+        key: short label used for file names and tables (``student`` → ``traces/student.jsonl``).
+        name: Hugging Face hub id, exactly as on the hub (``Qwen/Qwen2.5-Math-1.5B``), or
+            ``organism:ROLE`` for a bundled organism checkpoint.
+        role: ``teacher``, ``student``, ``base`` or ``control`` (e.g. an RL model trained
+            after the student).
+        label: how figures and tables name it (defaults to the last part of ``name``).
+        local_path: a local ``save_pretrained`` folder to load instead of the hub (for
+            machines without hub access: ``huggingface-cli download NAME --local-dir DIR``).
+        revision: hub revision (commit or tag) to pin.
+        dtype: weights dtype for generation and capture (``bfloat16`` for real models).
+        device_map: ``"auto"`` spreads a model over every visible GPU (32B/70B); ``None``
+            keeps it on one device.
+        chat_template: ``"auto"`` (the tokenizer's), ``"none"`` (raw prompt) or a Jinja string.
+        generate: run this model in the generate stage; ``False`` when its traces come from
+            elsewhere (see ``traces``).
+        traces: a JSONL of traces made elsewhere (an API run of DeepSeek-R1, say) imported in
+            place of generating; ``mimicry traces import`` rows.
+        max_new_tokens: per-model override of ``[generation] max_new_tokens`` (bases with a 4k
+            context need less than a reasoning model).
+        capture: capture this model's activations in the capture stage.
+    """
+
+    key: str
+    name: str
+    role: str
+    label: str = ""
+    local_path: str | None = None
+    revision: str | None = None
+    dtype: str = "bfloat16"
+    device_map: str | None = None
+    chat_template: str = "auto"
+    generate: bool = True
+    traces: str | None = None
+    max_new_tokens: int | None = None
+    capture: bool = True
+
+    @property
+    def display(self) -> str:
+        """Return the label used in figures (``label`` or the name's last part)."""
+        return self.label or self.name.split("/")[-1].removeprefix(ORGANISM_PREFIX)
+
+    @property
+    def is_organism(self) -> bool:
+        """Return whether the name points at a bundled organism checkpoint."""
+        return self.name.startswith(ORGANISM_PREFIX)
+
+
+@dataclass
+class GenerationConfig:
+    """Settings of the generate stage (behaviour: one trace per model × item).
+
+    Fields:
+        backend: ``hf`` (``transformers.generate``, batched) or ``openai`` (an
+            OpenAI-compatible server such as ``vllm serve``; see docs/experiments.md).
+        max_new_tokens: generation budget per item; traces that hit it are flagged
+            ``finish_reason = "length"`` and excluded from alignment (counted).
+        batch_size: prompts per ``generate`` call (hf backend).
+        temperature: 0 means greedy decoding, as in the paper.
+        seed: sampling seed (recorded in every trace).
+        base_url: server URL for the openai backend (``http://localhost:8000/v1``).
+        concurrency: parallel requests for the openai backend.
+    """
+
+    backend: str = "hf"
+    max_new_tokens: int = 32768
+    batch_size: int = 8
+    temperature: float = 0.0
+    seed: int = 0
+    base_url: str | None = None
+    concurrency: int = 16
+
+
+@dataclass
+class CaptureStageConfig:
+    """Settings of the capture stage (activations to ``caches/<key>.h5``).
+
+    Fields:
+        backend: ``hf`` (stock model, SDPA; the fast default), ``tl`` or ``nnsight``.
+        sites: residual-stream sites recorded after the embeddings and after every layer.
+        entropy: attention entropy mode: ``exact``, ``sampled`` (a fixed set of query
+            positions per item) or ``off``.
+        entropy_samples: query positions per item in ``sampled`` mode.
+        store_dtype: on-disk dtype of residuals, ``float16`` or ``float32`` (h5py has no bf16).
+        batch_tokens: token budget per forward batch.
+        cross: also capture each student/control over the teacher's traces and over
+            content-scrambled teacher traces (what the ablation probe needs).
+    """
+
+    backend: str = "hf"
+    sites: list[str] = field(default_factory=lambda: list(SITES))
+    entropy: str = "sampled"
+    entropy_samples: int = 512
+    store_dtype: str = "float16"
+    batch_tokens: int = 32768
+    cross: bool = True
+
+
+@dataclass
+class ProbeStageConfig:
+    """Settings of the probe stage.
+
+    Fields:
+        names: probes to run, in order; a probe whose module is not installed is reported as
+            not available, never faked.
+        options: per-probe keyword arguments, e.g. ``{difficulty = {folds = 5}}``.
+    """
+
+    names: list[str] = field(default_factory=lambda: [
+        "difficulty", "entropy", "similarity", "planning", "ablation", "verdict"])
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    """One model family's experiment: models, suites, stage settings and outputs.
+
+    Fields:
+        name: the experiment's name (output folder name, report title).
+        description: one paragraph on what the family tests.
+        out: output folder (``cache/runs/<name>`` by default); ``--out`` overrides it.
+        suites: task suites (built-in names or item files) whose items every model runs.
+        max_items_per_task: keep only the first N items of each task (quick runs, tests);
+            ``None`` keeps all.
+        seed: seed for alignment bootstraps, probes and scrambling (recorded in outputs).
+        gpus: GPUs the job will use (for the per-GPU memory estimate with device_map auto).
+        models: the family (see :class:`ModelConfig`).
+        generation / capture / probes: stage settings.
+        source: the TOML file it came from (set by ``load_config``).
+    """
+
+    name: str
+    models: list[ModelConfig]
+    description: str = ""
+    out: str = ""
+    suites: list[str] = field(default_factory=lambda: ["spatial", "relational", "syllogisms"])
+    max_items_per_task: int | None = None
+    seed: int = 0
+    gpus: int = 1
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    capture: CaptureStageConfig = field(default_factory=CaptureStageConfig)
+    probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
+    source: str = ""
+
+    def model(self, key: str) -> ModelConfig:
+        """Return the model with this key."""
+        for m in self.models:
+            if m.key == key:
+                return m
+        raise KeyError(key)
+
+    def roles(self) -> dict[str, str]:
+        """Return ``{role: key}`` for teacher/student/base (the first model of each role)."""
+        out: dict[str, str] = {}
+        for m in self.models:
+            if m.role in ("teacher", "student", "base") and m.role not in out:
+                out[m.role] = m.key
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as plain data (``source`` left out)."""
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return d
+
+    def stage_hash(self, stage: str) -> str:
+        """Return a short hash of everything that decides ``stage``'s outputs (and upstream)."""
+        d = self.to_dict()
+        parts: dict[str, Any] = {
+            "models": d["models"], "suites": d["suites"],
+            "max_items_per_task": d["max_items_per_task"], "generation": d["generation"]}
+        order = STAGES.index(stage)
+        if order >= STAGES.index("align"):
+            parts["seed"] = d["seed"]
+        if order >= STAGES.index("capture"):
+            parts["capture"] = d["capture"]
+        if order >= STAGES.index("probe"):
+            parts["probes"] = d["probes"]
+        blob = json.dumps(parts, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _build(cls, data: dict[str, Any], where: str, file: str):
+    """Return ``cls(**data)`` after checking keys; errors name the TOML section and key."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in data:
+        if k not in names or k == "source":
+            raise InputError(f"unknown key '{k}' in {where}", file=file,
+                             fix=f"valid keys: {', '.join(sorted(names - {'source'}))}")
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise InputError(f"{where}: {e}", file=file) from None
+
+
+def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> ExperimentConfig:
+    """Return a validated :class:`ExperimentConfig` from TOML-shaped data."""
+    data = dict(data)
+    models_raw = data.pop("models", None)
+    if not models_raw:
+        raise InputError("no [[models]] entries", file=source,
+                         fix="add at least one [[models]] table with key, name and role")
+    models = []
+    for i, m in enumerate(models_raw, start=1):
+        m = dict(m)
+        for req in ("name", "role"):
+            if req not in m:
+                raise InputError(f"[[models]] #{i} has no '{req}'", file=source,
+                                 fix="each model needs name (hub id or local folder) and role")
+        m.setdefault("key", m["role"])
+        if m.get("local_path") == "":
+            m["local_path"] = None
+        mc = _build(ModelConfig, m, f"[[models]] #{i}", source)
+        if mc.role not in ROLES:
+            raise InputError(f"[[models]] #{i} ({mc.key}): role '{mc.role}' is not valid",
+                             file=source, fix=f"use one of {', '.join(ROLES)}")
+        if not mc.generate and not mc.traces:
+            raise InputError(f"[[models]] {mc.key}: generate = false but no traces file",
+                             file=source, fix="set traces = 'path.jsonl' or generate = true")
+        models.append(mc)
+    keys = [m.key for m in models]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise InputError(f"duplicate model key(s) {dup}", file=source,
+                         fix="give each [[models]] a distinct key")
+    gen = _build(GenerationConfig, data.pop("generation", {}), "[generation]", source)
+    cap = _build(CaptureStageConfig, data.pop("capture", {}), "[capture]", source)
+    prb = _build(ProbeStageConfig, data.pop("probes", {}), "[probes]", source)
+    if gen.backend not in ("hf", "openai"):
+        raise InputError(f"[generation] backend '{gen.backend}' is not valid", file=source,
+                         fix="use 'hf' or 'openai'")
+    if gen.backend == "openai" and not gen.base_url:
+        raise InputError("[generation] backend = 'openai' needs base_url", file=source,
+                         fix="e.g. base_url = 'http://localhost:8000/v1' (see vllm serve)")
+    if gen.max_new_tokens <= 0 or gen.batch_size <= 0:
+        raise InputError("[generation] max_new_tokens and batch_size must be > 0", file=source)
+    bad = [s for s in cap.sites if s not in SITES]
+    if bad:
+        raise InputError(f"[capture] unknown site(s) {bad}", file=source,
+                         fix=f"use some of {', '.join(SITES)}")
+    if cap.entropy not in ("exact", "sampled", "off"):
+        raise InputError(f"[capture] entropy '{cap.entropy}' is not valid", file=source,
+                         fix="use exact, sampled or off")
+    if cap.store_dtype not in ("float16", "float32"):
+        raise InputError(f"[capture] store_dtype '{cap.store_dtype}' is not valid",
+                         file=source, fix="use float16 or float32")
+    cfg = _build(ExperimentConfig, {**data, "models": models, "generation": gen,
+                                    "capture": cap, "probes": prb}, "the top level", source)
+    if not cfg.name:
+        raise InputError("'name' is empty", file=source, fix="name = 'my-experiment'")
+    if not cfg.out:
+        cfg.out = f"cache/runs/{cfg.name}"
+    if cfg.max_items_per_task is not None and cfg.max_items_per_task <= 0:
+        cfg.max_items_per_task = None
+    cfg.source = source
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Return the experiment in a TOML file, with ``overrides`` (top-level keys) applied."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("config file not found", file=path,
+                         fix="pass a TOML file such as experiments/organism.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"not valid TOML ({e})", file=path) from None
+    except UnicodeDecodeError:
+        raise InputError("not valid UTF-8", file=path, fix="re-save the file as UTF-8") from None
+    data.update(overrides or {})
+    return config_from_dict(data, source=str(path))

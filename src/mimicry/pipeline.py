@@ -1,0 +1,257 @@
+"""The pipeline's stages as functions over a run folder, delegating to each step's own API.
+
+Each ``stage_*`` function takes the config, the run folder and the suite, does its work
+through the public API of its step (``mimicry.generate.generate``, ``mimicry.alignment.align``,
+``mimicry.capture.capture``, the ``probes`` package), relies on that step's own resume
+(finished items are skipped) and returns a :class:`StageResult`. A step that is not
+installed yet makes the stage ``unavailable`` with the reason — never made-up numbers.
+
+Run folder layout::
+
+    RUN/traces/<key>.jsonl                    one per model (generated or imported)
+    RUN/traces/<teacher>__scrambled.jsonl     content-scrambled teacher traces (ablation)
+    RUN/alignment/                            alignment.csv, summary.json, figures
+    RUN/caches/<key>.h5                       activations on the model's own traces
+    RUN/caches/<key>__on_<teacher>.h5         a student reading the teacher's traces
+    RUN/caches/<key>__scrambled.h5            ... and the scrambled teacher traces
+    RUN/probes/<name>.csv (+ .png/.pdf)       one table (and figure) per probe
+    RUN/report.md, RUN/report.html            the report
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ExperimentConfig, ModelConfig
+from .io import atomic_path, atomic_write_json
+from .runsupport import call, lookup, model_spec, traces_path
+from .traces import read_traces
+
+
+@dataclass
+class StageResult:
+    """What a stage did: ``status`` is ``done``, ``partial`` or ``unavailable``."""
+
+    status: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Return whether the stage finished everything it was asked to do."""
+        return self.status == "done"
+
+
+def _say(msg: str) -> None:
+    print(f"  {msg}", flush=True)
+
+
+def model_names(run: Path, cfg: ExperimentConfig) -> dict[str, str]:
+    """Return ``{key: model name as written in its traces}`` for the models with traces."""
+    out = {}
+    for m in cfg.models:
+        p = traces_path(run, m.key)
+        if p.exists():
+            names = {t.model for t in read_traces(p)}
+            if len(names) == 1:
+                out[m.key] = names.pop()
+    return out
+
+
+# ---------------------------------------------------------------- generate
+
+
+def stage_generate(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
+    """Write ``traces/<key>.jsonl`` for every model (generated, or imported from ``traces``)."""
+    gen, why = lookup("mimicry.generate", "generate")
+    notes = []
+    done = 0
+    for i, m in enumerate(cfg.models, start=1):
+        out = traces_path(run, m.key)
+        if m.traces:
+            if not out.exists():
+                _import_traces(m, out)
+            _say(f"[{i}/{len(cfg.models)}] {m.key}: imported traces from {m.traces}")
+            done += 1
+            continue
+        if gen is None:
+            notes.append(f"{m.key}: not generated ({why})")
+            continue
+        _say(f"[{i}/{len(cfg.models)}] {m.key}: generating {len(suite)} items with "
+             f"{m.name} ({cfg.generation.backend})")
+        g = cfg.generation
+        call(gen, model_spec(m), suite, out, backend=g.backend, batch_size=g.batch_size,
+             max_new_tokens=m.max_new_tokens or g.max_new_tokens, seed=g.seed,
+             temperature=g.temperature, base_url=g.base_url, concurrency=g.concurrency)
+        done += 1
+    if done == len(cfg.models):
+        return StageResult("done", notes)
+    return StageResult("unavailable" if done == 0 else "partial", notes)
+
+
+def _import_traces(m: ModelConfig, out: Path) -> None:
+    """Copy ``m.traces`` into the run (validated by :func:`read_traces`)."""
+    read_traces(m.traces)  # raises a clear InputError on bad rows
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(m.traces, tmp)
+
+
+# ---------------------------------------------------------------- align
+
+
+def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
+    """Write ``alignment/`` (table, summary, figures) for all models, with their roles."""
+    align, why = lookup("mimicry.alignment", "align")
+    if align is None:
+        return StageResult("unavailable", [why])
+    names = model_names(run, cfg)
+    if not names:
+        return StageResult("unavailable", ["no traces to align (generate did not run)"])
+    traces = []
+    for m in cfg.models:
+        if m.key in names:
+            traces.extend(read_traces(traces_path(run, m.key)))
+    students = [m.key for m in cfg.models if m.role == "student" and m.key in names]
+    roles = {role: names[k] for role, k in cfg.roles().items() if k in names}
+    _say(f"aligning {len(traces)} traces from {len(names)} models, roles {roles}")
+    res = call(align, traces, suite, roles=roles or None, seed=cfg.seed)
+    res.save(run / "alignment")
+    # One more alignment per extra student, so each teacher/student pair has its own Δr.
+    for key in students[1:]:
+        r2 = dict(roles, student=names[key])
+        _say(f"aligning pair {r2}")
+        call(align, traces, suite, roles=r2, seed=cfg.seed).save(run / "alignment" / "pairs"
+                                                                   / key)
+    missing = [m.key for m in cfg.models if m.key not in names]
+    notes = [f"no traces for {', '.join(missing)}"] if missing else []
+    return StageResult("partial" if missing else "done", notes)
+
+
+# ---------------------------------------------------------------- capture
+
+
+def capture_jobs(cfg: ExperimentConfig, run: Path) -> list[tuple[ModelConfig, Path, Path]]:
+    """Return ``(model, traces file, cache file)`` for every capture the config asks for."""
+    teacher = cfg.roles().get("teacher")
+    jobs = []
+    for m in cfg.models:
+        if not m.capture:
+            continue
+        jobs.append((m, traces_path(run, m.key), run / "caches" / f"{m.key}.h5"))
+        if cfg.capture.cross and teacher and m.key != teacher and m.role in ("student",
+                                                                             "control"):
+            jobs.append((m, traces_path(run, teacher),
+                         run / "caches" / f"{m.key}__on_{teacher}.h5"))
+            jobs.append((m, run / "traces" / f"{teacher}__scrambled.jsonl",
+                         run / "caches" / f"{m.key}__scrambled.h5"))
+    return jobs
+
+
+def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
+    """Write ``caches/*.h5``: each model on its own traces, students also on the teacher's."""
+    capture, why = lookup("mimicry.capture", "capture")
+    if capture is None:
+        return StageResult("unavailable", [why])
+    conf_cls, why2 = lookup("mimicry.capture.base", "CaptureConfig")
+    if conf_cls is None:
+        return StageResult("unavailable", [why2])
+    c = cfg.capture
+    conf = call(conf_cls, sites=list(c.sites), entropy=c.entropy,
+                entropy_samples=c.entropy_samples, sampled_positions=c.entropy_samples,
+                store_dtype=c.store_dtype, batch_tokens=c.batch_tokens, backend=c.backend,
+                seed=cfg.seed)
+    notes: list[str] = []
+    jobs = capture_jobs(cfg, run)
+    done = 0
+    for i, (m, tpath, cpath) in enumerate(jobs, start=1):
+        if tpath.name.endswith("__scrambled.jsonl") and not tpath.exists():
+            teacher_traces = traces_path(run, cfg.roles()["teacher"])
+            if not _write_scrambled(teacher_traces, tpath, cfg.seed, suite, notes):
+                continue
+        if not tpath.exists():
+            notes.append(f"{cpath.name}: no traces at {tpath.name}")
+            continue
+        _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
+        call(capture, model_spec(m), read_traces(tpath), cpath, conf, backend=c.backend)
+        done += 1
+    if done == len(jobs):
+        return StageResult("done", notes)
+    return StageResult("partial" if done else "unavailable", notes)
+
+
+def _write_scrambled(src: Path, dst: Path, seed: int, suite, notes: list[str]) -> bool:
+    """Write content-scrambled copies of ``src`` traces to ``dst``; False if unavailable."""
+    scramble, why = lookup("mimicry.scramble", "scramble_traces")
+    if scramble is None:
+        scramble, why = lookup("mimicry.scramble", "scramble")
+    if scramble is None:
+        notes.append(f"scrambled traces: {why}")
+        return False
+    if not src.exists():
+        notes.append(f"scrambled traces: no teacher traces at {src.name}")
+        return False
+    out = call(scramble, read_traces(src), seed=seed, suite=suite)
+    from .traces import append_traces
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        append_traces(tmp, list(out))
+    return True
+
+
+# ---------------------------------------------------------------- probe
+
+
+def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
+    """Run each configured probe that is installed; write ``probes/<name>.csv`` and figures."""
+    from .probe_glue import run_probe
+
+    notes: list[str] = []
+    done = 0
+    for i, name in enumerate(cfg.probes.names, start=1):
+        _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
+        ok, note = run_probe(name, cfg, run, suite)
+        if ok:
+            done += 1
+        if note:
+            notes.append(f"{name}: {note}")
+    status = "done" if done == len(cfg.probes.names) else ("partial" if done else "unavailable")
+    return StageResult(status, notes)
+
+
+# ---------------------------------------------------------------- report
+
+
+def stage_report(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
+    """Write ``report.md`` and ``report.html`` from whatever the run folder holds."""
+    from .report import write_report
+
+    md, html = write_report(run, cfg=cfg)
+    _say(f"wrote {md} and {html.name}")
+    return StageResult("done")
+
+
+STAGE_FUNCS = {
+    "generate": stage_generate,
+    "align": stage_align,
+    "capture": stage_capture,
+    "probe": stage_probe,
+    "report": stage_report,
+}
+
+
+def write_status(run: Path, status: dict[str, Any]) -> None:
+    """Record each stage's status and notes in ``RUN/status.json`` (read by the report)."""
+    path = run / "status.json"
+    old: dict[str, Any] = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+    old.update(status)
+    atomic_write_json(path, old)

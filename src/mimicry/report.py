@@ -1,0 +1,332 @@
+"""The run report: ``report.md`` and a self-contained ``report.html`` from a run folder.
+
+``write_report(run_dir)`` reads what the stages left (``status.json``, ``alignment/``,
+``probes/``, ``caches/``) and writes both files. Sections: models, pipeline status (a stage
+that did not run says so and why — no placeholder numbers), behaviour (alignment table,
+log cost vs log RT, r̄ with CIs, Δr, negative transfer, inflation law, exclusions),
+mechanism (each probe's table and figure), the verdict. The HTML embeds every figure as
+base64 PNG; the Markdown links the PNGs (PDFs sit beside them).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .io import atomic_write_text
+
+Block = tuple  # ("h", level, text) | ("p", text) | ("table", df) | ("fig", path, caption)
+
+PROBE_TITLES = {
+    "difficulty": "Difficulty probe: ρ by layer (cross-validated ridge, 95% CI)",
+    "entropy": "Attention entropy by difficulty",
+    "similarity": "Teacher × student layer similarity (debiased linear CKA)",
+    "planning": "Planning: does the last prompt state predict the effort to come?",
+    "ablation": "Ablation: own vs teacher vs content-scrambled traces",
+    "verdict": "Verdict",
+}
+ALIGN_COLS = ["model", "task", "n", "r", "ci_low", "ci_high", "p_perm", "spearman",
+              "accuracy", "measure", "reliability", "r_disattenuated", "n_excluded"]
+MAX_ROWS = 40
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.2e}"
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+
+
+# ---------------------------------------------------------------- content
+
+
+def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
+    st = _read_json(run / "status.json")
+    rows = []
+    for s in stages:
+        rec = st.get(s)
+        if s == "report":
+            rec = {"status": "done", "notes": []}
+        if rec is None:
+            rows.append({"stage": s, "status": "not run", "notes": ""})
+        else:
+            rows.append({"stage": s, "status": rec.get("status", "?"),
+                         "notes": "; ".join(rec.get("notes") or [])})
+    out: list[Block] = [("h", 2, "Pipeline status"), ("table", pd.DataFrame(rows))]
+    missing = [r["stage"] for r in rows if r["status"] not in ("done", "skipped (done)")]
+    if missing:
+        out.append(("p", "Stages not complete: " + ", ".join(missing) + ". Their sections "
+                    "below say what is missing; no numbers are shown for work that did not run."))
+    return out
+
+
+def _behaviour_blocks(run: Path, labels: dict[str, str]) -> list[Block]:
+    from .probe_glue import save_figure
+    from .report_figures import inflation_figure, negative_transfer_figure
+
+    ad = run / "alignment"
+    out: list[Block] = [("h", 2, "Behaviour: does reasoning cost track human difficulty?")]
+    table = _read_csv(ad / "alignment.csv")
+    if table is None:
+        out.append(("p", "**Not available yet**: the align stage has not produced "
+                    "alignment/alignment.csv (see Pipeline status)."))
+        return out
+    summ = _read_json(ad / "summary.json")
+    out.append(("p", "Cost = reasoning tokens. r = Pearson correlation of log cost with log "
+                "human RT (ms) over the items of a task, or with the error rate where only "
+                "accuracy norms exist (column measure); 95% percentile bootstrap CI over items, "
+                f"permutation p. Seed {summ.get('seed', '?')}, {summ.get('n_boot', '?')} "
+                "bootstrap resamples."))
+    cols = [c for c in ALIGN_COLS if c in table.columns]
+    out.append(("table", table[cols]))
+    out += _fig(ad / "scatter.png", "Log reasoning tokens vs log human difficulty, per task "
+                "(one point per item; line: least-squares fit).")
+    per = summ.get("per_model", {})
+    if per:
+        rows = [{"model": m, "role": _role_of(m, summ), "k tasks": d.get("k"),
+                 "r̄": d.get("r_bar"), "ci_low": d.get("ci_low"), "ci_high": d.get("ci_high"),
+                 "p": d.get("p"), "across-task r": (d.get("across_task") or {}).get("r")}
+                for m, d in per.items()]
+        out += [("h", 3, "Mean alignment r̄ per model (Fisher z, 95% CI over tasks)"),
+                ("table", pd.DataFrame(rows))]
+    out += _fig(ad / "forest.png", "r̄ per model with 95% CIs (teacher / student / base).")
+    pairs = [(ad, summ)]
+    pd_dir = ad / "pairs"
+    if pd_dir.exists():
+        pairs += [(p, _read_json(p / "summary.json")) for p in sorted(pd_dir.iterdir())
+                  if p.is_dir()]
+    for d, s in pairs:
+        roles = s.get("roles", {})
+        tag = f" — {roles.get('student')}" if d is not ad else ""
+        dr = _read_csv(d / "delta_r.csv")
+        if dr is not None and len(dr):
+            out += [("h", 3, f"Teacher → student Δr (paired bootstrap over shared items){tag}"),
+                    ("table", dr)]
+            out += _fig(d / "delta_r.png", "Δr = r(student) − r(teacher) per task, 95% CI.")
+        nt = _read_csv(d / "negative_transfer.csv")
+        if nt is not None and len(nt):
+            out += [("h", 3, f"Negative transfer: student vs base accuracy{tag}"), ("table", nt)]
+            across = (s.get("negative_transfer") or {}).get("across_tasks")
+            if across:
+                out.append(("p", "Across tasks (paired test): " + _kv(across)))
+            fig = negative_transfer_figure(nt, roles.get("student", "student"),
+                                           roles.get("base", "base"))
+            out += _save_and_fig(fig, d / "negative_transfer", save_figure,
+                                 "Accuracy per task, base vs student (95% Wilson CIs).")
+        inf = _read_csv(d / "inflation.csv")
+        if inf is not None and len(inf):
+            info = s.get("inflation") or {}
+            out += [("h", 3, f"Inflation law: student vs base inverse efficiency{tag}"),
+                    ("table", inf)]
+            if info.get("fit_through_origin"):
+                out.append(("p", "Slope through the origin: " + _kv(info["fit_through_origin"])))
+            for dropped in info.get("dropped_tasks") or []:
+                out.append(("p", f"Left out of the fit: {dropped.get('task')} "
+                            f"({dropped.get('reason')})."))
+            fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"))
+            out += _save_and_fig(fig, d / "inflation", save_figure,
+                                 "Inverse efficiency (tokens per correct answer), one point "
+                                 "per task, with the fitted slope and its 95% CI.")
+    ex = summ.get("exclusions")
+    if ex is not None:
+        out += [("h", 3, "Exclusions"),
+                ("p", f"{ex.get('total', 0)} exclusions. By reason: "
+                 + (_kv(ex.get("by_reason", {})) or "none") + ". By model: "
+                 + (_kv(ex.get("by_model", {})) or "none") + ". Details: alignment/"
+                 "exclusions.csv.")]
+    return out
+
+
+def _role_of(model: str, summ: dict) -> str:
+    return next((r for r, m in (summ.get("roles") or {}).items() if m == model), "")
+
+
+def _kv(d: dict) -> str:
+    return ", ".join(f"{k} = {_fmt(v)}" for k, v in d.items()
+                     if not isinstance(v, dict | list))
+
+
+def _fig(png: Path, caption: str) -> list[Block]:
+    return [("fig", png, caption)] if png.exists() else []
+
+
+def _save_and_fig(fig, stem: Path, saver, caption: str) -> list[Block]:
+    import matplotlib.pyplot as plt
+
+    saver(fig, stem)
+    plt.close(fig)
+    return _fig(stem.with_suffix(".png"), caption)
+
+
+def _mechanism_blocks(run: Path, names: list[str]) -> list[Block]:
+    st = _read_json(run / "status.json").get("probe", {})
+    notes = {n.split(":", 1)[0]: n.split(":", 1)[1].strip() for n in st.get("notes") or []
+             if ":" in n}
+    out: list[Block] = [("h", 2, "Mechanism: probes on the cached activations")]
+    caches = sorted((run / "caches").glob("*.h5")) if (run / "caches").exists() else []
+    if caches:
+        out.append(("table", pd.DataFrame(
+            [{"cache": c.name, "size": f"{c.stat().st_size / 2**20:.1f} MiB"} for c in caches])))
+    else:
+        out.append(("p", "**No activation caches**: the capture stage has not produced any "
+                    "(see Pipeline status)."))
+    for name in [n for n in names if n != "verdict"]:
+        out.append(("h", 3, PROBE_TITLES.get(name, name)))
+        out += _probe_body(run, name, notes)
+    return out
+
+
+def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
+    t = _read_csv(run / "probes" / f"{name}.csv")
+    if t is None:
+        why = notes.get(name, "the probe stage has not run")
+        return [("p", f"**Not available yet**: {why}.")]
+    out: list[Block] = []
+    if len(t) > MAX_ROWS:
+        out.append(("p", f"First {MAX_ROWS} of {len(t)} rows; full table: probes/{name}.csv."))
+        t = t.head(MAX_ROWS)
+    out.append(("table", t))
+    return out + _fig(run / "probes" / f"{name}.png", PROBE_TITLES.get(name, name) + ".")
+
+
+def build_blocks(run: Path, cfg: dict | None = None) -> list[Block]:
+    """Return the report as a list of blocks (headings, paragraphs, tables, figures)."""
+    cfg = cfg or _read_json(run / "config.json")
+    name = cfg.get("name", run.name)
+    blocks: list[Block] = [("h", 1, f"mimicry report: {name}")]
+    if cfg.get("description"):
+        blocks.append(("p", " ".join(str(cfg["description"]).split())))
+    blocks.append(("p", f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+                   f"mimicry {__version__}; config {cfg.get('source') or '?'}; seed "
+                   f"{cfg.get('seed', '?')}; suites {', '.join(cfg.get('suites', []))}."))
+    models = cfg.get("models", [])
+    if models:
+        blocks += [("h", 2, "Models"), ("table", pd.DataFrame(
+            [{"key": m["key"], "role": m["role"], "name": m["name"],
+              "local_path": m.get("local_path") or ""} for m in models]))]
+    labels = {m["key"]: m.get("label") or m["key"] for m in models}
+    from .config import STAGES
+
+    blocks += _status_blocks(run, list(STAGES))
+    blocks += _behaviour_blocks(run, labels)
+    names = (cfg.get("probes") or {}).get("names") or list(PROBE_TITLES)
+    blocks += _mechanism_blocks(run, names)
+    blocks.append(("h", 2, "Verdict: policy transfer or surface mimicry?"))
+    blocks += _probe_body(run, "verdict", {n.split(":", 1)[0]: n.split(":", 1)[1].strip()
+                                           for n in (_read_json(run / "status.json")
+                                                     .get("probe", {}).get("notes") or [])
+                                           if ":" in n})
+    return blocks
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        cells = [_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(blocks: list[Block], run: Path) -> str:
+    """Return the blocks as Markdown (figures as relative PNG links, PDF beside)."""
+    parts = []
+    for b in blocks:
+        if b[0] == "h":
+            parts.append("#" * b[1] + " " + b[2])
+        elif b[0] == "p":
+            parts.append(b[1])
+        elif b[0] == "table":
+            parts.append(_md_table(b[1]) if len(b[1]) else "_(empty table)_")
+        elif b[0] == "fig":
+            rel = b[1].relative_to(run).as_posix()
+            pdf = b[1].with_suffix(".pdf")
+            extra = f" ([PDF]({pdf.relative_to(run).as_posix()}))" if pdf.exists() else ""
+            parts.append(f"![{b[2]}]({rel})\n\n*{b[2]}*{extra}")
+    return "\n\n".join(parts) + "\n"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222}table{border-collapse:collapse;font-size:13px;margin:.6em 0}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:13px;color:#555}h1,h2{border-bottom:1px solid #ddd}"""
+
+
+def _inline(text: str) -> str:
+    s = html.escape(text)
+    while s.count("**") >= 2:
+        s = s.replace("**", "<b>", 1).replace("**", "</b>", 1)
+    return s
+
+
+def render_html(blocks: list[Block], title: str) -> str:
+    """Return the blocks as one self-contained HTML page (figures embedded as base64 PNG)."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{_CSS}</style></head><body>"]
+    for b in blocks:
+        if b[0] == "h":
+            parts.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
+        elif b[0] == "p":
+            parts.append(f"<p>{_inline(b[1])}</p>")
+        elif b[0] == "table":
+            df = b[1]
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
+                           + "</tr>" for row in df.itertuples(index=False))
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        elif b[0] == "fig":
+            data = base64.b64encode(b[1].read_bytes()).decode()
+            parts.append(f"<figure><img alt='{html.escape(b[2])}' "
+                         f"src='data:image/png;base64,{data}'><figcaption>"
+                         f"{html.escape(b[2])}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run: str | Path, cfg=None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``run``; return both paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    run = Path(run)
+    cfg_dict = cfg.to_dict() | {"source": cfg.source} if cfg is not None else None
+    blocks = build_blocks(run, cfg_dict)
+    title = blocks[0][2]
+    md = atomic_write_text(run / "report.md", render_markdown(blocks, run))
+    page = atomic_write_text(run / "report.html", render_html(blocks, title))
+    return md, page

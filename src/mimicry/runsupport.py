@@ -1,0 +1,158 @@
+"""Helpers the pipeline stages share: step lookup, model sources and checks, suites.
+
+Steps are looked up at call time (``importlib``), so ``mimicry`` never imports ``probes``
+at import time, and a step that is not installed yet is reported, never faked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .config import ExperimentConfig, ModelConfig
+from .errors import ModelNotFoundError
+from .models import ModelSpec
+
+
+def lookup(module: str, attr: str) -> tuple[Any | None, str]:
+    """Return ``(object, "")`` for ``module.attr``, or ``(None, reason)`` if not installed yet."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            return None, f"{module} is not available yet"
+        raise
+    obj = getattr(mod, attr, None)
+    if obj is None:
+        return None, f"{module}.{attr} is not available yet"
+    return obj, ""
+
+
+def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` with only the keyword arguments its signature accepts (None values dropped)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return fn(*args, **{k: v for k, v in kwargs.items() if v is not None})
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kw = kwargs
+    else:
+        kw = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **{k: v for k, v in kw.items() if v is not None})
+
+
+# ---------------------------------------------------------------- models
+
+
+def model_source(m: ModelConfig) -> str:
+    """Return what to load for ``m``: its local_path, its organism checkpoint, or the hub id."""
+    if m.local_path:
+        return str(Path(m.local_path).expanduser())
+    if m.is_organism:
+        ckpt, why = lookup("mimicry.organism", "checkpoint_path")
+        if ckpt is None:
+            raise ModelNotFoundError(f"model '{m.name}': {why}",
+                                     fix="train the organism first (mimicry organism train)")
+        return str(ckpt(m.name.removeprefix("organism:")))
+    return m.name
+
+
+def model_spec(m: ModelConfig) -> ModelSpec:
+    """Return the :class:`ModelSpec` that loads ``m``."""
+    return ModelSpec(name_or_path=model_source(m), role=m.role if m.role != "control" else
+                     "control", revision=m.revision, dtype=m.dtype, device_map=m.device_map,
+                     chat_template=m.chat_template)
+
+
+def weights_status(m: ModelConfig) -> str:
+    """Return where ``m``'s weights are, without downloading: local / cached / organism / hub."""
+    if m.local_path:
+        return "local" if (Path(m.local_path).expanduser() / "config.json").exists() else "missing"
+    if m.is_organism:
+        try:
+            return "organism" if Path(model_source(m), "config.json").exists() else "missing"
+        except ModelNotFoundError:
+            return "missing"
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(m.name, "config.json", revision=m.revision)
+    return "cached" if isinstance(hit, str) else "hub"
+
+
+def check_fetchable(m: ModelConfig, config_file: str) -> None:
+    """Raise :class:`ModelNotFoundError` now if ``m``'s weights cannot be had (no download).
+
+    Local paths must hold ``config.json``; hub ids must be in the local cache or, when the
+    hub is allowed (``HF_HUB_OFFLINE`` unset), answer an authenticated existence check.
+    """
+    import os
+
+    how = (f"download it where the hub is reachable (huggingface-cli download {m.name} "
+           f"--local-dir DIR), copy DIR here and set local_path = \"DIR\" under the "
+           f"[[models]] entry key = \"{m.key}\" in {config_file}")
+    status = weights_status(m)
+    if status == "missing":
+        where = m.local_path or model_source(m)
+        raise ModelNotFoundError(f"model '{m.key}': {where} does not exist or has no "
+                                 "config.json", file=config_file, fix=how)
+    if status != "hub":
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if offline:
+        raise ModelNotFoundError(
+            f"model '{m.key}' ({m.name}) is not in the local Hugging Face cache and "
+            "HF_HUB_OFFLINE is set", file=config_file, fix=how)
+    from huggingface_hub import auth_check
+
+    try:
+        auth_check(m.name)
+    except Exception as e:  # network down, gated, not found: all mean "cannot fetch"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ModelNotFoundError(
+            f"model '{m.key}' ({m.name}) cannot be fetched from the hub ({first})",
+            file=config_file,
+            fix=how + "; for gated models (meta-llama) accept the licence and set HF_TOKEN",
+        ) from None
+
+
+# ---------------------------------------------------------------- suites
+
+
+def load_suites(cfg: ExperimentConfig):
+    """Return one :class:`TaskSuite` with the items of all of ``cfg.suites`` (capped per task)."""
+    from .errors import InputError
+    from .tasks.items import TaskSuite
+    from .tasks.registry import load_suite
+
+    items, reliability, synthetic, sources = [], {}, False, []
+    seen: set[str] = set()
+    for name in cfg.suites:
+        s = load_suite(name)
+        per_task: dict[str, int] = {}
+        for it in s:
+            k = per_task.get(it.task, 0)
+            if cfg.max_items_per_task is not None and k >= cfg.max_items_per_task:
+                continue
+            per_task[it.task] = k + 1
+            if it.item_id in seen:
+                raise InputError(f"item_id '{it.item_id}' appears in two suites",
+                                 file=cfg.source, fix="run the suites in separate configs")
+            seen.add(it.item_id)
+            items.append(it)
+        reliability.update(s.reliability)
+        synthetic = synthetic or s.synthetic
+        sources.append(s.source)
+    if len(cfg.suites) == 1:
+        name = cfg.suites[0]
+    else:
+        name = "+".join(cfg.suites)
+    return TaskSuite(name, items, source="; ".join(x for x in sources if x),
+                     reliability=reliability, synthetic=synthetic)
+
+
+def traces_path(run: Path, key: str) -> Path:
+    """Return the traces file of model ``key`` in ``run``."""
+    return run / "traces" / f"{key}.jsonl"

@@ -1,0 +1,180 @@
+"""Experiment configs, shapes and the dry-run cost estimate, against hand computations."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from mimicry.cli import main
+from mimicry.config import config_from_dict, load_config
+from mimicry.errors import InputError, ModelNotFoundError
+from mimicry.estimate import cache_bytes_per_item, estimate_model, human_bytes
+from mimicry.runner import ORGANISM_CONFIG, run_experiment
+from mimicry.shapes import KNOWN_SHAPES, shape_from_config_json
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+# Published sizes (model cards / hub "Model size"): the shapes must imply them.
+PUBLISHED_PARAMS = {
+    "Qwen/Qwen2.5-Math-1.5B": 1.54e9,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": 1.78e9,
+    "Qwen/Qwen2.5-Math-7B": 7.62e9,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": 7.62e9,
+    "Qwen/Qwen2.5-32B": 32.8e9,
+    "Qwen/QwQ-32B": 32.8e9,
+    "meta-llama/Llama-3.1-8B": 8.03e9,
+}
+
+
+def items_file(tmp_path: Path, n_per_task: int = 6, prompt_len: int = 300) -> Path:
+    """Write a small user items file (two tasks, RT norms)."""
+    p = tmp_path / "items.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["item_id", "task", "prompt", "answer", "human_rt_ms"])
+        for t in ("a", "b"):
+            for i in range(n_per_task):
+                w.writerow([f"{t}{i}", t, "x" * prompt_len, "1", 1000 + 100 * i])
+    return p
+
+
+@pytest.mark.parametrize("name,published", sorted(PUBLISHED_PARAMS.items()))
+def test_shapes_imply_published_sizes(name, published):
+    assert KNOWN_SHAPES[name].params == pytest.approx(published, rel=0.005)
+
+
+def test_shape_from_config_json_matches_model(tiny_model_dir):
+    import torch  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    d = tiny_model_dir("qwen2")
+    shape = shape_from_config_json(d)
+    model = AutoModelForCausalLM.from_pretrained(d)
+    assert shape.params == sum(p.numel() for p in model.parameters())
+    assert (shape.layers, shape.hidden, shape.kv_heads) == (2, 64, 2)
+
+
+def test_every_experiment_config_loads():
+    names = sorted(p.stem for p in EXPERIMENTS.glob("*.toml"))
+    assert names == ["llama-8b", "organism", "qwen-1.5b", "qwen-32b", "qwen-7b"]
+    hub = set()
+    for p in EXPERIMENTS.glob("*.toml"):
+        cfg = load_config(p)
+        hub |= {m.name for m in cfg.models if not m.is_organism}
+        for m in cfg.models:
+            if not m.is_organism:
+                assert m.dtype == "bfloat16"
+                assert m.name in KNOWN_SHAPES, m.name  # dry-run works without downloads
+        if cfg.name == "qwen-32b":
+            assert {m.device_map for m in cfg.models} == {"auto"}
+    assert hub == set(PUBLISHED_PARAMS) | {"deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+                                           "agentica-org/DeepScaleR-1.5B-Preview",
+                                           "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"}
+
+
+def test_builtin_organism_config_equals_toml():
+    a = load_config(EXPERIMENTS / "organism.toml").to_dict()
+    b = config_from_dict(dict(ORGANISM_CONFIG)).to_dict()
+    a.pop("description")
+    b.pop("description")
+    assert a == b
+
+
+def test_unknown_key_is_named(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('name = "x"\n[generation]\nmax_new_token = 5\n'
+                 '[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "base"\n')
+    with pytest.raises(InputError, match=r"c.toml: unknown key 'max_new_token' in \[generation\]"):
+        load_config(p)
+    assert main(["run", str(p), "--dry-run"]) == 2
+
+
+def test_dry_run_numbers_match_hand_computation(tmp_path, capsys):
+    items = items_file(tmp_path, n_per_task=6, prompt_len=300)
+    cfg = config_from_dict({
+        "name": "hand", "suites": [str(items)], "out": str(tmp_path / "run"),
+        "generation": {"max_new_tokens": 1000, "batch_size": 4},
+        "capture": {"entropy": "exact", "store_dtype": "float16"},
+        "models": [{"key": "teacher", "name": "Qwen/Qwen2.5-Math-7B", "role": "teacher"},
+                   {"key": "student", "name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+                    "role": "student"}]})
+    status = run_experiment(cfg, dry_run=True)
+    out = capsys.readouterr().out
+    assert status == {s: "planned" for s in ("generate", "align", "capture", "probe", "report")}
+    assert not (tmp_path / "run").exists()  # a dry run writes nothing
+    # Hand computation for Qwen2.5-Math-7B: 28 layers, d 3584, 28 heads, 4 KV heads × 128,
+    # MLP 18944, 12 items, prompt ≈ 300 chars / 3 + 32 template tokens = 132, seq 1132.
+    n, seq = 12, 132 + 1000
+    weights = 7_615_616_512 * 2
+    kv = 2 * 28 * 4 * 128 * 2 * seq * 4
+    work = 29 * seq * 3584 * 2 + 3 * seq * 18944 * 2
+    per_item = 5 * 29 * 3584 * 2 + 3 * 28 * 28 * 4 * 3
+    est = estimate_model(cfg, cfg.models[0], KNOWN_SHAPES["Qwen/Qwen2.5-Math-7B"], n, 132)
+    assert est.tokens_to_generate == n * 1000
+    assert est.generate_gpu_bytes == weights + kv
+    assert est.capture_gpu_bytes == weights + work
+    assert cache_bytes_per_item(cfg, KNOWN_SHAPES["Qwen/Qwen2.5-Math-7B"]) == per_item
+    assert est.cache_bytes == n * per_item
+    student = estimate_model(cfg, cfg.models[1], KNOWN_SHAPES["Qwen/Qwen2.5-Math-7B"], n, 132)
+    assert student.captures == 3 and student.cache_bytes == 3 * n * per_item  # + cross
+    line = next(x for x in out.splitlines() if x.startswith("teacher "))
+    assert human_bytes(weights + kv) in line and human_bytes(n * per_item) in line
+    assert "12.0k" in line  # tokens to generate
+    assert "≤ 24.0k tokens to generate" in out
+    assert "stages to run: generate, align, capture, probe, report" in out
+
+
+def test_dry_run_warns_when_context_too_short(tmp_path, capsys):
+    items = items_file(tmp_path)
+    cfg = config_from_dict({"name": "ctx", "suites": [str(items)],
+                            "generation": {"max_new_tokens": 32768},
+                            "models": [{"name": "Qwen/Qwen2.5-Math-1.5B", "role": "base"}]})
+    run_experiment(cfg, dry_run=True, out=tmp_path / "r")
+    assert "exceeds the model's max_position_embeddings 4096" in capsys.readouterr().out
+
+
+def test_multi_gpu_split(tmp_path):
+    items = items_file(tmp_path)
+    base = {"name": "g", "suites": [str(items)],
+            "models": [{"name": "Qwen/Qwen2.5-32B", "role": "base", "device_map": "auto"}]}
+    one = config_from_dict({**base, "gpus": 1})
+    four = config_from_dict({**base, "gpus": 4})
+    s = KNOWN_SHAPES["Qwen/Qwen2.5-32B"]
+    e1 = estimate_model(one, one.models[0], s, 10, 100)
+    e4 = estimate_model(four, four.models[0], s, 10, 100)
+    assert e4.generate_gpu_bytes == (e1.weights_bytes + e1.kv_bytes) // 4
+    assert e1.generate_gpu_bytes == e1.weights_bytes + e1.kv_bytes
+
+
+def test_missing_local_path_fails_before_any_stage(tmp_path, capsys):
+    items = items_file(tmp_path)
+    cfg_path = tmp_path / "exp.toml"
+    cfg_path.write_text(f'name = "m"\nsuites = ["{items}"]\nout = "{tmp_path / "run"}"\n'
+                        '[[models]]\nkey = "student"\nname = "Qwen/Qwen2.5-Math-7B"\n'
+                        'role = "student"\nlocal_path = "/nonexistent/qwen7b"\n')
+    with pytest.raises(ModelNotFoundError, match="local_path") as ei:
+        run_experiment(load_config(cfg_path))
+    msg = str(ei.value)
+    assert "/nonexistent/qwen7b" in msg and "exp.toml" in msg and 'key = "student"' in msg
+    assert not (tmp_path / "run").exists()
+    assert main(["run", str(cfg_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_offline_hub_model_not_cached_fails_early(tmp_path, monkeypatch):
+    items = items_file(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    cfg = config_from_dict({"name": "o", "suites": [str(items)], "out": str(tmp_path / "run"),
+                            "models": [{"name": "Qwen/Qwen2.5-Math-7B", "role": "base"}]})
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache.*"
+                       "local_path"):
+        run_experiment(cfg, stages=["generate"])
+    assert not (tmp_path / "run").exists()
