@@ -49,6 +49,15 @@ def _say(msg: str) -> None:
     print(f"  {msg}", flush=True)
 
 
+def default_device(m: ModelConfig) -> str | None:
+    """Return ``"cuda"`` when a GPU is visible and ``m`` has no device_map, else None."""
+    if m.device_map is not None:
+        return None
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
 def model_names(run: Path, cfg: ExperimentConfig) -> dict[str, str]:
     """Return ``{key: model name as written in its traces}`` for the models with traces."""
     out = {}
@@ -83,9 +92,11 @@ def stage_generate(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
         _say(f"[{i}/{len(cfg.models)}] {m.key}: generating {len(suite)} items with "
              f"{m.name} ({cfg.generation.backend})")
         g = cfg.generation
+        server = {"base_url": g.base_url, "concurrency": g.concurrency} \
+            if g.backend == "openai" else {"device": default_device(m)}
         call(gen, model_spec(m), suite, out, backend=g.backend, batch_size=g.batch_size,
              max_new_tokens=m.max_new_tokens or g.max_new_tokens, seed=g.seed,
-             temperature=g.temperature, base_url=g.base_url, concurrency=g.concurrency)
+             temperature=g.temperature, name=m.key, **server)
         done += 1
     if done == len(cfg.models):
         return StageResult("done", notes)
@@ -176,7 +187,8 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        call(capture, model_spec(m), read_traces(tpath), cpath, conf, backend=c.backend)
+        call(capture, model_spec(m), read_traces(tpath), cpath, conf, backend=c.backend,
+             device=default_device(m))
         done += 1
     if done == len(jobs):
         return StageResult("done", notes)

@@ -1,0 +1,190 @@
+"""``mimicry.load_run(DIR)``: a finished (or partial) run folder as Python objects.
+
+>>> run = mimicry.load_run("cache/demo")
+>>> run                      # what is there: models, stages, caches, probes
+>>> run.alignment.table      # DataFrame, one row per model × task
+>>> run.caches["teacher"].resid(3, "last_prompt")   # [n_items, d_model], read lazily
+>>> run.probes["difficulty"] # DataFrame
+>>> run.verdict              # DataFrame (None if the verdict probe has not run)
+
+Everything is read on first access; caches are opened only when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+
+from .errors import InputError
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+class LazyCaches(Mapping):
+    """``{cache stem: Cache}`` over ``RUN/caches/*.h5``; each file opened on first access."""
+
+    def __init__(self, folder: Path) -> None:
+        self._paths = {p.stem: p for p in sorted(folder.glob("*.h5"))} if folder.exists() else {}
+        self._open: dict[str, Any] = {}
+
+    def __getitem__(self, key: str):
+        if key not in self._paths:
+            raise KeyError(f"{key!r}: no such cache; have {sorted(self._paths)}")
+        if key not in self._open:
+            from .store import open_cache
+
+            self._open[key] = open_cache(self._paths[key])
+        return self._open[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def path(self, key: str) -> Path:
+        """Return the file behind cache ``key``."""
+        return self._paths[key]
+
+    def __repr__(self) -> str:
+        return f"LazyCaches({sorted(self._paths)})"
+
+
+class Run:
+    """A run folder: ``.config``, ``.status``, ``.alignment``, ``.caches``, ``.probes``,
+    ``.verdict``, ``.traces(key)``; see :func:`load_run`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.config: dict[str, Any] = self._json("config.json")
+        self.status: dict[str, Any] = self._json("status.json")
+        self.caches = LazyCaches(path / "caches")
+        self._alignment: Any = None
+        self._probes: dict[str, pd.DataFrame] | None = None
+
+    def _json(self, name: str) -> dict[str, Any]:
+        p = self.path / name
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+    @property
+    def name(self) -> str:
+        """Return the experiment's name."""
+        return self.config.get("name", self.path.name)
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """Return one row per model of the config (key, role, name)."""
+        return pd.DataFrame([{k: m.get(k) for k in ("key", "role", "name", "label")}
+                             for m in self.config.get("models", [])])
+
+    @property
+    def alignment(self):
+        """Return the alignment (an ``AlignmentResult`` rebuilt from disk), or None."""
+        if self._alignment is None:
+            d = self.path / "alignment"
+            table = _csv(d / "alignment.csv")
+            if table is None:
+                return None
+            summary = json.loads((d / "summary.json").read_text()) \
+                if (d / "summary.json").exists() else {}
+            parts = dict(table=table, summary=summary,
+                         exclusions=_csv(d / "exclusions.csv"), points=_csv(d / "items.csv"))
+            extra = {p.stem: _csv(p) for p in sorted(d.glob("*.csv"))
+                     if p.stem not in ("alignment", "exclusions", "items")}
+            try:
+                from .alignment import AlignmentResult
+
+                self._alignment = AlignmentResult(
+                    parts["table"], summary,
+                    parts["exclusions"] if parts["exclusions"] is not None else pd.DataFrame(),
+                    parts["points"] if parts["points"] is not None else pd.DataFrame(), extra)
+            except ImportError:  # pragma: no cover - alignment always ships with mimicry
+                self._alignment = SimpleNamespace(**parts, extra=extra)
+        return self._alignment
+
+    @property
+    def probes(self) -> dict[str, pd.DataFrame]:
+        """Return ``{probe name: table}`` for every ``probes/<name>.csv`` (verdict included)."""
+        if self._probes is None:
+            d = self.path / "probes"
+            self._probes = {p.stem: _csv(p) for p in sorted(d.glob("*.csv"))} \
+                if d.exists() else {}
+        return self._probes
+
+    @property
+    def verdict(self) -> pd.DataFrame | None:
+        """Return the verdict table, or None if the verdict probe has not run."""
+        return self.probes.get("verdict")
+
+    def traces(self, key: str) -> pd.DataFrame:
+        """Return model ``key``'s traces as a DataFrame (one row per item)."""
+        from .traces import read_traces, traces_frame
+
+        p = self.path / "traces" / f"{key}.jsonl"
+        if not p.exists():
+            have = sorted(x.stem for x in (self.path / "traces").glob("*.jsonl"))
+            raise KeyError(f"{key!r}: no traces; have {have}")
+        return traces_frame(read_traces(p))
+
+    @property
+    def report(self) -> Path | None:
+        """Return the path of report.md, or None if the report stage has not run."""
+        p = self.path / "report.md"
+        return p if p.exists() else None
+
+    def __repr__(self) -> str:
+        lines = [f"Run({self.name!r}, {str(self.path)!r})"]
+        models = self.config.get("models", [])
+        if models:
+            lines.append("  models:    " + ", ".join(f"{m['key']} ({m['role']})"
+                                                     for m in models))
+        if self.status:
+            lines.append("  stages:    " + ", ".join(f"{s}={v.get('status')}"
+                                                     for s, v in self.status.items()))
+        a = self.alignment
+        if a is not None:
+            per = (a.summary or {}).get("per_model", {})
+            rbar = ", ".join(f"{m} {d.get('r_bar'):.2f}" for m, d in per.items()
+                             if isinstance(d.get("r_bar"), float))
+            lines.append(f"  alignment: {len(a.table)} model×task rows"
+                         + (f"; r̄ {rbar}" if rbar else ""))
+        else:
+            lines.append("  alignment: not run")
+        lines.append(f"  caches:    {', '.join(self.caches) or 'none'}")
+        lines.append(f"  probes:    {', '.join(k for k in self.probes if k != 'verdict') or 'none'}")
+        v = self.verdict
+        if v is not None and len(v):
+            call_col = next((c for c in ("call", "verdict") if c in v.columns), None)
+            who = next((c for c in ("student", "model") if c in v.columns), None)
+            if call_col and who:
+                lines.append("  verdict:   " + "; ".join(
+                    f"{r[who]}: {r[call_col]}" for _, r in v.iterrows()))
+            else:
+                lines.append(f"  verdict:   {len(v)} rows")
+        else:
+            lines.append("  verdict:   not run")
+        return "\n".join(lines)
+
+
+def load_run(path: str | Path) -> Run:
+    """Return the :class:`Run` in folder ``path`` (written by ``mimicry run`` or ``demo``)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise InputError("run folder not found", file=p,
+                         fix="pass the --out folder of mimicry run / mimicry demo")
+    if not (p / "config.json").exists():
+        raise InputError("not a run folder (no config.json)", file=p,
+                         fix="pass the --out folder of mimicry run / mimicry demo")
+    return Run(p)
