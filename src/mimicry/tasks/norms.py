@@ -9,10 +9,11 @@ Norm definitions (used by every built-in suite):
 Reliability of an item-level norm across the items of a task: split the *participants* at
 random into two halves (sizes ``floor(P/2)`` and ``ceil(P/2)``), compute the norm of every item
 in each half, correlate the two vectors over the items present in both halves (Pearson; RT is
-log-transformed first because alignment correlates log cost with log RT), apply
-Spearman–Brown ``2r / (1 + r)``, and average the corrected coefficients over ``n_splits``
-random splits drawn from ``numpy.random.default_rng(seed)`` (one ``rng.permutation`` of the
-sorted participant ids per split).
+log-transformed first because alignment correlates log cost with log RT). Repeat for
+``n_splits`` random splits drawn from ``numpy.random.default_rng(seed)`` (one
+``rng.permutation(n_participants)`` over the participants sorted by id per split), average the
+split-half r with Fisher's z, and apply Spearman–Brown ``2r / (1 + r)`` to that mean. The result
+is clipped to [-1, 1]; a value <= 0 means the item norm is not reliable (no noise ceiling).
 """
 
 from __future__ import annotations
@@ -68,10 +69,15 @@ def _half_norm(matrix: np.ndarray, rows: np.ndarray, measure: str) -> np.ndarray
 
 @dataclass(frozen=True)
 class Reliability:
-    """Split-half reliability: mean Spearman–Brown coefficient over splits, with its spread."""
+    """Split-half reliability: Spearman–Brown of the Fisher-z mean split-half r, and its inputs.
+
+    ``value``: the corrected reliability; ``split_half_r``: mean half-vs-half r (uncorrected);
+    ``sd_r``: standard deviation of r over the splits.
+    """
 
     value: float
-    sd: float
+    split_half_r: float
+    sd_r: float
     n_splits: int
     seed: int
     n_participants: int
@@ -101,7 +107,7 @@ def split_half_reliability(trials: pd.DataFrame, *, measure: str, participant: s
     matrix = mat.to_numpy(dtype=float)  # [n_participants, n_items]
     n_p = matrix.shape[0]
     rng = np.random.default_rng(seed)
-    coefs = []
+    rs = []
     for _ in range(n_splits):
         perm = rng.permutation(n_p)
         a = _half_norm(matrix, perm[: n_p // 2], measure)
@@ -109,11 +115,15 @@ def split_half_reliability(trials: pd.DataFrame, *, measure: str, participant: s
         keep = np.isfinite(a) & np.isfinite(b)
         if keep.sum() < 3 or np.std(a[keep]) == 0 or np.std(b[keep]) == 0:
             continue
-        r = float(np.corrcoef(a[keep], b[keep])[0, 1])
-        coefs.append(spearman_brown(r))
-    arr = np.asarray(coefs, dtype=float)
-    return Reliability(value=float(arr.mean()) if arr.size else float("nan"),
-                       sd=float(arr.std(ddof=1)) if arr.size > 1 else float("nan"),
+        rs.append(float(np.corrcoef(a[keep], b[keep])[0, 1]))
+    arr = np.clip(np.asarray(rs, dtype=float), -0.999999, 0.999999)
+    if not arr.size:
+        return Reliability(float("nan"), float("nan"), float("nan"), 0, int(seed), int(n_p),
+                           int(matrix.shape[1]), measure)
+    mean_r = float(np.tanh(np.arctanh(arr).mean()))
+    return Reliability(value=float(np.clip(spearman_brown(mean_r), -1.0, 1.0)),
+                       split_half_r=mean_r,
+                       sd_r=float(arr.std(ddof=1)) if arr.size > 1 else float("nan"),
                        n_splits=int(arr.size), seed=int(seed), n_participants=int(n_p),
                        n_items=int(matrix.shape[1]), measure=measure)
 

@@ -143,7 +143,8 @@ def build_relational_suite(*, seed: int = RELIABILITY_SEED,
         rel = split_half_reliability(det, measure="rt_ms", n_splits=n_splits, seed=seed)
         rel_value = None if np.isnan(rel.value) else rel.value
         reliability[task] = rel_value
-        rel_info[task] = {"sd": rel.sd, "n_splits": rel.n_splits,
+        rel_info[task] = {"split_half_r": rel.split_half_r, "split_half_r_sd": rel.sd_r,
+                          "n_splits": rel.n_splits,
                           "n_participants": rel.n_participants}
         for iid, gold in gold_of.items():
             nm = norms[iid]

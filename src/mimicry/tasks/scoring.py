@@ -5,9 +5,10 @@ split off by the caller; the whole completion for models that do not reason) and
 ``(parsed_answer, correct)``; ``parsed_answer`` is ``None`` when nothing parseable was found,
 and then ``correct`` is ``False``.
 
-Where to look: the last ``\\boxed{...}``, else the text after the last "answer is"/"answer:",
-else the last ``**bold**`` span, else the whole text — the first of these that holds a
-parseable answer wins, and inside it the LAST mention counts ("not north ... south" -> south).
+Where to look: the last ``\\boxed{...}``, else the sentence after the last "answer is" /
+"answer:" (then all the text after it), else the last ``**bold**`` span, else the whole text —
+the first of these that holds a parseable answer wins, and inside it the LAST mention counts
+("not north ... south" -> south).
 
 Scorers are looked up by ``item.task``, then by ``item.meta["scorer"]`` (so a user file can say
 ``scorer=direction`` / ``truth`` / ``syllogism`` for its own tasks), else the generic
@@ -64,6 +65,7 @@ def golds(item: Item) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- segments
 _BOXED = re.compile(r"\\boxed\s*\{")
 _ANSWER_IS = re.compile(r"(?:final\s+)?answer\s*(?:is|would be|:|：)\s*:?", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|\n|\(")
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
 
 
@@ -85,7 +87,11 @@ def segments(text: str) -> Iterator[str]:
         yield boxed[-1]
     marks = list(_ANSWER_IS.finditer(text))
     if marks:
-        yield text[marks[-1].end():]
+        tail = text[marks[-1].end():].lstrip()
+        end = _SENTENCE_END.search(tail)
+        if end:
+            yield tail[: end.start()]  # "Answer: X. (because ...)" -> "X"
+        yield tail
     bold = _BOLD.findall(text)
     if bold:
         yield bold[-1]
@@ -141,14 +147,15 @@ def score_exact(item: Item, answer_text: str) -> tuple[str | None, bool]:
 
 
 # --------------------------------------------------------------------------- directions
-_DIR = re.compile(r"\b(north|south)[\s\-‐‑–—_]*(east|west)(?:ern)?\b|\b(north|south|east|west)(?:ern)?\b"
+_DIR = re.compile(r"\b(north|south)[\s\-‐‑–—_]*(east|west)(?:ern)?\b"
+                  r"|\b(north|south|east|west)(?:ern)?\b"
                   r"|\b(NE|NW|SE|SW)\b", re.IGNORECASE)
 _ABBR = {"n": "north", "s": "south", "e": "east", "w": "west", "ne": "north-east",
          "nw": "north-west", "se": "south-east", "sw": "south-west"}
 
 
 def parse_directions(text: str) -> list[str]:
-    """Return every compass direction mentioned in ``text``, canonical (``north-east``), in order."""
+    """Return every compass direction named in ``text``, canonical (``north-east``), in order."""
     out = []
     whole = normalise(text)
     if whole in _ABBR:

@@ -141,7 +141,8 @@ def build_spatial_suite(path: Path = CARDDIR_CSV, *, seed: int = RELIABILITY_SEE
         "rt_definition": "median rt_ms (question onset to response) of correct trials",
         "reliability_measure": "log median RT of correct trials, Pearson over items",
         "reliability_seed": seed, "reliability_splits": rel.n_splits,
-        "reliability_sd": rel.sd, "n_participants": rel.n_participants,
+        "split_half_r": rel.split_half_r, "split_half_r_sd": rel.sd_r,
+        "n_participants": rel.n_participants,
         "excluded": excluded,
     }
     return TaskSuite("spatial", items, source=str(path), reliability={TASK: rel_value},

@@ -179,7 +179,8 @@ def build_syllogisms_suite(path: Path = RAGNI2016_CSV, *, seed: int = RELIABILIT
                                "(existential import); NVC valid only when nothing follows",
         "reliability_measure": "proportion valid, Pearson over items",
         "reliability_seed": seed, "reliability_splits": rel.n_splits,
-        "reliability_sd": rel.sd, "n_participants": rel.n_participants, "excluded": [],
+        "split_half_r": rel.split_half_r, "split_half_r_sd": rel.sd_r,
+        "n_participants": rel.n_participants, "excluded": [],
     }
     return TaskSuite("syllogisms", items, source=str(path), reliability={TASK: rel_value},
                      info=info)
