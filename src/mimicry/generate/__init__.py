@@ -1,1 +1,18 @@
-"""generate: see README."""
+"""Behavioural runs: one trace per model × item.
+
+- :func:`generate` runs a model over a task suite with the ``hf`` backend (batched
+  ``transformers.generate``, left padding, greedy by default) or the ``openai`` backend (any
+  OpenAI-compatible server: vLLM, SGLang, TGI, ``transformers serve``), appending traces to
+  a JSONL file and resuming where it stopped.
+- :func:`import_traces` validates traces made elsewhere (CSV/JSONL) and writes trace JSONL.
+- :func:`segment_ids` splits generated ids at ``</think>`` with exact token counts.
+
+See docs/generate.md.
+"""
+
+from .importer import import_traces
+from .run import GenerateResult, generate, summarize
+from .segments import Segmented, segment_ids
+
+__all__ = ["GenerateResult", "Segmented", "generate", "import_traces", "segment_ids",
+           "summarize"]
