@@ -167,13 +167,12 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     capture, why = lookup("mimicry.capture", "capture")
     if capture is None:
         return StageResult("unavailable", [why])
-    conf_cls, why2 = lookup("mimicry.capture.base", "CaptureConfig")
+    conf_cls, why2 = lookup("mimicry.capture", "CaptureConfig")
     if conf_cls is None:
         return StageResult("unavailable", [why2])
     c = cfg.capture
-    conf = call(conf_cls, sites=list(c.sites), entropy=c.entropy,
-                entropy_samples=c.entropy_samples, sampled_positions=c.entropy_samples,
-                store_dtype=c.store_dtype, batch_tokens=c.batch_tokens, backend=c.backend,
+    conf = call(conf_cls, sites=tuple(c.sites), entropy=c.entropy, n_sampled=c.entropy_samples,
+                dtype=c.store_dtype, batch_tokens=c.batch_tokens, backend=c.backend,
                 seed=cfg.seed)
     notes: list[str] = []
     jobs = capture_jobs(cfg, run)
@@ -187,8 +186,7 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        call(capture, model_spec(m), read_traces(tpath), cpath, conf, backend=c.backend,
-             device=default_device(m))
+        capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m))
         done += 1
     if done == len(jobs):
         return StageResult("done", notes)

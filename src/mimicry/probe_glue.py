@@ -1,20 +1,28 @@
 """Glue between the run folder and the ``probes`` package (looked up at call time).
 
-``run_probe(name, cfg, run, suite)`` opens what probe ``name`` needs from the run folder
-(caches, traces, alignment), calls ``probes.<name>.run(...)``, and writes
-``RUN/probes/<name>.csv`` plus its figure (PNG + PDF). ``mimicry`` does not import ``probes``
-at import time; a probe that is not installed is reported as not available.
+``run_probe(name, cfg, run, suite)`` opens what probe ``name`` needs from the run folder,
+calls ``probes.<name>.run(...)`` once per model or per teacher/student pair, and writes
+``RUN/probes/<name>.csv`` (all units stacked, with a ``unit`` column), the extra tables as
+``<name>_<table>.csv``, and one figure per unit ``<name>__<unit>.png/.pdf``. ``mimicry``
+does not import ``probes`` at import time; a probe that is not installed (or whose glue is
+not written) is reported as not available, never faked.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .config import ExperimentConfig
+from .errors import MimicryError
 from .io import atomic_path, atomic_write_json
 from .runsupport import call, lookup
+
+Units = list[tuple[str, Any]]  # (unit label, probe Result)
 
 
 def cache_paths(run: Path) -> dict[str, Path]:
@@ -23,9 +31,61 @@ def cache_paths(run: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(d.glob("*.h5"))} if d.exists() else {}
 
 
+class _Ctx:
+    """What adapters need: config, run folder, suite, and caches opened on demand."""
+
+    def __init__(self, cfg: ExperimentConfig, run: Path, suite) -> None:
+        self.cfg, self.run, self.suite = cfg, run, suite
+        self.paths = cache_paths(run)
+        self._open: dict[str, Any] = {}
+        self.teacher = cfg.roles().get("teacher")
+        self.opts: dict[str, Any] = {}
+
+    def cache(self, stem: str):
+        if stem not in self._open:
+            from .store import open_cache
+
+            self._open[stem] = open_cache(self.paths[stem])
+        return self._open[stem]
+
+    def own(self) -> list[str]:
+        """Return the model keys (config order) that have a cache over their own traces."""
+        return [m.key for m in self.cfg.models if m.key in self.paths]
+
+    def pairs(self) -> list[str]:
+        """Return the students/controls that can be compared with the teacher."""
+        if not self.teacher or self.teacher not in self.paths:
+            return []
+        return [m.key for m in self.cfg.models
+                if m.role in ("student", "control") and m.key in self.paths]
+
+
+def _difficulty(fn: Callable, ctx: _Ctx) -> Units:
+    return [(k, call(fn, ctx.cache(k), tasks=ctx.suite, seed=ctx.cfg.seed, name=k, **ctx.opts))
+            for k in ctx.own()]
+
+
+def _similarity(fn: Callable, ctx: _Ctx) -> Units:
+    out = []
+    for k in ctx.pairs():
+        # Same inputs for both: the student reading the teacher's traces when captured,
+        # else the prompts' last state (identical prompts) from each model's own cache.
+        cross = f"{k}__on_{ctx.teacher}"
+        student, site = (cross, None) if cross in ctx.paths else (k, "last_prompt")
+        out.append((k, call(fn, ctx.cache(ctx.teacher), ctx.cache(student), site=site,
+                            seed=ctx.cfg.seed, names=(ctx.teacher, k), **ctx.opts)))
+    return out
+
+
+ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
+    "difficulty": _difficulty,
+    "similarity": _similarity,
+}
+
+
 def probe_done(run: Path, name: str, cfg: ExperimentConfig) -> bool:
     """Return whether ``probes/<name>.csv`` exists from a run with the same config hash."""
-    meta = run / "probes" / f"{name}.json"
+    meta = run / "probes" / f"{name}.run.json"
     if not (run / "probes" / f"{name}.csv").exists() or not meta.exists():
         return False
     try:
@@ -41,46 +101,74 @@ def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite) -> tuple[bool,
     fn, why = lookup(f"probes.{name}", "run")
     if fn is None:
         return False, why
-    caches = cache_paths(run)
-    if not caches and name != "verdict":
+    adapter = ADAPTERS.get(name)
+    if adapter is None:
+        return False, f"probes.{name} exists but the runner's glue for it is not written yet"
+    ctx = _Ctx(cfg, run, suite)
+    ctx.opts = dict(cfg.probes.options.get(name, {}))
+    if not ctx.paths:
         return False, "no caches (capture did not run)"
-    opts: dict[str, Any] = dict(cfg.probes.options.get(name, {}))
-    res = call(fn, caches=caches, run_dir=run, suite=suite, roles=cfg.roles(),
-               seed=cfg.seed, **opts)
-    save_result(res, run / "probes", name, cfg)
+    try:
+        units = adapter(fn, ctx)
+    except MimicryError as e:  # e.g. too few usable items: say so, keep the other probes
+        return False, f"failed: {e.render()}"
+    except Exception as e:  # a bug in a probe must not lose the rest of the run: show it
+        import traceback
+
+        traceback.print_exc()
+        first = (str(e).splitlines() or [""])[0][:200]
+        return False, f"failed with {type(e).__name__}: {first} (traceback above; a bug)"
+    if not units:
+        return False, "nothing to compare (needs a teacher and a student with caches)"
+    save_units(units, run / "probes", name, cfg)
     return True, ""
 
 
-def save_result(res: Any, out: Path, name: str, cfg: ExperimentConfig) -> None:
-    """Write ``res.table`` as ``<name>.csv`` and ``res.plot()`` as ``<name>.png/.pdf``."""
-    out.mkdir(parents=True, exist_ok=True)
-    table = getattr(res, "table", None)
-    if table is None:
-        raise TypeError(f"probe {name} returned no .table")
-    with atomic_path(out / f"{name}.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    plot = getattr(res, "plot", None)
-    if callable(plot):
-        import matplotlib.pyplot as plt
+def save_units(units: Units, out: Path, name: str, cfg: ExperimentConfig) -> None:
+    """Write the stacked table, extra tables and one figure per unit; then the done-marker."""
+    import matplotlib.pyplot as plt
 
-        fig = plot()
-        if fig is not None:
-            save_figure(fig, out / name)
-            plt.close(fig)
-    atomic_write_json(out / f"{name}.json", {"probe": name, "seed": cfg.seed,
-                                             "config_hash": cfg.stage_hash("probe")})
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / f"{name}.csv", _stack([(u, r.table) for u, r in units]))
+    extra_names = sorted({k for _, r in units for k in (getattr(r, "tables", None) or {})})
+    for t in extra_names:
+        _write_csv(out / f"{name}_{t}.csv",
+                   _stack([(u, r.tables[t]) for u, r in units if t in r.tables]))
+    for u, r in units:
+        try:
+            fig = r.plot()
+        except ValueError:  # the probe draws no figure for this result
+            continue
+        save_figure(fig, out / f"{name}__{u}")
+        plt.close(fig)
+    meta = {u: getattr(r, "meta", {}) for u, r in units}
+    atomic_write_json(out / f"{name}.run.json", {
+        "probe": name, "units": [u for u, _ in units], "seed": cfg.seed,
+        "config_hash": cfg.stage_hash("probe"), "meta": json.loads(json.dumps(meta,
+                                                                               default=str))})
+
+
+def _stack(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    frames = []
+    for u, df in parts:
+        df = df.copy()
+        if "unit" not in df.columns:
+            df.insert(0, "unit", u)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def save_figure(fig, stem: Path) -> list[Path]:
     """Save ``fig`` as ``stem.png`` (150 dpi) and ``stem.pdf``; return the paths."""
-    saver, _ = lookup("mimicry.plots", "save_figure")
-    if saver is not None:
-        out = saver(fig, stem)
-        return list(out) if out else [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     paths = []
     for ext, kw in ((".png", {"dpi": 150}), (".pdf", {})):
-        p = stem.with_suffix(ext)
+        p = stem.with_name(stem.name + ext)
         with atomic_path(p, suffix=ext) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", **kw)
+            fig.savefig(tmp, format=ext[1:], bbox_inches="tight", **kw)
         paths.append(p)
     return paths

@@ -154,10 +154,14 @@ def _behaviour_blocks(run: Path, labels: dict[str, str]) -> list[Block]:
             for dropped in info.get("dropped_tasks") or []:
                 out.append(("p", f"Left out of the fit: {dropped.get('task')} "
                             f"({dropped.get('reason')})."))
-            fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"))
-            out += _save_and_fig(fig, d / "inflation", save_figure,
-                                 "Inverse efficiency (tokens per correct answer), one point "
-                                 "per task, with the fitted slope and its 95% CI.")
+            if inf.dropna(subset=["ie_base", "ie_student"]).empty:
+                out.append(("p", "No task has a defined inverse efficiency for both models: "
+                            "no inflation-law figure."))
+            else:
+                fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"))
+                out += _save_and_fig(fig, d / "inflation", save_figure,
+                                     "Inverse efficiency (tokens per correct answer), one "
+                                     "point per task, with the fitted slope and its 95% CI.")
     ex = summ.get("exclusions")
     if ex is not None:
         out += [("h", 3, "Exclusions"),
@@ -211,13 +215,18 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
     t = _read_csv(run / "probes" / f"{name}.csv")
     if t is None:
         why = notes.get(name, "the probe stage has not run")
+        if why.startswith("failed"):
+            return [("p", f"**Failed** — {why}. No numbers are shown for it.")]
         return [("p", f"**Not available yet**: {why}.")]
     out: list[Block] = []
     if len(t) > MAX_ROWS:
         out.append(("p", f"First {MAX_ROWS} of {len(t)} rows; full table: probes/{name}.csv."))
         t = t.head(MAX_ROWS)
     out.append(("table", t))
-    return out + _fig(run / "probes" / f"{name}.png", PROBE_TITLES.get(name, name) + ".")
+    for png in sorted((run / "probes").glob(f"{name}__*.png")):
+        unit = png.stem.split("__", 1)[1]
+        out += _fig(png, f"{PROBE_TITLES.get(name, name)} — {unit}.")
+    return out
 
 
 def build_blocks(run: Path, cfg: dict | None = None) -> list[Block]:
