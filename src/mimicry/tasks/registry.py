@@ -12,6 +12,7 @@ likewise ``TASK`` + ``score_answer`` registers its scorer.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,8 @@ def summary_rows(suite: TaskSuite, norm_source: str = "") -> list[dict]:
         rows.append({"suite": suite.name, "task": task, "items": len(items),
                      "norm_source": norm_source or suite.info.get("norm_source", suite.source),
                      "measure": "/".join(measures),
-                     "reliability": None if rel is None else round(float(rel), 3)})
+                     "reliability": None if rel is None or math.isnan(rel)
+                     else round(float(rel), 3)})
     return rows
 
 

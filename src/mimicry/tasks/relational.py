@@ -150,7 +150,7 @@ def build_relational_suite(*, seed: int = RELIABILITY_SEED,
             nm = norms[iid]
             meta = meta_of[iid]
             premises, conclusion = meta.pop("prompt_args")
-            meta.update(n_correct=nm.n_correct, scorer="truth")
+            meta.update(n_correct=nm.n_correct, scorer="truth", reliability_seed=seed)
             items.append(Item(
                 item_id=iid, task=task, prompt=render_prompt(premises, conclusion),
                 answer="true" if gold else "false",

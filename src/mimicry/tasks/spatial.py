@@ -135,7 +135,7 @@ def build_spatial_suite(path: Path = CARDDIR_CSV, *, seed: int = RELIABILITY_SEE
                   "directions": [p[0] for p in premises], "target": target,
                   "reference": reference, "ccobra_task_id": int(tid),
                   "n_correct": nm.n_correct, "majority_response": str(majority),
-                  "scorer": "direction"}))
+                  "scorer": "direction", "reliability_seed": seed}))
     info = {
         "norm_source": "CCOBRA Ragni2018_carddir",
         "rt_definition": "median rt_ms (question onset to response) of correct trials",

@@ -172,7 +172,7 @@ def build_syllogisms_suite(path: Path = RAGNI2016_CSV, *, seed: int = RELIABILIT
                   "premises": wording.split("/"), "n_premises": 2, "terms": terms,
                   "valid": list(valid[syl]) or [NVC],
                   "responses": {k: int(v) for k, v in resp.items()},
-                  "scorer": "syllogism"}))
+                  "scorer": "syllogism", "reliability_seed": seed}))
     info = {
         "norm_source": "CCOBRA Ragni2016",
         "accuracy_definition": "proportion of responses that are logically valid "
