@@ -6,9 +6,9 @@ paired Δr) and :mod:`mimicry.stattools` (McNemar, paired tests, OLS, Cook's dis
 KL divergence, BH-FDR).
 
 Conventions: every resampling function takes ``seed`` and draws from
-``numpy.random.default_rng(seed)``; bootstrap CIs are percentile intervals over resampled
-items; permutation p-values are two-sided with the +1 correction,
-``p = (1 + #{|stat*| >= |stat|}) / (n_perm + 1)``; arrays are ``[n]`` unless stated.
+``numpy.random.default_rng(seed)``; bootstrap CIs resample items and are expanded
+percentile intervals by default (``ci="percentile"`` for the plain one); permutation
+p-values are two-sided with the +1 correction, ``p = (1 + #{|stat*| >= |stat|}) / (n_perm + 1)``; arrays are ``[n]`` unless stated.
 """
 
 from .stats_core import (
@@ -18,6 +18,7 @@ from .stats_core import (
     bootstrap_ci,
     bootstrap_corr,
     bootstrap_indices,
+    ci_levels,
     correlate,
     exact_permutation_p,
     fisher_ci,
@@ -46,7 +47,8 @@ from .stattools import (
 
 __all__ = [
     "CorrDiff", "CorrResult", "FisherMean", "McNemarResult", "OLSResult", "PairedTest",
-    "RSAResult", "bh_fdr", "bootstrap_ci", "bootstrap_corr", "bootstrap_indices", "cooks_distance",
+    "RSAResult", "bh_fdr", "bootstrap_ci", "bootstrap_corr", "bootstrap_indices", "ci_levels",
+    "cooks_distance",
     "correlate", "exact_permutation_p", "fisher_ci", "fisher_mean", "kl_divergence", "mcnemar",
     "ols", "paired_corr_diff", "paired_test", "pearson", "percentile_ci", "permutation_null",
     "permutation_p", "rdm", "rsa", "spearman",

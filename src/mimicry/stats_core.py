@@ -3,7 +3,8 @@
 Every resampling function takes ``seed`` and draws from ``numpy.random.default_rng(seed)``, so
 the same call gives the same numbers. Conventions:
 
-- bootstrap CIs are **percentile** intervals over resampled *items* (rows), ``n_boot`` draws;
+- bootstrap CIs are *expanded percentile* intervals (Hesterberg 2015; plain percentile with
+  ``ci="percentile"``) over resampled *items* (rows), ``n_boot`` draws;
   resamples whose correlation is undefined (a constant column) are dropped and counted;
 - permutation p-values are two-sided with the +1 correction,
   ``p = (1 + #{|stat_perm| >= |stat_obs|}) / (n_perm + 1)``, so p is never 0;
@@ -19,6 +20,7 @@ from itertools import permutations
 import numpy as np
 from scipy import stats as sps
 
+CI_METHODS = ("expanded", "percentile")
 _CHUNK_CELLS = 2_000_000  # max resample cells held at once (rows x n), ~16 MB of float64
 
 
@@ -35,6 +37,7 @@ class CorrResult:
     n_boot: int
     n_perm: int
     seed: int
+    ci_method: str = "expanded"
     n_boot_degenerate: int = 0
 
     def to_dict(self) -> dict:
@@ -113,21 +116,51 @@ def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
     return out
 
 
-def percentile_ci(dist, level: float = 0.95) -> tuple[float, float]:
-    """Return the percentile interval of a bootstrap distribution (NaNs ignored)."""
+def ci_levels(level: float = 0.95, n: int | None = None) -> tuple[float, float]:
+    """Return the lower/upper quantiles (in [0, 1]) a bootstrap CI reads off its distribution.
+
+    ``n=None``: the plain percentile interval, ``((1-level)/2, (1+level)/2)``. With the sample
+    size ``n``: Hesterberg's (2015) *expanded* percentile interval, which widens the levels to
+    ``Φ(±sqrt(n/(n-1)) · t_{n-1, (1+level)/2})`` to undo the percentile interval's
+    narrowness in small samples (n = 40, ρ = 0.5: 93% → 94–95% coverage).
+    """
+    a = (1 - level) / 2
+    if n is None:
+        return a, 1 - a
+    if n < 3:
+        raise ValueError("expanded percentile interval needs n >= 3")
+    q = math.sqrt(n / (n - 1)) * float(sps.t.ppf(1 - a, n - 1))
+    return float(sps.norm.cdf(-q)), float(sps.norm.cdf(q))
+
+
+def percentile_ci(dist, level: float = 0.95, n: int | None = None) -> tuple[float, float]:
+    """Return the bootstrap interval ``(low, high)`` of ``dist [n_boot]`` (NaNs ignored).
+
+    ``n=None`` gives the plain percentile interval; the sample size ``n`` gives the expanded
+    percentile interval (see :func:`ci_levels`). Quantiles use numpy's default (linear).
+    """
     d = np.asarray(dist, dtype=float)
     d = d[np.isfinite(d)]
     if d.size == 0:
         return (math.nan, math.nan)
-    a = (1 - level) / 2
-    lo, hi = np.percentile(d, [100 * a, 100 * (1 - a)])
+    lo, hi = np.quantile(d, ci_levels(level, n))
     return float(lo), float(hi)
 
 
+def _ci(dist, level: float, n: int, ci: str) -> tuple[float, float]:
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
+    return percentile_ci(dist, level, n if ci == "expanded" else None)
+
+
 def bootstrap_ci(x, y, *, method: str = "pearson", n_boot: int = 10_000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Return the percentile bootstrap CI ``(low, high)`` of the correlation over items."""
-    return percentile_ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), level)
+                 level: float = 0.95, ci: str = "expanded") -> tuple[float, float]:
+    """Return the bootstrap CI ``(low, high)`` of the correlation over items.
+
+    ``ci="expanded"`` (default): expanded percentile interval; ``"percentile"``: plain.
+    """
+    x, y = _xy(x, y)
+    return _ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), level, x.size, ci)
 
 
 def permutation_null(x, y, *, method: str = "pearson", n_perm: int = 10_000,
@@ -162,18 +195,18 @@ def permutation_p(x, y, *, method: str = "pearson", n_perm: int = 10_000,
 
 
 def correlate(x, y, *, method: str = "pearson", n_boot: int = 10_000, n_perm: int = 10_000,
-              seed: int = 0, level: float = 0.95) -> CorrResult:
-    """Return r, n, percentile bootstrap CI (over items) and permutation p for ``x, y [n]``.
+              seed: int = 0, level: float = 0.95, ci: str = "expanded") -> CorrResult:
+    """Return r, n, bootstrap CI (over items; expanded percentile) and permutation p for ``x, y [n]``.
 
     The bootstrap uses ``seed``; the permutation test uses ``seed + 1`` (independent draws).
     """
     x, y = _xy(x, y)
     r = pearson(x, y) if method == "pearson" else spearman(x, y)
     dist = bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed)
-    lo, hi = percentile_ci(dist, level)
+    lo, hi = _ci(dist, level, x.size, ci)
     p = permutation_p(x, y, method=method, n_perm=n_perm, seed=seed + 1)
     return CorrResult(r=r, n=int(x.size), ci_low=lo, ci_high=hi, p=p, method=method,
-                      n_boot=n_boot, n_perm=n_perm, seed=seed,
+                      n_boot=n_boot, n_perm=n_perm, seed=seed, ci_method=ci,
                       n_boot_degenerate=int(np.sum(~np.isfinite(dist))))
 
 
@@ -264,7 +297,7 @@ class CorrDiff:
 
 
 def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: int = 10_000,
-                     seed: int = 0, level: float = 0.95) -> CorrDiff:
+                     seed: int = 0, level: float = 0.95, ci: str = "expanded") -> CorrDiff:
     """Return ``r(x_b, y_b) - r(x_a, y)`` with a paired bootstrap CI and p over shared items.
 
     All arrays are ``[n]`` over the same items (``y_b`` defaults to ``y``). Each bootstrap
@@ -285,7 +318,7 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
         d[s:s + step] = (_corr_rows(x_b[rows], y_b[rows], method)
                          - _corr_rows(x_a[rows], y[rows], method))
     d = d[np.isfinite(d)]
-    lo, hi = percentile_ci(d, level)
+    lo, hi = _ci(d, level, x_a.size, ci)
     if d.size:
         tail = min(np.sum(d <= 0), np.sum(d >= 0))
         p = min(1.0, 2 * (1 + int(tail)) / (d.size + 1))

@@ -216,17 +216,17 @@ def rsa(rdm_a, rdm_b, *, n_perm: int = 0, seed: int = 0) -> RSAResult:
         # ranks of the permuted triangle = the rank matrix permuted (ranks are per-entry)
         RB = np.zeros_like(B)
         RB[iu] = sps.rankdata(B[iu])
-        RB = RB + RB.T
+        flat = (RB + RB.T).ravel()
         rac = ra - ra.mean()
+        ssa = float(rac @ rac)
         rng = np.random.default_rng(seed)
-        hits = 0
-        for _ in range(n_perm):
+        null = np.empty(n_perm)
+        for k in range(n_perm):
             perm = rng.permutation(n)
-            rb = RB[np.ix_(perm, perm)][iu]
+            rb = flat[perm[iu[0]] * n + perm[iu[1]]]
             rbc = rb - rb.mean()
-            r = float(rac @ rbc) / math.sqrt(float(rac @ rac) * float(rbc @ rbc))
-            hits += abs(r) >= abs(rho) - 1e-12
-        p = (1 + hits) / (n_perm + 1)
+            null[k] = float(rac @ rbc) / math.sqrt(ssa * float(rbc @ rbc))
+        p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (n_perm + 1)
     return RSAResult(rho, n, p, n_perm, seed)
 
 
