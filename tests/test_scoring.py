@@ -68,6 +68,9 @@ def test_truth_scorer(item, text, parsed, correct):
     (SYL, "Answer: Some;managers;clerks", "Some;managers;clerks", True),
     (SYL, "Some manager is a clerk", "Some;managers;clerks", True),
     (SYL, "No valid conclusion", "NVC", False),
+    (SYL, "Some of the managers aren't clerks.", "Some not;managers;clerks", False),
+    (SYL, "All the clerks are managers", "All;clerks;managers", False),
+    (SYL, "Some clerks are managers.\n\nThis follows because...", "Some;clerks;managers", True),
     # the last mention counts; premises restated first don't
     (SYL, "All models are managers and some models are clerks, so some managers are clerks",
      "Some;managers;clerks", True),

@@ -204,8 +204,9 @@ def parse_conclusions(text: str, terms: dict[str, str]) -> list[str]:
     # two copies of the term alternation with distinct group names (subject x, predicate y)
     x_alt = "|".join(f"(?P<x{i}>{_term_pattern(t)})" for i, t in enumerate(names))
     y_alt = "|".join(f"(?P<y{i}>{_term_pattern(t)})" for i, t in enumerate(names))
-    pat = re.compile(rf"\b(?P<q>all|some|no)\s+(?:of\s+the\s+)?(?:{x_alt})\s+(?:are|is)\s+"
-                     rf"(?:an?\s+)?(?P<neg>not\s+)?(?:{y_alt})\b", re.IGNORECASE)
+    pat = re.compile(rf"\b(?P<q>all|some|no)\s+(?:of\s+the\s+|the\s+)?(?:{x_alt})\s+"
+                     rf"(?:(?P<neg>are\s+not|is\s+not|aren['’]t|isn['’]t)|are|is)\s+"
+                     rf"(?:an?\s+)?(?:{y_alt})\b", re.IGNORECASE)
     found: list[tuple[int, str]] = []
     for m in pat.finditer(text):
         q = m.group("q").lower()
