@@ -1,0 +1,176 @@
+"""Run a capture job: encode traces, skip finished items, batch, run a backend, write, merge.
+
+``capture(model, traces, out, config)`` is the Python entry point behind ``mimicry capture``;
+it also accepts an already loaded ``(model, tokenizer)`` (benchmarks, notebooks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import __version__
+from ..errors import InputError
+from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
+from ..traces import Trace, read_traces
+from .base import EncodedItem
+from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
+from .segments import encode_traces
+from .writer import CacheWriter
+
+# backend name -> (module, class) ; tl/nnsight are written by the capture-peers
+BACKEND_CLASSES = {
+    "hf": ("mimicry.capture.hf", "HFBackend"),
+    "tl": ("mimicry.capture.tl_backend", "TLBackend"),
+    "nnsight": ("mimicry.capture.nnsight_backend", "NNsightBackend"),
+}
+
+
+def make_backend(name: str, model, tokenizer, config: CaptureConfig):
+    """Return the backend object ``name`` built from ``(model, tokenizer, config)``."""
+    modname, clsname = BACKEND_CLASSES[name]
+    try:
+        mod = importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        raise InputError(f"backend {name!r} is not available ({e})",
+                         fix="use --backend hf, or install the extra: pip install "
+                             f"'mimicry[{name}]'") from None
+    cls = getattr(mod, clsname, None)
+    if cls is None:
+        raise InputError(f"backend module {modname} has no {clsname}", fix="use --backend hf")
+    return cls(model, tokenizer, config)
+
+
+def pack_batches(items: list[EncodedItem], batch_tokens: int) -> list[list[EncodedItem]]:
+    """Return batches of items sorted by length, each with ``n * max_len <= batch_tokens``.
+
+    An item longer than ``batch_tokens`` runs alone.
+    """
+    order = sorted(items, key=lambda it: -it.length)
+    batches: list[list[EncodedItem]] = []
+    cur: list[EncodedItem] = []
+    for it in order:
+        lmax = cur[0].length if cur else it.length
+        if cur and (len(cur) + 1) * lmax > batch_tokens:
+            batches.append(cur)
+            cur = []
+        cur.append(it)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def estimate_bytes(n_items: int, dims: dict, config: CaptureConfig, n_token_rows: int = 0) -> int:
+    """Return the approximate size in bytes of a cache of ``n_items`` items."""
+    per = 2 if config.dtype == "float16" else 4
+    row = (dims["n_layers"] + 1) * dims["d_model"] * per
+    ent = 0 if config.entropy == "off" else (
+        len(ENTROPY_VARIANTS) * len(ENTROPY_SEGMENTS) * dims["n_layers"] * dims["n_heads"] * 4)
+    return n_items * (len(config.sites) * row + ent + 200) + n_token_rows * row
+
+
+def _dims_from_config(spec: ModelSpec) -> dict:
+    from transformers import AutoConfig
+
+    from .base import model_dims
+
+    try:
+        cfg = AutoConfig.from_pretrained(spec.name_or_path, revision=spec.revision,
+                                         trust_remote_code=spec.trust_remote_code)
+    except OSError as e:
+        from ..models import _not_found
+
+        raise _not_found(spec, e) from None
+    return model_dims(cfg), cfg
+
+
+def _dtype_name(d) -> str:
+    return str(d).removeprefix("torch.")
+
+
+def build_attrs(model_name: str, spec: ModelSpec | None, dtype: str, tok, dims: dict,
+                config: CaptureConfig) -> dict:
+    """Return the root attrs of a cache for this model/tokenizer/config."""
+    return {
+        "model": Path(model_name.rstrip("/")).name, "model_path": model_name,
+        "revision": (spec.revision if spec else None) or "", "dtype": dtype,
+        **tokenizer_fingerprint(tok), "capture_config": config.to_json(),
+        "mimicry_version": __version__, **dims,
+    }
+
+
+def capture(model, traces: str | Path | list[Trace], out: str | Path,
+            config: CaptureConfig | None = None, *, tokenizer=None, device: str | None = None,
+            dtype: str | None = None, limit: int | None = None, progress: bool = True,
+            log: Callable[[str], None] | None = None) -> Path:
+    """Return the path of the HDF5 cache written for ``model`` over ``traces``.
+
+    ``model``: hub id / local folder / :class:`ModelSpec`, or a loaded HF model (then pass
+    ``tokenizer``). ``traces``: a JSONL file or a list of :class:`Trace`. Resumes: items
+    already in ``out`` (or its shards) are skipped; a cache from another model/config is
+    refused. ``log`` receives the cost summary and progress lines (default: stderr).
+    """
+    config = config or CaptureConfig()
+    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    loaded = not isinstance(model, (str, Path, ModelSpec))
+    spec = None if loaded else ModelSpec.coerce(str(model) if isinstance(model, Path) else model)
+    if loaded:
+        if tokenizer is None:
+            raise InputError("a loaded model needs its tokenizer", fix="pass tokenizer=...")
+        from .base import model_dims
+
+        dims = model_dims(model)
+        name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+        dtype_name = _dtype_name(next(model.parameters()).dtype)
+    else:
+        tokenizer = load_tokenizer(spec)
+        dims, cfg = _dims_from_config(spec)
+        want = resolve_dtype(dtype or spec.dtype)
+        if want == "auto":
+            want = getattr(cfg, "dtype", None) or getattr(cfg, "torch_dtype", None) or "float32"
+        dtype_name = _dtype_name(want)
+        name = spec.name_or_path
+    if config.chat_template not in ("auto", "none"):
+        tokenizer.chat_template = config.chat_template
+    tfile = None
+    if isinstance(traces, (str, Path)):
+        tfile = str(traces)
+        traces = read_traces(traces)
+    if limit is not None:
+        traces = traces[:limit]
+    if not traces:
+        raise InputError("no traces to capture", file=tfile, fix="check the traces file")
+    items = encode_traces(tokenizer, traces, config, file=tfile)
+    attrs = build_attrs(name, spec, dtype_name, tokenizer, dims, config)
+    out = Path(out)
+    with CacheWriter(out, attrs, config.dtype) as writer:
+        done = writer.open()
+        todo = [it for it in items if it.key not in done]
+        n_tok = sum(it.length for it in todo)
+        n_rows = sum(len(it.token_positions) for it in todo if it.token_positions is not None)
+        size = estimate_bytes(len(todo), dims, config, n_rows)
+        say(f"capture: {len(items)} traces, {len(items) - len(todo)} already in cache "
+            f"(skipped), {len(todo)} to capture: {n_tok:,} tokens (longest "
+            f"{max((it.length for it in todo), default=0):,}); {dims['n_layers']} layers x "
+            f"d_model {dims['d_model']}, sites {','.join(config.sites)}, entropy "
+            f"{config.entropy}; ~{size / 2**20:,.1f} MiB more in {out}")
+        if todo:
+            if not loaded:
+                model, _ = load_model(spec, device=device, dtype=dtype)
+            elif device is not None:
+                model.to(device)
+            backend = make_backend(config.backend, model, tokenizer, config)
+            batches = pack_batches(todo, config.batch_tokens)
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_tok, unit="tok", disable=not progress, desc="capture")
+            for batch in batches:
+                acts = backend.run(batch)
+                writer.write_batch(batch, acts)
+                bar.update(sum(it.length for it in batch))
+            bar.close()
+        writer.finish()
+        say(f"capture: captured {len(todo)} items; {out} holds {len(done) + len(todo)} items")
+    return out
