@@ -106,6 +106,27 @@ class GenerationConfig:
 
 
 @dataclass
+class AlignStageConfig:
+    """Settings of the align stage (behavioural statistics, see docs/alignment.md).
+
+    Fields:
+        n_boot: bootstrap resamples for every CI (≥ 10 000 for reported numbers).
+        n_perm: permutations for every permutation p.
+        min_items: a model × task cell with fewer included items is not analysed (counted).
+        exclude_truncated: leave out traces that hit max_new_tokens (counted in exclusions).
+        cooks: also exclude points with Cook's distance > 4/n (counted).
+        cost: ``reasoning_tokens`` (default) or ``total_tokens`` for models without ``<think>``.
+    """
+
+    n_boot: int = 10_000
+    n_perm: int = 10_000
+    min_items: int = 5
+    exclude_truncated: bool = True
+    cooks: bool = False
+    cost: str = "reasoning_tokens"
+
+
+@dataclass
 class CaptureStageConfig:
     """Settings of the capture stage (activations to ``caches/<key>.h5``).
 
@@ -159,7 +180,7 @@ class ExperimentConfig:
         seed: seed for alignment bootstraps, probes and scrambling (recorded in outputs).
         gpus: GPUs the job will use (for the per-GPU memory estimate with device_map auto).
         models: the family (see :class:`ModelConfig`).
-        generation / capture / probes: stage settings.
+        generation / alignment / capture / probes: stage settings.
         source: the TOML file it came from (set by ``load_config``).
     """
 
@@ -172,6 +193,7 @@ class ExperimentConfig:
     seed: int = 0
     gpus: int = 1
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    alignment: AlignStageConfig = field(default_factory=AlignStageConfig)
     capture: CaptureStageConfig = field(default_factory=CaptureStageConfig)
     probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
     source: str = ""
@@ -206,6 +228,7 @@ class ExperimentConfig:
         order = STAGES.index(stage)
         if order >= STAGES.index("align"):
             parts["seed"] = d["seed"]
+            parts["alignment"] = d["alignment"]
         if order >= STAGES.index("capture"):
             parts["capture"] = d["capture"]
         if order >= STAGES.index("probe"):
@@ -258,6 +281,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
         raise InputError(f"duplicate model key(s) {dup}", file=source,
                          fix="give each [[models]] a distinct key")
     gen = _build(GenerationConfig, data.pop("generation", {}), "[generation]", source)
+    aln = _build(AlignStageConfig, data.pop("alignment", {}), "[alignment]", source)
     cap = _build(CaptureStageConfig, data.pop("capture", {}), "[capture]", source)
     prb = _build(ProbeStageConfig, data.pop("probes", {}), "[probes]", source)
     if gen.backend not in ("hf", "openai"):
@@ -279,7 +303,8 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
         raise InputError(f"[capture] store_dtype '{cap.store_dtype}' is not valid",
                          file=source, fix="use float16 or float32")
     cfg = _build(ExperimentConfig, {**data, "models": models, "generation": gen,
-                                    "capture": cap, "probes": prb}, "the top level", source)
+                                    "alignment": aln, "capture": cap, "probes": prb},
+                 "the top level", source)
     if not cfg.name:
         raise InputError("'name' is empty", file=source, fix="name = 'my-experiment'")
     if not cfg.out:

@@ -129,14 +129,16 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     students = [m.key for m in cfg.models if m.role == "student" and m.key in names]
     roles = {role: names[k] for role, k in cfg.roles().items() if k in names}
     _say(f"aligning {len(traces)} traces from {len(names)} models, roles {roles}")
-    res = call(align, traces, suite, roles=roles or None, seed=cfg.seed)
+    a = cfg.alignment
+    akw = dict(seed=cfg.seed, n_boot=a.n_boot, n_perm=a.n_perm, min_items=a.min_items,
+               exclude_truncated=a.exclude_truncated, cooks=a.cooks, cost=a.cost)
+    res = call(align, traces, suite, roles=roles or None, **akw)
     res.save(run / "alignment")
     # One more alignment per extra student, so each teacher/student pair has its own Δr.
     for key in students[1:]:
         r2 = dict(roles, student=names[key])
         _say(f"aligning pair {r2}")
-        call(align, traces, suite, roles=r2, seed=cfg.seed).save(run / "alignment" / "pairs"
-                                                                   / key)
+        call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key)
     missing = [m.key for m in cfg.models if m.key not in names]
     notes = [f"no traces for {', '.join(missing)}"] if missing else []
     return StageResult("partial" if missing else "done", notes)

@@ -141,7 +141,7 @@ def _behaviour_blocks(run: Path, labels: dict[str, str]) -> list[Block]:
             if across:
                 out.append(("p", "Across tasks (paired test): " + _kv(across)))
             fig = negative_transfer_figure(nt, roles.get("student", "student"),
-                                           roles.get("base", "base"))
+                                           roles.get("base", "base"), _colours(summ))
             out += _save_and_fig(fig, d / "negative_transfer", save_figure,
                                  "Accuracy per task, base vs student (95% Wilson CIs).")
         inf = _read_csv(d / "inflation.csv")
@@ -170,6 +170,13 @@ def _behaviour_blocks(run: Path, labels: dict[str, str]) -> list[Block]:
                  + (_kv(ex.get("by_model", {})) or "none") + ". Details: alignment/"
                  "exclusions.csv.")]
     return out
+
+
+def _colours(summ: dict) -> dict[str, str]:
+    """Return model → colour in the order the alignment figures use (Okabe–Ito)."""
+    from .report_figures import OKABE_ITO
+
+    return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(summ.get("models", []))}
 
 
 def _role_of(model: str, summ: dict) -> str:
