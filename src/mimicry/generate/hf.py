@@ -30,6 +30,7 @@ class Completion:
     seconds: float
     prompt_opened_think: bool
     meta: dict[str, Any] = field(default_factory=dict)
+    ids: list[int] | None = None  # generated ids without eos/padding (hf only; not saved)
 
 
 def eos_ids(model, tokenizer) -> list[int]:
@@ -115,7 +116,8 @@ class HFBackend:
                 done.append(Completion(
                     item_id=it.item_id, seg=seg, finish_reason=finish, seconds=dt,
                     prompt_opened_think=opened,
-                    meta={"prompt_tokens": lengths[it.item_id], "generated_ids": len(kept)}))
+                    meta={"prompt_tokens": lengths[it.item_id], "generated_ids": len(kept)},
+                    ids=kept))
             if progress is not None:
                 progress.update(len(batch))
             yield done
