@@ -26,6 +26,7 @@ tests check it on machines without a GPU).
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 import torch
@@ -177,28 +178,49 @@ def _suffix_start(key_valid: torch.Tensor) -> torch.Tensor | None:
     return start if bool(torch.equal(expect, kv)) else None
 
 
+def _visible(m: torch.Tensor) -> torch.Tensor:
+    return m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
+
+
+# The last 4-D mask checked: HF passes the same mask object to every layer of a forward.
+_LAST_MASK: list = []
+
+
 def _mask4_start(mask4: torch.Tensor, qidx: torch.Tensor, window: int | None,
-                 chunk: int = 256) -> torch.Tensor | None:
+                 chunk: int = 256, qkey: Any = None) -> torch.Tensor | None:
     """Return ``[b]`` key starts if a 4-D mask is exactly causal + left padding (+ window).
 
-    Checked chunk by chunk (no ``[Lq, Lk]`` block beyond ``[b, h, chunk, Lk]``); any other
-    mask (packed sequences, prefix-LM, custom) returns None and the caller falls back.
+    Two passes over row chunks (no ``[Lq, Lk]`` block beyond ``[b, h, chunk, Lk]``); any other
+    mask (packed sequences, prefix-LM, additive biases, custom) returns None and the caller
+    falls back. The verdict for the last mask object is remembered, so the O(L^2) check runs
+    once per forward, not once per layer.
     """
+    if qkey is None:
+        return _check_mask4(mask4, qidx, window, chunk)
+    key = (window, qkey, tuple(qidx.shape))
+    if _LAST_MASK and _LAST_MASK[0]() is mask4 and _LAST_MASK[1] == key:
+        return _LAST_MASK[2]
+    start = _check_mask4(mask4, qidx, window, chunk)
+    _LAST_MASK[:] = [weakref.ref(mask4), key, start]
+    return start
+
+
+def _check_mask4(mask4: torch.Tensor, qidx: torch.Tensor, window: int | None,
+                 chunk: int) -> torch.Tensor | None:
     b, _, lq, lk = mask4.shape
     vis_any = torch.zeros(b, lk, dtype=torch.bool, device=mask4.device)
-    rows = []
     for q0 in range(0, lq, chunk):
         m = mask4[:, :, q0:q0 + chunk, :]
-        v = m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
+        v = _visible(m)
         if m.dtype != torch.bool and bool((torch.where(v, m, 0) != 0).any()):
             return None  # an additive bias on visible keys: not a pure mask
-        rows.append((q0, v))
         vis_any |= v.any(dim=1).any(dim=1)
     start = _suffix_start(vis_any)
     if start is None:
         return None
     kidx = torch.arange(lk, device=mask4.device)
-    for q0, v in rows:
+    for q0 in range(0, lq, chunk):
+        v = _visible(mask4[:, :, q0:q0 + chunk, :])
         qi = qidx[:, q0:q0 + v.shape[2], None]
         want = (kidx[None, None, :] <= qi) & (kidx[None, None, :] >= start[:, None, None])
         if window:
@@ -322,7 +344,8 @@ def entropy_stats(q: torch.Tensor, k: torch.Tensor, *, scaling: float | None = N
             qi = (torch.arange(lk - lq, lk, device=q.device) if query_index is None
                   else torch.as_tensor(query_index, device=q.device).long())
             qi = qi.expand(b, lq) if qi.dim() == 1 else qi
-            start = _mask4_start(attn_mask.to(q.device), qi, sliding_window, chunk)
+            qkey = "default" if query_index is None else None  # None: do not cache
+            start = _mask4_start(attn_mask.to(q.device), qi, sliding_window, chunk, qkey)
             why = None if start is not None else "4-D mask is not causal + left padding"
         else:
             why = "unsupported attn_mask shape"
