@@ -174,12 +174,12 @@ def cooks_distance(x, y) -> np.ndarray:
 
 def rdm(features) -> np.ndarray:
     """Return the Euclidean representational dissimilarity matrix ``[n, n]`` of ``[n]`` or ``[n, d]``."""
+    from scipy.spatial.distance import pdist, squareform
+
     f = np.asarray(features, dtype=float)
     if f.ndim == 1:
         f = f[:, None]
-    sq = np.sum(f * f, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2 * f @ f.T
-    return np.sqrt(np.maximum(d2, 0.0))
+    return squareform(pdist(f, "euclidean"))
 
 
 @dataclass(frozen=True)
