@@ -18,7 +18,7 @@ ROLE_COLOURS = {"teacher": "#0072B2", "student": "#D55E00", "base": "#009E73",
                 "control": "#CC79A7"}
 
 
-def wilson_ci(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+def wilson_ci(k: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
     """Return the Wilson score interval ``(low, high)`` for ``k`` successes of ``n``."""
     k, n = np.asarray(k, float), np.asarray(n, float)
     p = np.divide(k, n, out=np.full_like(k, np.nan), where=n > 0)

@@ -146,10 +146,13 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         return {s: "planned" for s in todo}
     for m in _needs_weights(cfg, run, todo):  # fail before any stage runs
         check_fetchable(m, cfg.source or "the config")
+    status: dict[str, Any] = {s: {"status": "skipped (done)"} for s in skipped}
+    if not todo:
+        print(f"nothing to do; outputs in {run} (--force re-runs)", flush=True)
+        return status
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", {**cfg.to_dict(), "source": cfg.source,
                                             "mimicry_version": __version__})
-    status: dict[str, Any] = {s: {"status": "skipped (done)"} for s in skipped}
     rerun_upstream = False
     t_all = time.time()
     for k, stage in enumerate(stages, start=1):
