@@ -191,3 +191,28 @@ def test_sampled_and_off_modes(tiny_model_dir, tiny_tokenizer, backend):
         assert got[it.item_id].entropy == {}
         for s in off.sites:
             _close(got[it.item_id].resid[s], ref[it.item_id]["resid"][s], f"off/{backend}/{s}")
+
+
+def test_capture_writes_same_cache_for_every_backend(tiny_model_dir, tmp_path):
+    """The Python entry point with --backend tl/nnsight writes what hf writes (same layout)."""
+    from mimicry import open_cache
+    from mimicry.capture.runner import capture
+
+    model_dir = tiny_model_dir("llama")
+    paths = {}
+    for b in BACKENDS:
+        cfg = CaptureConfig(entropy="exact", backend=b, batch_tokens=256)
+        paths[b] = capture(model_dir, _traces(), tmp_path / f"{b}.h5", cfg, progress=False,
+                           log=lambda s: None)
+    with open_cache(paths["hf"]) as ref:
+        n_layers = ref.n_layers
+        for b in ("tl", "nnsight"):
+            with open_cache(paths[b]) as c:
+                assert list(c.items["item_id"]) == list(ref.items["item_id"])
+                assert c.items.equals(ref.items)
+                for layer in range(n_layers + 1):
+                    for s in ALL_SITES:
+                        _close(c.resid(layer, s), ref.resid(layer, s), f"{b}/L{layer}/{s}")
+                for seg in ENTROPY_SEGMENTS:
+                    for v in ("raw", "norm", "nosink"):
+                        _close(c.entropy(seg, v), ref.entropy(seg, v), f"{b}/{seg}/{v}")
