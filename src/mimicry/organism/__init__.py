@@ -1,1 +1,72 @@
-"""organism: see README."""
+"""The model organism: tiny teacher/student/base models with a KNOWN answer.
+
+A synthetic chain-arithmetic task (difficulty = number of steps, norm SYNTHETIC) and five tiny
+Qwen2 models trained here on a CPU (:func:`train`): ``teacher`` (traces that compute the
+answer, length tracks difficulty), ``base`` (answers directly), and three students SFT'd from
+the base: ``student_mastery`` (teacher's traces), ``student_mimic_content`` (format and
+per-item length kept, content scrambled) and ``student_mimic_length`` (format and verbosity
+kept, lengths shuffled across items). Trained checkpoints ship in ``checkpoints/``:
+``checkpoint_path("teacher")``, ``load("teacher")``. See docs/organism.md.
+
+Importing this package is cheap (no torch); the task registry imports
+:mod:`mimicry.organism.task` to register the ``organism`` suite and its scorer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelNotFoundError
+from .task import SUITE, TASK, organism_suite
+
+ROLES = ("teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length")
+STUDENT_ROLES = ROLES[2:]
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+# The role each organism model plays in a teacher/student/base comparison (ModelSpec.role).
+SPEC_ROLE = {"teacher": "teacher", "base": "base", "student_mastery": "student",
+             "student_mimic_content": "student", "student_mimic_length": "student"}
+
+__all__ = ["ROLES", "STUDENT_ROLES", "CHECKPOINTS", "SUITE", "TASK", "checkpoint_path",
+           "load", "model_specs", "organism_suite", "train"]
+
+
+def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
+    """Return the folder of a trained organism model (committed ones when ``root`` is None).
+
+    Raises :class:`ModelNotFoundError` for an unknown role or a missing folder.
+    """
+    if role not in ROLES:
+        raise ModelNotFoundError(f"unknown organism role {role!r}",
+                                 fix=f"use one of {', '.join(ROLES)}")
+    base = Path(root) if root is not None else CHECKPOINTS
+    p = base / role
+    if not (p / "config.json").exists():
+        raise ModelNotFoundError(
+            f"organism model '{role}' not found in {base}",
+            fix="train it: mimicry organism train --out DIR (then pass root=DIR)")
+    return p
+
+
+def load(role: str, root: str | Path | None = None, **kw: Any):
+    """Return ``(model, tokenizer)`` of an organism role via :func:`mimicry.models.load_model`."""
+    from ..models import load_model
+
+    kw.setdefault("dtype", "float32")
+    return load_model(str(checkpoint_path(role, root)), **kw)
+
+
+def model_specs(root: str | Path | None = None) -> dict[str, Any]:
+    """Return ``{role: ModelSpec}`` for every organism model (``ModelSpec.role`` set)."""
+    from ..models import ModelSpec
+
+    return {r: ModelSpec(str(checkpoint_path(r, root)), role=SPEC_ROLE[r], dtype="float32")
+            for r in ROLES}
+
+
+def train(out: str | Path, seed: int = 0, **kw: Any) -> dict[str, Path]:
+    """Return ``{role: folder}`` after training all five models into ``out`` (see train.py)."""
+    from .train import train as _train
+
+    return _train(out, seed=seed, **kw)

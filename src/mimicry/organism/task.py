@@ -1,0 +1,156 @@
+"""The organism's synthetic task family: chains of k signed digit operations mod 10.
+
+An item of difficulty ``k`` (1..8) is a start digit followed by ``k`` operations, each a
+step marker and a signed digit, e.g. ``3 s1 +4 s2 -7 s3 +2`` (answer ``2``: 3+4=7, 7-7=0,
+0+2=2, all mod 10). Difficulty is the number of steps a correct computation needs.
+
+Reasoning format (as in real reasoning models): ``<think> 3 s1 +4 = 7 s2 -7 = 0 s3 +2 = 2
+</think> 2`` — the trace restates the start value, then writes one step (marker, operation,
+``=``, intermediate result) per operation, so its length is ``1 + 4k`` tokens.
+
+The norm is SYNTHETIC, not human: ``rt_ms = SYNTH_RT_BASE_MS + SYNTH_RT_PER_STEP_MS * k``,
+flagged by ``TaskSuite(synthetic=True)`` and ``item.meta["synthetic_norm"] = True``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from ..tasks.items import HumanNorms, Item, TaskSuite
+
+TASK = "organism_chain"
+SUITE = "organism"
+MAX_STEPS = 8
+SYNTH_RT_BASE_MS = 300.0
+SYNTH_RT_PER_STEP_MS = 500.0
+SUITE_SEED = 20260127
+ITEMS_PER_LEVEL = 12
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One chain: ``start`` digit and ``ops`` as signed digits (e.g. ``[4, -7, 2]``)."""
+
+    start: int
+    ops: tuple[int, ...]
+
+    @property
+    def k(self) -> int:
+        """Return the difficulty: the number of operations."""
+        return len(self.ops)
+
+    def results(self) -> list[int]:
+        """Return the running value after each operation (mod 10), length ``k``."""
+        out, v = [], self.start
+        for o in self.ops:
+            v = (v + o) % 10
+            out.append(v)
+        return out
+
+    @property
+    def answer(self) -> int:
+        """Return the final value mod 10."""
+        return self.results()[-1]
+
+    def prompt(self) -> str:
+        """Return the prompt text, e.g. ``"3 s1 +4 s2 -7 ="``."""
+        parts = [str(self.start)]
+        for j, o in enumerate(self.ops, 1):
+            parts += [f"s{j}", op_token(o)]
+        return " ".join(parts + ["="])
+
+    def steps(self) -> list[str]:
+        """Return the teacher's steps, one string per operation (``"s1 +4 = 7"``)."""
+        return [f"s{j} {op_token(o)} {r}"
+                for j, (o, r) in enumerate(zip(self.ops, self.results()), 1)]
+
+    def reasoning(self) -> str:
+        """Return the correct reasoning text (inside the think tags)."""
+        return " ".join([str(self.start)] + self.steps())
+
+
+def op_token(o: int) -> str:
+    """Return the token for a signed digit operation (``+4``, ``-7``; ``+0`` for zero)."""
+    return f"+{o}" if o >= 0 else f"-{-o}"
+
+
+def parse_op(tok: str) -> int:
+    """Return the signed digit of an operation token (``"-7"`` -> -7)."""
+    sign = -1 if tok[0] == "-" else 1
+    return sign * int(tok[1:])
+
+
+def random_problem(rng: random.Random, k: int) -> Problem:
+    """Return a random chain of ``k`` operations drawn with ``rng``."""
+    ops = []
+    for _ in range(k):
+        d = rng.randint(0, 9)
+        ops.append(d if (d == 0 or rng.random() < 0.5) else -d)
+    return Problem(start=rng.randint(0, 9), ops=tuple(ops))
+
+
+def parse_prompt(prompt: str) -> Problem:
+    """Return the :class:`Problem` a prompt encodes; raise ValueError if malformed."""
+    toks = prompt.split()
+    if toks and toks[-1] == "=":
+        toks = toks[:-1]
+    if not toks or not toks[0].isdigit() or len(toks) % 2 != 1:
+        raise ValueError(f"not an organism prompt: {prompt!r}")
+    ops = []
+    for j in range(1, len(toks), 2):
+        if toks[j] != f"s{(j + 1) // 2}" or not re.fullmatch(r"[+-]\d", toks[j + 1]):
+            raise ValueError(f"not an organism prompt: {prompt!r}")
+        ops.append(parse_op(toks[j + 1]))
+    return Problem(int(toks[0]), tuple(ops))
+
+
+def synthetic_rt_ms(k: int) -> float:
+    """Return the SYNTHETIC reaction time (ms) assigned to difficulty ``k`` (not human data)."""
+    return SYNTH_RT_BASE_MS + SYNTH_RT_PER_STEP_MS * k
+
+
+def make_items(*, per_level: int = ITEMS_PER_LEVEL, max_steps: int = MAX_STEPS,
+               seed: int = SUITE_SEED) -> list[Item]:
+    """Return the evaluation items: ``per_level`` distinct chains for each k in 1..max_steps."""
+    rng = random.Random(seed)
+    items: list[Item] = []
+    for k in range(1, max_steps + 1):
+        seen: set[str] = set()
+        while len(seen) < per_level:
+            p = random_problem(rng, k)
+            text = p.prompt()
+            if text in seen:
+                continue
+            seen.add(text)
+            items.append(Item(
+                item_id=f"org-k{k}-{len(seen):02d}", task=TASK, prompt=text,
+                answer=str(p.answer),
+                human=HumanNorms(rt_ms=synthetic_rt_ms(k)),
+                meta={"difficulty": k, "synthetic_norm": True,
+                      "norm_formula": f"rt_ms = {SYNTH_RT_BASE_MS:g} + "
+                                      f"{SYNTH_RT_PER_STEP_MS:g} * difficulty"}))
+    return items
+
+
+def organism_suite(**kw) -> TaskSuite:
+    """Return the ``organism`` suite (96 items, difficulty 1..8, SYNTHETIC norms)."""
+    return TaskSuite(SUITE, make_items(**kw), synthetic=True,
+                     source="mimicry.organism (synthetic chain arithmetic; rt_ms is a "
+                            "deterministic function of difficulty, NOT human data)")
+
+
+_DIGIT = re.compile(r"(?<![\w+-])(\d)(?![\w])")
+
+
+def parse_answer(answer_text: str) -> str | None:
+    """Return the first standalone digit of an answer text, or None."""
+    m = _DIGIT.search(answer_text or "")
+    return m.group(1) if m else None
+
+
+def score_answer(item: Item, answer_text: str) -> tuple[str | None, bool]:
+    """Return ``(parsed_answer, correct)`` for an organism item."""
+    parsed = parse_answer(answer_text)
+    return parsed, parsed is not None and parsed == str(item.answer)
