@@ -200,3 +200,15 @@ def test_open_cache_errors(tmp_path):
     (parts_dir(tmp_path / "p.h5") / "part-000000.h5").write_bytes(b"")
     with pytest.raises(MimicryError, match="not consolidated.*cache consolidate"):
         open_cache(tmp_path / "p.h5")
+
+
+def test_cache_info_cli(job, capsys):
+    from mimicry.cli import main
+
+    model_dir, traces, tmp = job
+    out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(entropy="off"), limit=5,
+                  progress=False, log=lambda s: None)
+    assert main(["cache", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "5 items" in text and "truncated traces: 1" in text and "schema: mimicry.cache/1" in text
+    assert main(["cache", "info", str(tmp / "nope.h5")]) == 2

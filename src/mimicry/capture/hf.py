@@ -22,9 +22,26 @@ import torch
 
 from .base import EncodedItem, ItemActivations, model_dims
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
-from .entropy import entropy_stats
+from .entropy import entropy_stats as reference_entropy_stats
 
 _ACTIVE: list[_EntropySink] = []  # the capture currently running (at most one)
+
+
+def entropy_stats(q: torch.Tensor, k: torch.Tensor, **kwargs):
+    """Return :class:`EntropyStats` ``[b, h, Lq]``: fused Triton kernel on CUDA, else torch.
+
+    On CUDA this is :func:`mimicry.capture.triton_entropy.entropy_stats` (which itself falls
+    back to the chunked torch reference for masks it does not handle); on CPU, or when the
+    Triton module cannot be imported, the chunked torch reference.
+    """
+    if q.is_cuda:
+        try:
+            from .triton_entropy import entropy_stats as fused
+        except ImportError:
+            fused = None
+        if fused is not None:
+            return fused(q, k, **kwargs)
+    return reference_entropy_stats(q, k, **kwargs)
 
 
 class _StopForward(Exception):
