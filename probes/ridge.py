@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from ._stats import spearman_cols
 from .base import group_kfold
@@ -36,7 +37,10 @@ class _Spectrum:
 
 
 def _eigh(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w, U = sla.eigh(A, driver="evd", overwrite_a=True, check_finite=False)
+    # Below ~2k rows LAPACK's eigh gains little from BLAS threads, and on a shared CPU a
+    # multi-threaded OpenBLAS eigh was measured 10x slower (spin-waiting): use one thread.
+    with threadpool_limits(limits=1 if len(A) <= 2048 else None, user_api="blas"):
+        w, U = sla.eigh(A, driver="evd", overwrite_a=True, check_finite=False)
     keep = w > max(float(w.max()), 0.0) * 1e-10
     return w[keep], U[:, keep]
 
@@ -77,24 +81,25 @@ def inner_losses(sp: _Spectrum, Yc: np.ndarray, alphas: np.ndarray, *, inner: st
                  blocks: np.ndarray | None = None) -> np.ndarray:
     """Return the inner-CV squared error ``[n_alpha, m]`` of each α for each column of ``Yc``."""
     U, w = sp.U, sp.w
-    n = U.shape[0]
-    Z = U.T @ Yc                                    # [r, m]
-    out = np.empty((len(alphas), Yc.shape[1]))
-    if inner == "group" and blocks is not None:
-        idx = [np.flatnonzero(blocks == b) for b in np.unique(blocks)]
-    for i, a in enumerate(alphas):
-        f = w / (w + a)
-        E = Yc - U @ (f[:, None] * Z)               # training residuals [n, m]
-        if inner == "loo" or blocks is None:
-            h = 1.0 / n + (U**2) @ f
-            out[i] = ((E / (1 - h)[:, None]) ** 2).sum(0)
-        else:
-            tot = np.zeros(Yc.shape[1])
-            for b in idx:
-                Ub = U[b]
-                M = np.eye(len(b)) - 1.0 / n - (Ub * f) @ Ub.T
-                tot += (np.linalg.solve(M, E[b]) ** 2).sum(0)
-            out[i] = tot
+    n, r = U.shape
+    m = Yc.shape[1]
+    Z = U.T @ Yc                                               # [r, m]
+    F = w[None, :] / (w[None, :] + alphas[:, None])            # [n_a, r]
+    if inner == "loo" or blocks is None:
+        h = 1.0 / n + (U**2) @ F.T                             # [n, n_a] diagonal of H
+        fitted = (U @ (F.T[:, :, None] * Z[:, None, :]).reshape(r, -1)).reshape(n, -1, m)
+        E = (Yc[:, None, :] - fitted) / (1 - h)[:, :, None]    # LOO residuals [n, n_a, m]
+        return np.einsum("iam,iam->am", E, E)
+    out = np.empty((len(alphas), m))
+    idx = [np.flatnonzero(blocks == b) for b in np.unique(blocks)]
+    for i, f in enumerate(F):
+        E = Yc - U @ (f[:, None] * Z)                          # training residuals [n, m]
+        tot = np.zeros(m)
+        for b in idx:
+            Ub = U[b]
+            M = np.eye(len(b)) - 1.0 / n - (Ub * f) @ Ub.T
+            tot += (np.linalg.solve(M, E[b]) ** 2).sum(0)
+        out[i] = tot
     return out
 
 
