@@ -19,7 +19,7 @@ from . import stats
 
 HUMAN = "human"
 RSA_MAX_PERM = 1000
-RSA_MAX_ITEMS_FOR_P = 300  # Mantel test costs O(n_items² × n_perm); skipped above this
+RSA_MAX_ITEMS_FOR_P = 500  # Mantel test costs O(n_items² × n_perm); skipped above this
 
 
 def analyse(df: pd.DataFrame, pts: pd.DataFrame, table: pd.DataFrame, models: list[str],

@@ -179,7 +179,7 @@ def permutation_null(x, y, *, method: str = "pearson", n_perm: int = 10_000,
     for s in range(0, n_perm, step):
         m = min(step, n_perm - s)
         perm = rng.permuted(np.broadcast_to(np.arange(n), (m, n)), axis=1)
-        out[s:s + m] = (yc[perm] @ xc) / den if den > 0 else np.nan
+        out[s:s + m] = np.einsum("ij,j->i", yc[perm], xc) / den if den > 0 else np.nan
     return out
 
 
