@@ -94,7 +94,10 @@ def stage_generate(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
         g = cfg.generation
         server = {"base_url": g.base_url, "concurrency": g.concurrency} \
             if g.backend == "openai" else {"device": default_device(m)}
-        call(gen, model_spec(m), suite, out, backend=g.backend, batch_size=g.batch_size,
+        spec = model_spec(m)
+        if g.backend == "openai":  # the server's model name: what `vllm serve NAME` was given
+            spec.name_or_path = m.name
+        call(gen, spec, suite, out, backend=g.backend, batch_size=g.batch_size,
              max_new_tokens=m.max_new_tokens or g.max_new_tokens, seed=g.seed,
              temperature=g.temperature, name=m.key, **server)
         done += 1

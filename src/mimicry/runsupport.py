@@ -62,9 +62,8 @@ def model_source(m: ModelConfig) -> str:
 
 def model_spec(m: ModelConfig) -> ModelSpec:
     """Return the :class:`ModelSpec` that loads ``m``."""
-    return ModelSpec(name_or_path=model_source(m), role=m.role if m.role != "control" else
-                     "control", revision=m.revision, dtype=m.dtype, device_map=m.device_map,
-                     chat_template=m.chat_template)
+    return ModelSpec(name_or_path=model_source(m), role=m.role, revision=m.revision,
+                     dtype=m.dtype, device_map=m.device_map, chat_template=m.chat_template)
 
 
 def weights_status(m: ModelConfig) -> str:
