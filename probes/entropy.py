@@ -1,0 +1,198 @@
+"""Attention entropy against difficulty, per layer and head, for one or several models.
+
+From ``cache.entropy(segment, variant) [n_items, n_layers, n_heads]`` and item difficulty:
+- per layer (head mean): Spearman ρ with bootstrap CI and permutation p; the partial ρ given
+  log segment length (ranks of log length regressed out of both); and the slope of entropy
+  on difficulty from ``entropy ~ 1 + difficulty + log length`` (nats per SD of difficulty)
+  with a bootstrap CI;
+- per head: Spearman ρ and partial ρ with analytic p, Benjamini–Hochberg q over all heads;
+- curves: mean entropy in difficulty quantile bins with bootstrap bands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
+
+from ._stats import partial_spearman, spearman_cols
+from .base import PALETTE, Result, make_labels, model_name, segment_lengths
+
+
+class EntropyProbe:
+    """Estimator: entropy ``[n]`` ~ 1 + difficulty + log length; ``score`` = partial Spearman ρ.
+
+    Learned: ``coef_`` (intercept, difficulty slope, length slope), ``slope_``.
+    """
+
+    def __init__(self, covariate: bool = True):
+        self.covariate = covariate
+
+    def _design(self, difficulty, log_length):
+        cols = [np.ones(len(difficulty)), np.asarray(difficulty, float)]
+        if self.covariate and log_length is not None:
+            cols.append(np.asarray(log_length, float))
+        return np.column_stack(cols)
+
+    def fit(self, difficulty: np.ndarray, entropy: np.ndarray, log_length=None) -> EntropyProbe:
+        """Fit OLS of ``entropy [n]`` on ``difficulty [n]`` (+ ``log_length [n]``); return self."""
+        D = self._design(difficulty, log_length)
+        self.coef_ = np.linalg.lstsq(D, np.asarray(entropy, float), rcond=None)[0]
+        self.slope_ = float(self.coef_[1])
+        return self
+
+    def predict(self, difficulty, log_length=None) -> np.ndarray:
+        """Return fitted entropy ``[n]``."""
+        return self._design(difficulty, log_length) @ self.coef_
+
+    def score(self, difficulty, entropy, log_length=None) -> float:
+        """Return the (partial, given log length) Spearman ρ of entropy with difficulty."""
+        if self.covariate and log_length is not None:
+            return partial_spearman(entropy, difficulty, log_length)[0]
+        return float(spearman_cols(np.asarray(difficulty, float), np.asarray(entropy, float))[0])
+
+
+def _boot_slopes(d: np.ndarray, e: np.ndarray, ll: np.ndarray | None, idx: np.ndarray):
+    """Return the difficulty slope of the OLS fit on each bootstrap resample ``[B]``."""
+    cols = [np.ones_like(d), d] + ([ll] if ll is not None else [])
+    D = np.stack(cols, 1)[idx]                                  # [B, n, p]
+    y = e[idx]
+    XtX = np.einsum("bnp,bnq->bpq", D, D)
+    Xty = np.einsum("bnp,bn->bp", D, y)
+    ok = np.linalg.cond(XtX) < 1e12
+    out = np.full(len(idx), np.nan)
+    out[ok] = np.linalg.solve(XtX[ok], Xty[ok][..., None])[:, 1, 0]
+    return out
+
+
+def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins: int,
+               n_boot: int, n_perm: int, seed: int, covariate: bool):
+    E = np.asarray(cache.entropy(segment, variant), np.float64)[labels.rows]   # [n, L, H]
+    d = labels.y
+    lens = segment_lengths(cache.items.reset_index(drop=True))
+    ll = None
+    if covariate and segment in lens.columns:
+        ll = np.log1p(lens[segment].to_numpy(float)[labels.rows])
+        if not np.all(np.isfinite(ll)) or ll.std() == 0:
+            ll = None
+    n, L, H = E.shape
+    idx = bootstrap_indices(n, n_boot, seed)
+    edges = np.quantile(d, np.linspace(0, 1, n_bins + 1))
+    b = np.clip(np.searchsorted(edges, d, side="right") - 1, 0, n_bins - 1)
+    layer_rows, bin_rows, head_rows = [], [], []
+    for layer in range(L):
+        e = E[:, layer, :].mean(1)
+        c = correlate(e, d, method="spearman", n_boot=n_boot, n_perm=n_perm, seed=seed)
+        pr, pp = partial_spearman(e, d, ll) if ll is not None else (np.nan, np.nan)
+        probe = EntropyProbe(covariate=ll is not None).fit(d, e, ll)
+        lo, hi = percentile_ci(_boot_slopes(d, e, ll, idx))
+        layer_rows.append({"model": name, "layer": layer + 1, "rel_depth": (layer + 1) / L,
+                           "n": n, "rho": c.r, "rho_ci_low": c.ci_low, "rho_ci_high": c.ci_high,
+                           "p_perm": c.p, "partial_rho": pr, "partial_p": pp,
+                           "slope": probe.slope_, "slope_ci_low": lo, "slope_ci_high": hi,
+                           "mean_entropy": float(e.mean())})
+        rng = np.random.default_rng(seed + layer)
+        for k in range(n_bins):
+            m = np.flatnonzero(b == k)
+            if len(m) == 0:
+                continue
+            boots = e[m][rng.integers(0, len(m), size=(n_boot, len(m)))].mean(1)
+            blo, bhi = percentile_ci(boots)
+            bin_rows.append({"model": name, "layer": layer + 1, "bin": k,
+                             "difficulty_mid": float(np.median(d[m])), "n": len(m),
+                             "mean": float(e[m].mean()), "ci_low": blo, "ci_high": bhi})
+        for h in range(H):
+            eh = E[:, layer, h]
+            rho, p = sps.spearmanr(eh, d) if eh.std() > 0 else (np.nan, np.nan)
+            hp = partial_spearman(eh, d, ll) if ll is not None and eh.std() > 0 \
+                else (np.nan, np.nan)
+            head_rows.append({"model": name, "layer": layer + 1, "head": h, "rho": float(rho),
+                              "p": float(p), "partial_rho": hp[0], "partial_p": hp[1]})
+    heads = pd.DataFrame(head_rows)
+    heads["q"] = bh_fdr(heads["p"].to_numpy())[0]
+    heads["partial_q"] = bh_fdr(heads["partial_p"].to_numpy())[0]
+    lt = pd.DataFrame(layer_rows)
+    sig = heads.groupby("layer")["partial_q" if ll is not None else "q"].apply(
+        lambda q: int((q < 0.05).sum()))
+    lt["n_heads_q05"] = lt["layer"].map(sig).fillna(0).astype(int)
+    return lt, pd.DataFrame(bin_rows), heads, ll is not None
+
+
+def run(caches: Any, *, tasks: Any = None, target: str = "human", segment: str = "reasoning",
+        variant: str = "raw", n_bins: int = 5, n_boot: int = 1000, n_perm: int = 1000,
+        covariate: bool = True, standardize: str | None = "task",
+        exclude_truncated: bool = True, seed: int = 0) -> Result:
+    """Return a :class:`Result`: per model × layer ρ/partial ρ/slope rows; heads and bins tables.
+
+    ``caches``: one cache or ``{name: cache}`` (several models on one figure). ``segment``:
+    ``prompt``/``reasoning``/``answer``; ``variant``: ``raw``, ``norm`` (÷ log visible keys)
+    or ``nosink`` (position-0 sink removed).
+    """
+    if not isinstance(caches, dict):
+        caches = {model_name(caches): caches}
+    tabs, bins, heads, meta_models = [], [], [], {}
+    for name, cache in caches.items():
+        labels = make_labels(cache, target=target, tasks=tasks, standardize=standardize,
+                             exclude_truncated=exclude_truncated)
+        lt, bt, ht, cov = _one_model(name, cache, labels, segment, variant, n_bins, n_boot,
+                                     n_perm, seed, covariate)
+        tabs.append(lt)
+        bins.append(bt)
+        heads.append(ht)
+        meta_models[name] = {"n": labels.n, "exclusions": labels.exclusions,
+                             "length_covariate": cov}
+    meta = {"probe": "entropy", "segment": segment, "variant": variant, "target": target,
+            "n_bins": n_bins, "n_boot": n_boot, "n_perm": n_perm, "seed": seed,
+            "models": meta_models, "fdr": "Benjamini–Hochberg over all heads of a model",
+            "slope_units": "entropy (nats) per SD of within-task standardised difficulty"}
+    return Result("entropy", pd.concat(tabs, ignore_index=True),
+                  tables={"heads": pd.concat(heads, ignore_index=True),
+                          "bins": pd.concat(bins, ignore_index=True)},
+                  meta=meta, plotter=plot)
+
+
+def plot(result: Result, *, layer: int | None = None):
+    """Return a figure: entropy by difficulty bin (bands), ρ by relative depth, per-head ρ map."""
+    import matplotlib.pyplot as plt
+
+    t, bins, heads = result.table, result.tables["bins"], result.tables["heads"]
+    models = list(dict.fromkeys(t["model"]))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for k, m in enumerate(models):
+        c = PALETTE[k % len(PALETTE)]
+        tm = t[t["model"] == m]
+        lay = layer or int(tm.loc[tm["rho"].abs().idxmax(), "layer"])
+        bm = bins[(bins["model"] == m) & (bins["layer"] == lay)]
+        axes[0].plot(bm["difficulty_mid"], bm["mean"], marker="o", color=c,
+                     label=f"{m} (layer {lay})")
+        axes[0].fill_between(bm["difficulty_mid"], bm["ci_low"], bm["ci_high"], color=c,
+                             alpha=0.2)
+        axes[1].plot(tm["rel_depth"], tm["rho"], marker="o", ms=3, color=c, label=m)
+        axes[1].fill_between(tm["rel_depth"], tm["rho_ci_low"], tm["rho_ci_high"], color=c,
+                             alpha=0.2)
+        if tm["partial_rho"].notna().any():
+            axes[1].plot(tm["rel_depth"], tm["partial_rho"], ls="--", color=c, lw=1)
+    axes[0].set_xlabel("difficulty (bin median, SD units)")
+    axes[0].set_ylabel(f"attention entropy, {result.meta['segment']} (nats)")
+    axes[0].legend(fontsize=7, frameon=False)
+    axes[1].axhline(0, color="k", lw=0.5)
+    axes[1].set_xlabel("relative depth (layer / n_layers)")
+    axes[1].set_ylabel("Spearman ρ(entropy, difficulty); dashed: partial")
+    h0 = heads[heads["model"] == models[0]]
+    grid = h0.pivot(index="layer", columns="head", values="rho")
+    vmax = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
+    im = axes[2].imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="RdBu_r",
+                        vmin=-vmax, vmax=vmax,
+                        extent=(-0.5, grid.shape[1] - 0.5, 0.5, grid.shape[0] + 0.5))
+    sig = h0[h0["q"] < 0.05]
+    axes[2].scatter(sig["head"], sig["layer"], marker="x", color="k", s=12, label="q < 0.05")
+    axes[2].set_xlabel("head")
+    axes[2].set_ylabel("layer")
+    axes[2].set_title(f"per-head ρ, {models[0]}")
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    fig.tight_layout()
+    return fig
