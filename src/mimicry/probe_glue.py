@@ -77,8 +77,14 @@ def _similarity(fn: Callable, ctx: _Ctx) -> Units:
     return out
 
 
+def _entropy(fn: Callable, ctx: _Ctx) -> Units:
+    caches = {k: ctx.cache(k) for k in ctx.own()}  # every model on one figure
+    return [("all", call(fn, caches, tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts))]
+
+
 ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
     "difficulty": _difficulty,
+    "entropy": _entropy,
     "similarity": _similarity,
 }
 
