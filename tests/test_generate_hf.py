@@ -209,3 +209,17 @@ def test_bad_inputs(tmp_path, tiny_model_dir):
     with pytest.raises(InputError, match="temperature"):
         generate(tiny_model_dir("qwen2"), make_suite(), out, temperature=-1, progress=False)
     assert not out.exists()
+
+
+def test_sampling_is_seeded(tiny_model_dir, tmp_path):
+    path = tiny_model_dir("qwen2")
+    s = make_suite(PROMPTS[:3])
+    kw = dict(temperature=1.0, top_p=0.95, max_new_tokens=8, progress=False)
+    a = generate(path, s, tmp_path / "a.jsonl", seed=1, **kw)
+    b = generate(path, s, tmp_path / "b.jsonl", seed=1, **kw)
+    c = generate(path, s, tmp_path / "c.jsonl", seed=2, **kw)
+    greedy = generate(path, s, tmp_path / "g.jsonl", max_new_tokens=8, progress=False)
+    raw = lambda res: [t.meta["raw_completion"] for t in res]  # noqa: E731
+    assert raw(a) == raw(b)
+    assert raw(a) != raw(c) and raw(a) != raw(greedy)
+    assert all(t.meta["seed"] == 1 and t.meta["top_p"] == 0.95 for t in a)

@@ -8,6 +8,8 @@ output for the same model when re-run.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import sys
 from collections.abc import Sequence
@@ -132,7 +134,7 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
 
     spec = ModelSpec.coerce(model)
     if chat_template != "auto":
-        spec.chat_template = chat_template
+        spec = dataclasses.replace(spec, chat_template=chat_template)
     model_name = name or spec.short_name
     out = Path(out)
     items = _resolve_suite(suite)
@@ -143,8 +145,9 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
     _validate(items, batch_size, max_new_tokens, temperature, top_p)
     settings = {"backend": backend, "max_new_tokens": int(max_new_tokens),
                 "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed),
-                "chat_template": chat_template if chat_template in ("auto", "none")
-                else "custom", "revision": spec.revision, "model_path": spec.name_or_path}
+                "chat_template": chat_template if chat_template in ("auto", "none") else
+                "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12],
+                "revision": spec.revision, "model_path": spec.name_or_path}
 
     existing: dict[str, Trace] = {}
     if out.exists():
