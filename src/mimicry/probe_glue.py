@@ -82,7 +82,15 @@ def _entropy(fn: Callable, ctx: _Ctx) -> Units:
     return [("all", call(fn, caches, tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts))]
 
 
+def _planning(fn: Callable, ctx: _Ctx) -> Units:
+    caches = {k: ctx.cache(k) for k in ctx.own()}
+    teacher = ctx.teacher if ctx.teacher in caches else None
+    return [("all", call(fn, caches, tasks=ctx.suite, teacher=teacher, transfer=teacher
+                         is not None, seed=ctx.cfg.seed, **ctx.opts))]
+
+
 ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
+    "planning": _planning,
     "difficulty": _difficulty,
     "entropy": _entropy,
     "similarity": _similarity,

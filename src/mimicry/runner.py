@@ -213,10 +213,41 @@ def demo(out: str | Path = "cache/demo", *, max_items: int | None = None,
     if max_items:
         over["max_items_per_task"] = max_items
     cfg = organism_config(**over)
+    _ensure_organism(cfg, Path(out))
     print(f"\nRunning the model organism end to end into {out} ...", flush=True)
     status = run_experiment(cfg, out=out, force=force)
     print(f"report: {Path(out) / 'report.md'} (and report.html)")
     return status
+
+
+def _ensure_organism(cfg: ExperimentConfig, out: Path) -> None:
+    """Point organism models at trained checkpoints; train them into ``out`` if none ship."""
+    from .runsupport import lookup
+
+    ckpt, why = lookup("mimicry.organism", "checkpoint_path")
+    if ckpt is None:
+        return  # the model check before the stages says so
+    missing = []
+    for m in cfg.models:
+        if m.is_organism and not m.local_path:
+            try:
+                ckpt(m.name.removeprefix("organism:"))
+            except MimicryError:
+                missing.append(m)
+    if not missing:
+        return
+    train, why = lookup("mimicry.organism", "train")
+    if train is None:
+        return
+    root = out / "organism-models"
+    have = all((root / m.name.removeprefix("organism:") / "config.json").exists()
+               for m in missing)
+    if not have:
+        print(f"organism checkpoints are not bundled: training them into {root} "
+              "(deterministic, a few minutes on a CPU) ...", flush=True)
+        train(root, seed=cfg.seed)
+    for m in missing:
+        m.local_path = str(root / m.name.removeprefix("organism:"))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
