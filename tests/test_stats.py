@@ -246,3 +246,27 @@ def test_bh_fdr_vs_scipy():
     assert rej.tolist() == (sps.false_discovery_control(p) <= 0.05).tolist()
     q2, _ = S.bh_fdr([0.01, np.nan, 0.02])
     assert math.isnan(q2[1]) and q2[0] == pytest.approx(0.02)
+
+
+def test_index_streams_equal_single_draw(monkeypatch):
+    from mimicry import stats_core
+
+    want_b = np.random.default_rng(4).integers(0, 50, size=(300, 50))
+    want_p = np.random.default_rng(4).permuted(np.broadcast_to(np.arange(50), (300, 50)), axis=1)
+    np.testing.assert_array_equal(S.bootstrap_indices(50, 300, 4), want_b)
+    np.testing.assert_array_equal(S.permutation_indices(50, 300, 4), want_p)
+    # the uncached, chunked path (large inputs) draws the same stream
+    monkeypatch.setattr(stats_core, "_CACHE_CELLS", 0)
+    monkeypatch.setattr(stats_core, "_CHUNK_CELLS", 700)
+    np.testing.assert_array_equal(S.bootstrap_indices(50, 300, 4), want_b)
+    np.testing.assert_array_equal(S.permutation_indices(50, 300, 4), want_p)
+
+
+def test_degenerate_resamples_counted():
+    x = np.array([0.0, 0.0, 0.0, 0.0, 1.0])  # many resamples miss the single 1.0
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    c = S.correlate(x, y, n_boot=1000, n_perm=100, seed=0)
+    idx = S.bootstrap_indices(5, 1000, 0)
+    n_const = int(np.sum(np.ptp(x[idx], axis=1) == 0))
+    assert c.n_boot_degenerate == n_const > 0
+    assert np.isfinite(c.ci_low) and np.isfinite(c.ci_high)

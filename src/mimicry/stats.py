@@ -26,6 +26,7 @@ from .stats_core import (
     paired_corr_diff,
     pearson,
     percentile_ci,
+    permutation_indices,
     permutation_null,
     permutation_p,
     spearman,
@@ -50,6 +51,7 @@ __all__ = [
     "RSAResult", "bh_fdr", "bootstrap_ci", "bootstrap_corr", "bootstrap_indices", "ci_levels",
     "cooks_distance",
     "correlate", "exact_permutation_p", "fisher_ci", "fisher_mean", "kl_divergence", "mcnemar",
-    "ols", "paired_corr_diff", "paired_test", "pearson", "percentile_ci", "permutation_null",
+    "ols", "paired_corr_diff", "paired_test", "pearson", "percentile_ci", "permutation_indices",
+    "permutation_null",
     "permutation_p", "rdm", "rsa", "spearman",
 ]

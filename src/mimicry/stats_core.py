@@ -13,6 +13,7 @@ the same call gives the same numbers. Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from itertools import permutations
@@ -21,6 +22,7 @@ import numpy as np
 from scipy import stats as sps
 
 CI_METHODS = ("expanded", "percentile")
+_CACHE_CELLS = 10_000_000  # index matrices up to 80 MB are cached (lru, 4 entries)
 _CHUNK_CELLS = 2_000_000  # max resample cells held at once (rows x n), ~16 MB of float64
 
 
@@ -62,15 +64,18 @@ def _rank_rows(a: np.ndarray) -> np.ndarray:
 
 def _row_pearson(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Return Pearson r of each row pair: ``xs, ys [m, n] -> [m]`` (NaN for a constant row)."""
-    xc = xs - xs.mean(axis=1, keepdims=True)
-    yc = ys - ys.mean(axis=1, keepdims=True)
-    num = np.einsum("ij,ij->i", xc, yc)
-    den = np.sqrt(np.einsum("ij,ij->i", xc, xc) * np.einsum("ij,ij->i", yc, yc))
+    mx = xs.mean(axis=1, keepdims=True)
+    my = ys.mean(axis=1, keepdims=True)
+    xc = xs - mx
+    yc = ys - my
+    sxx = np.einsum("ij,ij->i", xc, xc)
+    syy = np.einsum("ij,ij->i", yc, yc)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = num / den
-    # a row is degenerate when a column has (numerically) no spread
-    scale = np.maximum(np.abs(xs).max(axis=1), 1.0) * np.maximum(np.abs(ys).max(axis=1), 1.0)
-    r[den <= 1e-12 * scale] = np.nan
+        r = np.einsum("ij,ij->i", xc, yc) / np.sqrt(sxx * syy)
+    # a row is degenerate when a column has (numerically) no spread: a constant column
+    # leaves only rounding error, ~1e-32 * n * mean^2, far below this threshold
+    tiny = 1e-24 * xs.shape[1]
+    r[(sxx <= tiny * (mx[:, 0] ** 2 + 1)) | (syy <= tiny * (my[:, 0] ** 2 + 1))] = np.nan
     return np.clip(r, -1.0, 1.0)
 
 
@@ -95,8 +100,53 @@ def _corr_rows(xs: np.ndarray, ys: np.ndarray, method: str) -> np.ndarray:
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """Return the resampled row indices ``[n_boot, n]`` that every bootstrap here uses."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    """Return the resampled row indices ``[n_boot, n]`` that every bootstrap here uses.
+
+    Equal to ``np.random.default_rng(seed).integers(0, n, size=(n_boot, n))``.
+    """
+    return np.concatenate([c for _, c in _index_chunks("boot", n, n_boot, seed)])
+
+
+def permutation_indices(n: int, n_perm: int, seed: int) -> np.ndarray:
+    """Return the permutations ``[n_perm, n]`` that :func:`permutation_null` uses.
+
+    Equal to ``rng.permuted(np.broadcast_to(np.arange(n), (n_perm, n)), axis=1)`` with
+    ``rng = np.random.default_rng(seed)``.
+    """
+    return np.concatenate([c for _, c in _index_chunks("perm", n, n_perm, seed)])
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_indices(kind: str, n: int, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)  # one call draws the same stream as the chunks
+    if kind == "boot":
+        out = rng.integers(0, n, size=(count, n))
+    else:
+        out = rng.permuted(np.broadcast_to(np.arange(n), (count, n)), axis=1)
+    out.flags.writeable = False
+    return out
+
+
+def _stream_chunks(kind: str, n: int, count: int, seed: int):
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK_CELLS // max(n, 1))
+    for s in range(0, count, step):
+        m = min(step, count - s)
+        if kind == "boot":
+            yield s, rng.integers(0, n, size=(m, n))
+        else:
+            yield s, rng.permuted(np.broadcast_to(np.arange(n), (m, n)), axis=1)
+
+
+def _index_chunks(kind: str, n: int, count: int, seed: int):
+    """Yield ``(start, indices [m, n])`` blocks; small matrices are cached (cells share n)."""
+    if n * count <= _CACHE_CELLS:
+        idx = _cached_indices(kind, n, count, seed)
+        step = max(1, _CHUNK_CELLS // max(n, 1))
+        for s in range(0, count, step):
+            yield s, idx[s:s + step]
+    else:
+        yield from _stream_chunks(kind, n, count, seed)
 
 
 def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
@@ -107,12 +157,9 @@ def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
     ``bootstrap_indices(n, n_boot, seed)``.
     """
     x, y = _xy(x, y)
-    idx = bootstrap_indices(x.size, n_boot, seed)
     out = np.empty(n_boot)
-    step = max(1, _CHUNK_CELLS // max(x.size, 1))
-    for s in range(0, n_boot, step):
-        rows = idx[s:s + step]
-        out[s:s + step] = _corr_rows(x[rows], y[rows], method)
+    for s, rows in _index_chunks("boot", x.size, n_boot, seed):
+        out[s:s + len(rows)] = _corr_rows(x[rows], y[rows], method)
     return out
 
 
@@ -169,17 +216,13 @@ def permutation_null(x, y, *, method: str = "pearson", n_perm: int = 10_000,
     x, y = _xy(x, y)
     if method == "spearman":
         x, y = _rank_rows(x), _rank_rows(y)
-    rng = np.random.default_rng(seed)
     n = x.size
     xc = x - x.mean()
     yc = y - y.mean()
     den = math.sqrt(float(xc @ xc) * float(yc @ yc))
     out = np.empty(n_perm)
-    step = max(1, _CHUNK_CELLS // max(n, 1))
-    for s in range(0, n_perm, step):
-        m = min(step, n_perm - s)
-        perm = rng.permuted(np.broadcast_to(np.arange(n), (m, n)), axis=1)
-        out[s:s + m] = np.einsum("ij,j->i", yc[perm], xc) / den if den > 0 else np.nan
+    for s, perm in _index_chunks("perm", n, n_perm, seed):
+        out[s:s + len(perm)] = np.einsum("ij,j->i", yc[perm], xc) / den if den > 0 else np.nan
     return out
 
 
@@ -310,13 +353,10 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
         raise ValueError("paired_corr_diff needs the same items on both sides")
     f = pearson if method == "pearson" else spearman
     r_a, r_b = f(x_a, y), f(x_b, y_b)
-    idx = bootstrap_indices(x_a.size, n_boot, seed)
     d = np.empty(n_boot)
-    step = max(1, _CHUNK_CELLS // max(x_a.size, 1))
-    for s in range(0, n_boot, step):
-        rows = idx[s:s + step]
-        d[s:s + step] = (_corr_rows(x_b[rows], y_b[rows], method)
-                         - _corr_rows(x_a[rows], y[rows], method))
+    for s, rows in _index_chunks("boot", x_a.size, n_boot, seed):
+        d[s:s + len(rows)] = (_corr_rows(x_b[rows], y_b[rows], method)
+                              - _corr_rows(x_a[rows], y[rows], method))
     d = d[np.isfinite(d)]
     lo, hi = _ci(d, level, x_a.size, ci)
     if d.size:
