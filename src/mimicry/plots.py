@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy import stats as sps
 
 from .io import atomic_path
@@ -67,6 +67,7 @@ def fit_band(x, y, grid, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, n
 def _log_axis(axis, set_scale) -> None:
     """Log scale with plain-number major labels and unlabelled minor ticks (fast, no overlap)."""
     set_scale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
