@@ -241,3 +241,17 @@ def test_save_and_figures(roles_data, tmp_path):
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
     back = pd.read_csv(tmp_path / "o" / "alignment.csv")
     np.testing.assert_allclose(back.r, res.table.r)
+
+
+def test_noise_ceiling_and_missing_items():
+    rng = np.random.default_rng(9)
+    suite, y = _rt_suite(rng)
+    suite = TaskSuite("rel", list(suite), reliability={"t1": 0.64, "t2": None})
+    traces = [Trace(it.item_id, "M", reasoning_tokens=float(np.exp(y[it.item_id] + rng.normal())))
+              for it in suite if not it.item_id.endswith("-0")]
+    res = align(traces, suite, n_boot=200, n_perm=200, progress=False)
+    t = res.table.set_index("task")
+    assert t.loc["t1", "reliability"] == 0.64
+    assert t.loc["t1", "r_disattenuated"] == pytest.approx(t.loc["t1", "r"] / 0.8)
+    assert math.isnan(t.loc["t2", "r_disattenuated"])
+    assert res.summary["suite_items_without_trace"] == {"M": 4}

@@ -241,6 +241,7 @@ def align(traces: Iterable[Trace | str | Path], suite: TaskSuite, *,
     pts = df[df["included"]][["model", "task", "item_id", "log_cost", "y", "measure"]]
     pts = pts.reset_index(drop=True)
     summary = _summary(table, pts, exclusions, suite, models, measures, roles,
+                       {m: int(len(suite) - (df.model == m).sum()) for m in models},
                        dict(seed=seed, n_boot=n_boot, n_perm=n_perm, min_items=min_items,
                             exclude_truncated=exclude_truncated, cooks=cooks, cost=cost))
     extra = alignment_roles.analyse(df, pts, table, models, roles, summary, seed=seed,
@@ -293,7 +294,8 @@ def _cell(df: pd.DataFrame, model: str, task: str, excl: list[dict], suite: Task
 
 def _summary(table: pd.DataFrame, pts: pd.DataFrame, exclusions: pd.DataFrame,
              suite: TaskSuite, models: list[str], measures: dict[str, str],
-             roles: dict[str, str], settings: dict) -> dict[str, Any]:
+             roles: dict[str, str], missing: dict[str, int],
+             settings: dict) -> dict[str, Any]:
     import platform
 
     import scipy
@@ -311,6 +313,7 @@ def _summary(table: pd.DataFrame, pts: pd.DataFrame, exclusions: pd.DataFrame,
         "bootstrap": "expanded percentile CI over items, seed=seed; permutation p two-sided, +1 "
                      "corrected, seed=seed+1",
         "per_model": per_model,
+        "suite_items_without_trace": missing,
         "exclusions": {"total": int(len(exclusions)),
                        "by_reason": {str(k): int(v) for k, v in
                                      exclusions["reason"].value_counts().items()},
