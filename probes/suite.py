@@ -1,0 +1,66 @@
+"""Run every probe a verdict needs over a set of caches, then the verdict (one call).
+
+``run_all(caches, teacher="teacher", students=[...], tasks=suite, alignment=align_dir,
+ablation={"student": {"own": c1, "scrambled": c2}})`` returns the verdict :class:`Result`
+whose ``.arrays["results"]`` holds every component result (planning, difficulty per model,
+similarity per student, entropy, ablation per student).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ablation as _ablation
+from . import difficulty as _difficulty
+from . import entropy as _entropy
+from . import planning as _planning
+from . import similarity as _similarity
+from . import verdict as _verdict
+from .base import Result
+
+
+def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None = None,
+            tasks: Any = None, alignment: Any = None,
+            ablation: dict[str, dict[str, Any]] | None = None,
+            similarity_caches: dict[str, Any] | None = None, difficulty_site: str | None = None,
+            n_perm: int = 50, n_boot: int = 500, seed: int = 0,
+            progress_bar: bool = True) -> Result:
+    """Return the verdict :class:`Result` after running planning, difficulty, similarity, entropy, ablation.
+
+    ``caches``: ``{name: cache over its own traces}`` (teacher, students, base...).
+    ``similarity_caches``: ``{student: cache of the student over the teacher's traces}``
+    (compared at ``mean_reasoning``); without it, ``last_prompt`` of the own caches is used.
+    """
+    students = students or [k for k in caches if k != teacher]
+    kw = dict(seed=seed, n_boot=n_boot)
+    res: dict[str, Any] = {}
+    res["planning"] = _planning.run(caches, tasks=tasks, teacher=teacher, n_perm=n_perm,
+                                    progress_bar=progress_bar, **kw)
+    if tasks is not None:
+        res["difficulty"] = {}
+        for k, c in caches.items():
+            sites = [difficulty_site] if difficulty_site else None
+            res["difficulty"][k] = _difficulty.run(c, tasks=tasks, sites=sites, name=k,
+                                                   n_perm=n_perm, progress_bar=progress_bar,
+                                                   **kw)
+        with_entropy = {k: c for k, c in caches.items() if getattr(c, "segments", None)}
+        if with_entropy:
+            res["entropy"] = _entropy.run(with_entropy, tasks=tasks, n_perm=max(n_perm, 200),
+                                          **kw)
+    res["similarity"] = {}
+    for s in students:
+        cross = (similarity_caches or {}).get(s)
+        other, site = (cross, "mean_reasoning") if cross is not None else (caches[s], "last_prompt")
+        res["similarity"][s] = _similarity.run(caches[teacher], other, site=site,
+                                               names=(teacher, s), n_perm=n_perm,
+                                               progress_bar=progress_bar, seed=seed,
+                                               n_boot=min(n_boot, 100))
+    if ablation and tasks is not None:
+        res["ablation"] = {s: _ablation.run(conds, tasks=tasks, progress_bar=progress_bar, **kw)
+                           for s, conds in ablation.items()}
+    v = _verdict.run(teacher=teacher, students=students, alignment=alignment,
+                     planning=res.get("planning"), difficulty=res.get("difficulty"),
+                     similarity=res.get("similarity"), entropy=res.get("entropy"),
+                     ablation=res.get("ablation"))
+    v.arrays["results"] = res
+    return v

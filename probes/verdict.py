@@ -1,0 +1,309 @@
+"""Verdict: behavioural and mechanistic evidence side by side, and a call per teacher/student pair.
+
+``run(teacher=..., students=[...], alignment=..., planning=..., difficulty=..., similarity=...,
+entropy=..., ablation=...)`` reads whatever results are given (missing ones become ``n/a``)
+and returns one evidence row per (student, measure) with its CI, plus ``.tables["calls"]``:
+"policy transfer", "surface mimicry" or "inconclusive" and the rows that decided it.
+
+The rule (docs/probes.md, "The verdict rule"), with 95% CIs:
+  A  aligned      student's behavioural r (log cost vs difficulty): CI low > 0
+  C  collapse     Δr (student − teacher): CI high < 0
+  N  neg.transfer student accuracy below base: diff < 0 and p < 0.05
+  P  plans        student planning ρ (last_prompt → own log reasoning tokens, peak layer):
+                  CI low > 0 and CI high ≥ teacher's CI low
+  S  content      ablation drop (own − scrambled traces) CI low > 0
+policy transfer  ⇐ A and P and not N and not C and S is not "CI high ≤ 0" (when present)
+surface mimicry  ⇐ (not A) or C or N or (not P) — when the deciding row is present
+inconclusive     otherwise, or when A or P is missing
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mimicry.errors import InputError
+
+from .base import PALETTE, Result
+
+NA = float("nan")
+
+
+def load_alignment(alignment: Any) -> tuple[pd.DataFrame | None, dict]:
+    """Return (alignment table, summary dict) from an AlignmentResult, a folder or a dict."""
+    if alignment is None:
+        return None, {}
+    if isinstance(alignment, (str, Path)):
+        d = Path(alignment)
+        if not (d / "summary.json").exists():
+            raise InputError("no summary.json in the alignment folder", file=d,
+                             fix="pass the --out folder of `mimicry align`")
+        table = pd.read_csv(d / "alignment.csv") if (d / "alignment.csv").exists() else None
+        return table, json.loads((d / "summary.json").read_text())
+    if isinstance(alignment, dict):
+        return None, alignment
+    return getattr(alignment, "table", None), dict(getattr(alignment, "summary", {}) or {})
+
+
+def _num(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return NA
+    return v if math.isfinite(v) else NA
+
+
+def _row(student, evidence, kind, value=NA, lo=NA, hi=NA, p=NA, n=NA, layer=NA, source="",
+         note=""):
+    return {"student": student, "evidence": evidence, "kind": kind, "value": _num(value),
+            "ci_low": _num(lo), "ci_high": _num(hi), "p": _num(p), "n": _num(n),
+            "layer": _num(layer), "source": source, "note": note}
+
+
+def _behaviour(student: str, teacher: str, table, summary: dict) -> list[dict]:
+    rows = []
+    for who, ev in ((student, "behaviour_r"), (teacher, "teacher_behaviour_r")):
+        pm = (summary.get("per_model") or {}).get(who)
+        t = table[table["model"] == who] if table is not None else pd.DataFrame()
+        if len(t) == 1:
+            r = t.iloc[0]
+            rows.append(_row(student, ev, "behavioural", r["r"], r["ci_low"], r["ci_high"],
+                             r.get("p_perm"), r["n"], source="alignment.csv",
+                             note=f"task {r['task']}"))
+        elif pm:
+            lo, hi = pm.get("ci_low"), pm.get("ci_high")
+            note = "Fisher-z mean over tasks"
+            if not math.isfinite(_num(lo)):
+                lo, hi, note = pm.get("ci_fixed_low"), pm.get("ci_fixed_high"), note + " (fixed)"
+            rows.append(_row(student, ev, "behavioural", pm.get("r_bar"), lo, hi, pm.get("p"),
+                             pm.get("k"), source="summary.json", note=note))
+        else:
+            rows.append(_row(student, ev, "behavioural", source="n/a"))
+    dr = summary.get("delta_r") or {}
+    if dr.get("student") == student and dr.get("per_task"):
+        pt = dr["per_task"]
+        if len(pt) == 1:
+            r = pt[0]
+            rows.append(_row(student, "delta_r", "behavioural", r["delta_r"], r["ci_low"],
+                             r["ci_high"], r["p"], r["n"], source="summary.json"))
+        else:
+            at = dr.get("across_tasks", {})
+            rows.append(_row(student, "delta_r", "behavioural",
+                             _num(dr.get("r_bar_student")) - _num(dr.get("r_bar_teacher")),
+                             p=at.get("wilcoxon_p"), n=len(pt), source="summary.json",
+                             note="difference of Fisher means; p: Wilcoxon over tasks"))
+    else:
+        rows.append(_row(student, "delta_r", "behavioural", source="n/a",
+                         note="alignment was not run with this student's role"))
+    nt = summary.get("negative_transfer") or {}
+    if nt.get("student") == student and nt.get("per_task"):
+        pt = nt["per_task"]
+        if len(pt) == 1:
+            r = pt[0]
+            rows.append(_row(student, "accuracy_vs_base", "behavioural", r["diff"], p=r["p"],
+                             n=r["n"], source="summary.json", note="McNemar"))
+        else:
+            at = nt.get("across_tasks", {})
+            rows.append(_row(student, "accuracy_vs_base", "behavioural", at.get("mean_diff"),
+                             p=at.get("wilcoxon_p"), n=len(pt), source="summary.json",
+                             note="Wilcoxon over tasks"))
+    else:
+        rows.append(_row(student, "accuracy_vs_base", "behavioural", source="n/a"))
+    inf = summary.get("inflation") or {}
+    if inf.get("student") == student:
+        fit = inf.get("fit") or inf.get("fit_through_origin")
+        if fit:
+            rows.append(_row(student, "inflation_slope", "behavioural", fit.get("slope"),
+                             fit.get("ci_low"), fit.get("ci_high"), fit.get("p"), fit.get("n"),
+                             source="summary.json"))
+        elif inf.get("per_task"):
+            rows.append(_row(student, "inflation_slope", "behavioural",
+                             inf["per_task"][0].get("verbosity_ratio"), source="summary.json",
+                             note="one task: verbosity ratio student/base, no CI"))
+    return rows
+
+
+def _peak(df: pd.DataFrame) -> pd.Series | None:
+    df = df.dropna(subset=["rho"])
+    return None if df.empty else df.loc[df["rho"].idxmax()]
+
+
+def _mechanistic(student, teacher, planning, difficulty, similarity, entropy, ablation):
+    rows = []
+    if planning is not None:
+        t = planning.table
+        for who, ev in ((student, "planning_rho"), (teacher, "teacher_planning_rho")):
+            r = _peak(t[(t["role"] == who) & (t["target"] == "log_reasoning_tokens")])
+            rows.append(_row(student, ev, "mechanistic", *(
+                [r["rho"], r["rho_ci_low"], r["rho_ci_high"], r["p_perm"], r["n"], r["layer"]]
+                if r is not None else []), source="planning" if r is not None else "n/a"))
+        tr = planning.tables.get("transfer")
+        if tr is not None and len(tr):
+            r = _peak(tr[(tr["student"] == student) & (tr["target"] == "log_reasoning_tokens")])
+            if r is not None:
+                rows.append(_row(student, "planning_transfer_rho", "mechanistic", r["rho"],
+                                 r["rho_ci_low"], r["rho_ci_high"], r["p_perm"], r["n"],
+                                 r["student_layer"], source="planning",
+                                 note="teacher's probe on the student"))
+    else:
+        rows.append(_row(student, "planning_rho", "mechanistic", source="n/a"))
+    d = (difficulty or {}).get(student)
+    if d is not None:
+        r = _peak(d.table)
+        rows.append(_row(student, "difficulty_peak_rho", "mechanistic", r["rho"], r["rho_ci_low"],
+                         r["rho_ci_high"], r.get("p_perm"), r["n"], r["layer"],
+                         source="difficulty", note=f"site {r['site']}"))
+    s = (similarity or {}).get(student)
+    if s is not None:
+        t = s.table
+        r = t.iloc[len(t) // 2] if len(t) else None
+        if r is not None:
+            rows.append(_row(student, "cka_to_teacher", "mechanistic", r["cka"], r["cka_ci_low"],
+                             r["cka_ci_high"], r.get("p_perm"), r["n"], r["student_layer"],
+                             source="similarity",
+                             note=f"depth-matched, relative depth {r['rel_depth']:.2f}"))
+    if entropy is not None:
+        t = entropy.table[entropy.table["model"] == student]
+        if len(t):
+            r = t.loc[t["rho"].abs().idxmax()]
+            rows.append(_row(student, "entropy_slope", "mechanistic", r["slope"],
+                             r["slope_ci_low"], r["slope_ci_high"], r.get("partial_p"), r["n"],
+                             r["layer"], source="entropy",
+                             note="nats per SD difficulty, given log length"))
+    a = (ablation or {}).get(student)
+    if a is not None:
+        pk = a.tables["peak"].dropna(subset=["drop"])
+        scr = pk[pk["condition"].str.contains("scramb")]
+        r = (scr if len(scr) else pk).iloc[0] if len(pk) else None
+        if r is not None:
+            rows.append(_row(student, "ablation_drop", "mechanistic", r["drop"], r["drop_ci_low"],
+                             r["drop_ci_high"], r["p_drop"], r["n"], r["layer"],
+                             source="ablation",
+                             note=f"{a.meta['reference']} − {r['condition']}"))
+    else:
+        rows.append(_row(student, "ablation_drop", "mechanistic", source="n/a"))
+    return rows
+
+
+def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
+    """Return (call, reasons) for one student's evidence rows, by the module's rule."""
+    g = {r["evidence"]: r for _, r in ev.iterrows()}
+
+    def have(k):
+        return k in g and math.isfinite(g[k]["value"])
+
+    def ci_ok(k):
+        return have(k) and math.isfinite(g[k]["ci_low"]) and math.isfinite(g[k]["ci_high"])
+
+    against, support, missing = [], [], []
+    if ci_ok("behaviour_r"):
+        (support if g["behaviour_r"]["ci_low"] > 0 else against).append(
+            "A: behavioural r CI " + ("excludes 0" if g["behaviour_r"]["ci_low"] > 0
+                                      else "includes 0 or is below"))
+    else:
+        missing.append("A (behavioural r)")
+    if ci_ok("delta_r") and g["delta_r"]["ci_high"] < 0:
+        against.append("C: Δr CI below 0 (alignment collapsed vs teacher)")
+    if have("accuracy_vs_base") and g["accuracy_vs_base"]["value"] < 0 \
+            and _num(g["accuracy_vs_base"]["p"]) < 0.05:
+        against.append("N: accuracy significantly below base (negative transfer)")
+    if ci_ok("planning_rho"):
+        p, t = g["planning_rho"], g.get("teacher_planning_rho")
+        below = t is not None and math.isfinite(t["ci_low"]) and p["ci_high"] < t["ci_low"]
+        if p["ci_low"] > 0 and not below:
+            support.append("P: planning ρ CI excludes 0 and overlaps the teacher's")
+        else:
+            against.append("P: planning ρ CI " + ("below the teacher's" if below
+                                                   else "includes 0"))
+    else:
+        missing.append("P (planning ρ)")
+    content_free = ci_ok("ablation_drop") and g["ablation_drop"]["ci_high"] <= 0
+    if ci_ok("ablation_drop"):
+        (support if g["ablation_drop"]["ci_low"] > 0 else against if content_free
+         else missing).append("S: ablation drop " + (
+             "CI above 0 (content carries the signal)" if g["ablation_drop"]["ci_low"] > 0
+             else "CI at or below 0 (signal survives scrambling)" if content_free
+             else "CI includes 0 (undecided)"))
+    decisive_against = [a for a in against if not a.startswith("S")]
+    if decisive_against:
+        return "surface mimicry", decisive_against
+    if not [m for m in missing if m.startswith(("A", "P"))] and not content_free:
+        return "policy transfer", support
+    return "inconclusive", support + against + [f"missing/undecided: {m}" for m in missing]
+
+
+def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
+        planning: Result | None = None, difficulty: dict[str, Result] | None = None,
+        similarity: dict[str, Result] | None = None, entropy: Result | None = None,
+        ablation: dict[str, Result] | None = None) -> Result:
+    """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call."""
+    students = [students] if isinstance(students, str) else list(students)
+    table, summary = load_alignment(alignment)
+    rows, calls = [], []
+    for s in students:
+        ev = _behaviour(s, teacher, table, summary) + _mechanistic(
+            s, teacher, planning, difficulty, similarity, entropy, ablation)
+        df = pd.DataFrame(ev)
+        call, reasons = decide(df)
+        rows.extend(ev)
+        calls.append({"teacher": teacher, "student": s, "call": call,
+                      "decided_by": "; ".join(reasons)})
+    out = pd.DataFrame(rows)
+    out.insert(0, "teacher", teacher)
+    out["reading"] = out.apply(_reading, axis=1)
+    meta = {"probe": "verdict", "teacher": teacher, "students": students,
+            "rule": __doc__.split("The rule", 1)[1].strip(),
+            "calls": {c["student"]: c["call"] for c in calls}}
+    return Result("verdict", out, tables={"calls": pd.DataFrame(calls)}, meta=meta,
+                  plotter=plot)
+
+
+def _reading(r: pd.Series) -> str:
+    if not math.isfinite(r["value"]):
+        return "n/a"
+    if math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"]):
+        return "CI > 0" if r["ci_low"] > 0 else "CI < 0" if r["ci_high"] < 0 else "CI ∋ 0"
+    if math.isfinite(r["p"]):
+        return "p < .05" if r["p"] < 0.05 else "p ≥ .05"
+    return "no CI"
+
+
+def plot(result: Result):
+    """Return a figure: one forest panel per evidence, students as points with 95% CIs."""
+    import matplotlib.pyplot as plt
+
+    t = result.table.dropna(subset=["value"])
+    evs = list(dict.fromkeys(t["evidence"]))
+    studs = list(dict.fromkeys(result.table["student"]))
+    calls = result.meta["calls"]
+    ncol = min(4, max(1, len(evs)))
+    nrow = int(np.ceil(len(evs) / ncol)) or 1
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 0.5 + 0.45 * len(studs) * nrow + 1),
+                             squeeze=False)
+    for ax, ev in zip(axes.ravel(), evs):
+        d = t[t["evidence"] == ev]
+        for k, s in enumerate(studs):
+            r = d[d["student"] == s]
+            if not len(r):
+                continue
+            r = r.iloc[0]
+            c = PALETTE[k % len(PALETTE)]
+            ax.plot(r["value"], k, "o", color=c)
+            if math.isfinite(r["ci_low"]):
+                ax.hlines(k, r["ci_low"], r["ci_high"], color=c)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.set_yticks(range(len(studs)), [f"{s}\n({calls.get(s, '')})" for s in studs],
+                      fontsize=7)
+        ax.set_title(ev, fontsize=9)
+        ax.set_ylim(-0.5, len(studs) - 0.5)
+    for ax in axes.ravel()[len(evs):]:
+        ax.axis("off")
+    fig.suptitle(f"verdict vs teacher {result.meta['teacher']} (points: value; lines: 95% CI)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
