@@ -245,7 +245,7 @@ def stage_report(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Write ``report.md`` and ``report.html`` from whatever the run folder holds."""
     from .report import write_report
 
-    md, html = write_report(run, cfg=cfg)
+    md, html = write_report(run, cfg=cfg, suite=suite)
     _say(f"wrote {md} and {html.name}")
     return StageResult("done")
 

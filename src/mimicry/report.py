@@ -236,7 +236,20 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
     return out
 
 
-def build_blocks(run: Path, cfg: dict | None = None) -> list[Block]:
+def _suite_blocks(suite) -> list[Block]:
+    rows = []
+    for task in suite.tasks:
+        its = [it for it in suite if it.task == task]
+        rel = suite.reliability.get(task)
+        rows.append({"task": task, "items": len(its), "norm": its[0].human.measure,
+                     "reliability (split-half)": rel})
+    note = ("Synthetic norms (the organism's difficulty parameter), not human data."
+            if suite.synthetic else "Human norms: median RT of correct trials (ms) or, where "
+            "only responses exist, the error rate; reliability = split-half Spearman–Brown.")
+    return [("h", 2, f"Task suite: {suite.name}"), ("table", pd.DataFrame(rows)), ("p", note)]
+
+
+def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     """Return the report as a list of blocks (headings, paragraphs, tables, figures)."""
     cfg = cfg or _read_json(run / "config.json")
     name = cfg.get("name", run.name)
@@ -254,6 +267,8 @@ def build_blocks(run: Path, cfg: dict | None = None) -> list[Block]:
     labels = {m["key"]: m.get("label") or m["key"] for m in models}
     from .config import STAGES
 
+    if suite is not None:
+        blocks += _suite_blocks(suite)
     blocks += _status_blocks(run, list(STAGES))
     blocks += _behaviour_blocks(run, labels)
     names = (cfg.get("probes") or {}).get("names") or list(PROBE_TITLES)
@@ -334,14 +349,18 @@ def render_html(blocks: list[Block], title: str) -> str:
     return "\n".join(parts)
 
 
-def write_report(run: str | Path, cfg=None) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``run``; return both paths."""
+def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``run``; return both paths.
+
+    ``cfg``: the :class:`~mimicry.config.ExperimentConfig` (default: ``RUN/config.json``);
+    ``suite``: the task suite, for the suite table (left out when None).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     run = Path(run)
     cfg_dict = cfg.to_dict() | {"source": cfg.source} if cfg is not None else None
-    blocks = build_blocks(run, cfg_dict)
+    blocks = build_blocks(run, cfg_dict, suite)
     title = blocks[0][2]
     md = atomic_write_text(run / "report.md", render_markdown(blocks, run))
     page = atomic_write_text(run / "report.html", render_html(blocks, title))
