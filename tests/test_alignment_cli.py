@@ -105,3 +105,11 @@ def test_existing_out_dir_untouched_on_error(tmp_path, capsys):
     (out / "keep.txt").write_text("x")
     rc, _ = _run([*files, "--tasks", norms, "--out", out, "--roles", "base=Nope"], capsys)
     assert rc == 2 and [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    norms, files = _write(tmp_path)
+    f = tmp_path / "out.txt"
+    f.write_text("x")
+    rc, err = _run([*files, "--tasks", norms, "--out", f], capsys)
+    assert rc == 2 and "not a folder" in err and f.read_text() == "x"

@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     for name, v in (("--n-boot", args.n_boot), ("--n-perm", args.n_perm)):
         if v < 100:
             raise MimicryError(f"{name} {v} is too small", fix="use at least 100 (default 10000)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise MimicryError("--out exists and is not a folder", file=out,
+                           fix="give a folder path (it is created if missing)")
     roles = parse_roles(args.roles)
     suite = load_suite(args.tasks)
     res = align([Path(t) for t in args.traces], suite, roles=roles, seed=args.seed,
