@@ -227,9 +227,10 @@ def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
 
     notes: list[str] = []
     done = 0
+    results: dict[str, Any] = {}
     for i, name in enumerate(cfg.probes.names, start=1):
         _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
-        ok, note = run_probe(name, cfg, run, suite)
+        ok, note = run_probe(name, cfg, run, suite, results)
         if ok:
             done += 1
         if note:

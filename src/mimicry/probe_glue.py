@@ -3,7 +3,8 @@
 ``run_probe(name, cfg, run, suite)`` opens what probe ``name`` needs from the run folder,
 calls ``probes.<name>.run(...)`` once per model or per teacher/student pair, and writes
 ``RUN/probes/<name>.csv`` (all units stacked, with a ``unit`` column), the extra tables as
-``<name>_<table>.csv``, and one figure per unit ``<name>__<unit>.png/.pdf``. ``mimicry``
+``<name>_<table>.csv``, and one figure per unit ``<name>__<unit>.png/.pdf``. The verdict
+is given the Results of the probes run before it in the same stage. ``mimicry``
 does not import ``probes`` at import time; a probe that is not installed (or whose glue is
 not written) is reported as not available, never faked.
 """
@@ -40,6 +41,7 @@ class _Ctx:
         self._open: dict[str, Any] = {}
         self.teacher = cfg.roles().get("teacher")
         self.opts: dict[str, Any] = {}
+        self.results: dict[str, dict[str, Any]] = {}  # probe -> {unit: Result}, this stage
 
     def cache(self, stem: str):
         if stem not in self._open:
@@ -71,7 +73,7 @@ def _similarity(fn: Callable, ctx: _Ctx) -> Units:
         # Same inputs for both: the student reading the teacher's traces when captured,
         # else the prompts' last state (identical prompts) from each model's own cache.
         cross = f"{k}__on_{ctx.teacher}"
-        student, site = (cross, None) if cross in ctx.paths else (k, "last_prompt")
+        student, site = (cross, "mean_reasoning") if cross in ctx.paths else (k, "last_prompt")
         out.append((k, call(fn, ctx.cache(ctx.teacher), ctx.cache(student), site=site,
                             seed=ctx.cfg.seed, names=(ctx.teacher, k), **ctx.opts)))
     return out
@@ -89,7 +91,37 @@ def _planning(fn: Callable, ctx: _Ctx) -> Units:
                          is not None, seed=ctx.cfg.seed, **ctx.opts))]
 
 
+def _ablation(fn: Callable, ctx: _Ctx) -> Units:
+    out = []
+    for k in ctx.pairs():
+        conds = {"own": k, "teacher": f"{k}__on_{ctx.teacher}", "scrambled": f"{k}__scrambled"}
+        conds = {c: ctx.cache(stem) for c, stem in conds.items() if stem in ctx.paths}
+        if len(conds) >= 2:
+            out.append((k, call(fn, conds, tasks=ctx.suite, reference="own", seed=ctx.cfg.seed,
+                                **ctx.opts)))
+    return out
+
+
+def _verdict(fn: Callable, ctx: _Ctx) -> Units:
+    """One verdict per student/control, with that pair's alignment and the probes run so far."""
+    if not ctx.teacher:
+        return []
+    r = ctx.results
+    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation") if name in r}
+    one = {name: r[name].get("all") for name in ("planning", "entropy") if name in r}
+    first = ctx.cfg.roles().get("student")
+    out = []
+    for k in ctx.pairs():
+        align_dir = ctx.run / "alignment" if k == first else ctx.run / "alignment" / "pairs" / k
+        out.append((k, call(fn, teacher=ctx.teacher, students=[k],
+                            alignment=align_dir if (align_dir / "summary.json").exists()
+                            else None, **per, **one, **ctx.opts)))
+    return out
+
+
 ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
+    "ablation": _ablation,
+    "verdict": _verdict,
     "planning": _planning,
     "difficulty": _difficulty,
     "entropy": _entropy,
@@ -97,21 +129,14 @@ ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
 }
 
 
-def probe_done(run: Path, name: str, cfg: ExperimentConfig) -> bool:
-    """Return whether ``probes/<name>.csv`` exists from a run with the same config hash."""
-    meta = run / "probes" / f"{name}.run.json"
-    if not (run / "probes" / f"{name}.csv").exists() or not meta.exists():
-        return False
-    try:
-        return json.loads(meta.read_text()).get("config_hash") == cfg.stage_hash("probe")
-    except json.JSONDecodeError:
-        return False
+def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite,
+              results: dict[str, dict[str, Any]] | None = None) -> tuple[bool, str]:
+    """Run probe ``name`` over the run folder; return ``(finished, note)``.
 
-
-def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite) -> tuple[bool, str]:
-    """Run probe ``name`` over the run folder; return ``(finished, note)``."""
-    if probe_done(run, name, cfg):
-        return True, ""
+    ``results`` collects ``{probe: {unit: Result}}`` across calls of one probe stage, so that
+    the verdict can use the Results of the probes before it.
+    """
+    results = {} if results is None else results
     fn, why = lookup(f"probes.{name}", "run")
     if fn is None:
         return False, why
@@ -120,6 +145,7 @@ def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite) -> tuple[bool,
         return False, f"probes.{name} exists but the runner's glue for it is not written yet"
     ctx = _Ctx(cfg, run, suite)
     ctx.opts = dict(cfg.probes.options.get(name, {}))
+    ctx.results = results
     if not ctx.paths:
         return False, "no caches (capture did not run)"
     try:
@@ -135,6 +161,7 @@ def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite) -> tuple[bool,
     if not units:
         return False, "nothing to compare (needs a teacher and a student with caches)"
     save_units(units, run / "probes", name, cfg)
+    results[name] = dict(units)
     return True, ""
 
 

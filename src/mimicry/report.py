@@ -226,10 +226,18 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
             return [("p", f"**Failed** — {why}. No numbers are shown for it.")]
         return [("p", f"**Not available yet**: {why}.")]
     out: list[Block] = []
+    calls = _read_csv(run / "probes" / f"{name}_calls.csv")
+    if calls is not None and len(calls):
+        out += [("table", calls.drop(columns=["unit"], errors="ignore")),
+                ("p", "Evidence behind each call (value with 95% CI, and what it reads as):")]
+    extras = sorted(p.name for p in (run / "probes").glob(f"{name}_*.csv")
+                    if p.name != f"{name}_calls.csv")
     if len(t) > MAX_ROWS:
         out.append(("p", f"First {MAX_ROWS} of {len(t)} rows; full table: probes/{name}.csv."))
         t = t.head(MAX_ROWS)
     out.append(("table", t))
+    if extras:
+        out.append(("p", "More tables: " + ", ".join(f"probes/{e}" for e in extras) + "."))
     for png in sorted((run / "probes").glob(f"{name}__*.png")):
         unit = png.stem.split("__", 1)[1]
         out += _fig(png, f"{PROBE_TITLES.get(name, name)} — {unit}.")
