@@ -93,6 +93,13 @@ def check_fetchable(m: ModelConfig, config_file: str) -> None:
            f"--local-dir DIR), copy DIR here and set local_path = \"DIR\" under the "
            f"[[models]] entry key = \"{m.key}\" in {config_file}")
     status = weights_status(m)
+    if status == "missing" and m.is_organism and not m.local_path:
+        role = m.name.removeprefix("organism:")
+        raise ModelNotFoundError(
+            f"model '{m.key}': the organism checkpoint '{role}' is not installed",
+            file=config_file, fix=f"train it (mimicry organism train --out DIR) and set "
+            f"local_path = \"DIR/{role}\" under key = \"{m.key}\", or run mimicry demo, which "
+            "trains it for you")
     if status == "missing":
         where = m.local_path or model_source(m)
         raise ModelNotFoundError(f"model '{m.key}': {where} does not exist or has no "
