@@ -215,3 +215,20 @@ def test_capture_leaves_sdpa_output_unchanged(tiny_tokenizer):
     assert model.config._attn_implementation == "sdpa"
     assert len(sink.out) == model.config.num_hidden_layers  # the side-car really ran
     assert torch.equal(plain, side)
+
+
+def test_entropy_stats_stable_when_the_sink_takes_almost_all_attention():
+    torch.manual_seed(2)
+    v = torch.ones(8)
+    q, k = v + 0.1 * torch.randn(1, 2, 12, 8), torch.randn(1, 2, 12, 8)
+    k[:, :, 0] = v * 4  # key 0 scores far above the rest: p0 close to 1
+    st = entropy_stats(q, k)
+    i = torch.arange(12)
+    vis = (i[None, :] <= i[:, None])[None, None]
+    p, _ = _softmax_ref(q.double(), k.double(), 8 ** -0.5, vis)
+    assert p[0, :, 5:, 0].min() > 0.99
+    ps = p.clone()
+    ps[..., 0] = 0
+    ps = torch.where(ps.sum(-1, keepdim=True) > 0, ps / ps.sum(-1, keepdim=True).clamp_min(1e-300), ps)
+    assert torch.allclose(st.raw.double(), _ref_entropy(p), atol=1e-5)
+    assert torch.allclose(st.nosink.double(), _ref_entropy(ps), atol=1e-5)

@@ -46,16 +46,43 @@ class EntropyStats(NamedTuple):
         return {"raw": self.raw, "norm": self.norm, "nosink": self.nosink}
 
 
-def _row_entropy(s: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-    """Return H ``[...]`` of score rows ``s [..., Lk]`` restricted to ``vis`` (0 if none)."""
-    s = s.masked_fill(~vis, float("-inf"))
-    lse = torch.logsumexp(s, dim=-1, keepdim=True)
-    ok = torch.isfinite(lse)
-    lse = torch.where(ok, lse, torch.zeros_like(lse))
-    d = (lse - s).masked_fill(~vis, 0.0)  # log(1/p_j) on visible keys
-    p = torch.exp(-d).masked_fill(~vis, 0.0)
-    h = (p * d).sum(-1)
-    return torch.where(ok.squeeze(-1), h, torch.zeros_like(h))
+_NEG = -1e30  # finite "masked" score: exp underflows to 0 and 0 * 1e30 stays 0 (no NaN)
+
+
+def _chunk_stats(s: torch.Tensor, vis: torch.Tensor, sink_rel: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return ``(raw, nosink, n_visible)`` ``[b, h, c]`` for score rows ``s [b, h, c, n]``.
+
+    One pass over the keys without the sink (``sink_rel [b]``, key index within ``s``; may be
+    out of range), then the sink is folded in exactly:
+    ``H = p0 (lse - s0) + (1 - p0) (lse - lse' + H')`` with ``1 - p0 = exp(lse' - lse)``,
+    so neither variant suffers cancellation when the sink takes most of the attention.
+    ``s`` is overwritten.
+    """
+    b, h, c, n = s.shape
+    in_range = (sink_rel >= 0) & (sink_rel < n)
+    sr = sink_rel.clamp(0, max(n - 1, 0))
+    kid = torch.arange(n, device=s.device)
+    vis_ns = vis & (kid[None, :] != sr[:, None]).logical_or(~in_range[:, None])[:, None, None, :]
+    s0 = s.gather(-1, sr[:, None, None, None].expand(b, h, c, 1)).squeeze(-1)
+    v0 = vis.gather(-1, sr[:, None, None, None].expand(b, vis.shape[1], c, 1)).squeeze(-1)
+    v0 = (v0 & in_range[:, None, None]).expand(b, h, c)
+    n_ns = vis_ns.sum(-1).expand(b, h, c)
+    s.masked_fill_(~vis_ns, _NEG)
+    lse1 = torch.logsumexp(s, dim=-1)
+    p = s - lse1[..., None]
+    p.exp_()
+    s.sub_(lse1[..., None]).neg_()  # d = lse' - s = -log p (1e30 where masked, where p = 0)
+    h1 = p.mul_(s).sum(-1)
+    has = n_ns > 0
+    h1 = torch.where(has, h1, torch.zeros_like(h1))
+    lse1 = torch.where(has, lse1, torch.full_like(lse1, _NEG))
+    lse = torch.where(v0, torch.logaddexp(lse1, s0), lse1)
+    p0 = torch.where(v0, torch.exp(s0 - lse), torch.zeros_like(lse))
+    rest = torch.exp(lse1 - lse)  # 1 - p0, exact
+    raw = p0 * (lse - s0) + rest * ((lse - lse1) + h1)
+    raw = torch.where(has, raw, torch.zeros_like(raw))  # only the sink visible: H = 0
+    return raw, h1, (n_ns + v0.long()).float()
 
 
 def _key_valid_from_mask(mask: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -138,30 +165,34 @@ def entropy_stats(
     for q0 in range(0, lq, step):
         q1 = min(lq, q0 + step)
         c = q1 - q0
-        qc = q[:, :, q0:q1, :].float().reshape(b, hkv, rep, c, dh)
-        s = torch.matmul(qc, kf).reshape(b, h, c, lk) * scale
+        qi = qidx[:, q0:q1]  # [b, c]
+        # keys that can be visible to this chunk at all (causal / sliding window)
+        k_hi = min(lk, int(qi.max()) + 1) if causal else lk
+        k_lo = max(0, int(qi.min()) - sliding_window + 1) if sliding_window else 0
+        k_hi = max(k_hi, k_lo + 1)
+        kid = kidx[k_lo:k_hi]
+        qc = (q[:, :, q0:q1, :].float() * scale).reshape(b, hkv, rep, c, dh)
+        s = torch.matmul(qc, kf[..., k_lo:k_hi]).reshape(b, h, c, k_hi - k_lo)
         if softcap is not None:
-            s = torch.tanh(s / softcap) * softcap
-        vis = torch.ones(b, 1, c, lk, dtype=torch.bool, device=dev)
-        qi = qidx[:, q0:q1, None]  # [b, c, 1]
+            s.div_(softcap).tanh_().mul_(softcap)
+        vis = torch.ones(b, 1, c, k_hi - k_lo, dtype=torch.bool, device=dev)
         if causal:
-            vis = vis & (kidx[None, None, :] <= qi)[:, None]
+            vis &= (kid[None, None, :] <= qi[:, :, None])[:, None]
         if sliding_window is not None:
-            vis = vis & (kidx[None, None, :] > qi - sliding_window)[:, None]
+            vis &= (kid[None, None, :] > qi[:, :, None] - sliding_window)[:, None]
         if key_valid is not None:
-            vis = vis & key_valid[:, None, None, :]
+            vis &= key_valid[:, None, None, k_lo:k_hi]
         if mask4 is not None:
-            m = mask4[:, :, q0:q1, :]
+            m = mask4[:, :, q0:q1, k_lo:k_hi]
             if m.dtype == torch.bool:
                 vis = vis & m
             else:
-                s = s + m.float()
+                s += m.float()
                 vis = vis & (m > torch.finfo(m.dtype).min / 2)
-        vis = vis.expand(b, h, c, lk)
-        raw[:, :, q0:q1] = _row_entropy(s, vis)
-        nvis[:, :, q0:q1] = vis.sum(-1).float()
-        not_sink = kidx[None, :] != sink[:, None]  # [b, Lk]
-        nos[:, :, q0:q1] = _row_entropy(s, vis & not_sink[:, None, None, :])
+        r, ns, nv = _chunk_stats(s, vis, sink - k_lo)
+        raw[:, :, q0:q1] = r
+        nos[:, :, q0:q1] = ns
+        nvis[:, :, q0:q1] = nv
     return EntropyStats(raw, nos, nvis)
 
 
