@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _entropy_dense import dense, make_inputs
 
 from mimicry.capture import triton_entropy as te
 from mimicry.capture.entropy import entropy_stats as reference
@@ -65,21 +66,62 @@ def test_dispatcher_accepts_hf_mask_and_falls_back_on_others(interpreted):
     assert d["biased_vs_ref"] == 0.0
 
 
-def test_dispatcher_without_kernel_is_the_reference():
-    """On CPU without the interpreter the drop-in must return the reference's numbers."""
-    if te.triton_available("cpu"):
-        pytest.skip("TRITON_INTERPRET is set in this process")
-    g = torch.Generator().manual_seed(3)
-    q = torch.randn(2, 4, 30, 16, generator=g)
-    k = torch.randn(2, 2, 30, 16, generator=g)
-    mask = torch.ones(2, 30, dtype=torch.long)
-    mask[1, :6] = 0
-    got = te.entropy_stats(q, k, attn_mask=mask, sliding_window=8)
-    want = reference(q, k, attn_mask=mask, sliding_window=8)
-    for var in ("raw", "nosink", "n_visible"):
-        assert torch.equal(getattr(got, var), getattr(want, var))
-    with pytest.raises(RuntimeError):
-        te.entropy_stats(q, k, attn_mask=mask, use_triton=True)
+# (name, dtype, lq, lk, window, softcap, sampled, sink_boost)
+BLOCKWISE = [
+    ("bw_causal", torch.float32, 70, 70, None, None, False, 0.0),
+    ("bw_window", torch.float32, 60, 60, 9, None, False, 0.0),
+    ("bw_softcap", torch.float32, 50, 50, None, 4.0, False, 0.0),
+    ("bw_sampled", torch.float32, 11, 80, None, None, True, 0.0),
+    ("bw_sink_dominant", torch.float32, 40, 40, None, None, False, 200.0),
+    ("bw_bf16", torch.bfloat16, 45, 45, None, None, False, 0.0),
+]
+
+
+@pytest.mark.parametrize("case", BLOCKWISE, ids=[c[0] for c in BLOCKWISE])
+def test_blockwise_torch_path_matches_dense_and_reference(case):
+    """The CPU/no-Triton fast path of the drop-in, against float64 and the reference."""
+    name, dtype, lq, lk, window, softcap, sampled, boost = case
+    q, k, start, qidx = make_inputs(name, dtype, lq, lk, sampled=sampled, sink_boost=boost)
+    key_valid = (torch.arange(lk)[None, :] >= start[:, None]).long()
+    qi = qidx if sampled else None
+    kw = dict(attn_mask=key_valid, query_index=qi, sliding_window=window, softcap=softcap)
+    got = te.entropy_stats(q, k, impl="blockwise", chunk=16, **kw)
+    ref = reference(q, k, **kw)
+    raw, nos, nvis = dense(q, k, q.shape[-1] ** -0.5, start, qidx, window, softcap)
+    for var, want in (("raw", raw), ("nosink", nos)):
+        assert (getattr(got, var).double() - want).abs().max() < 1e-5, var
+        assert (getattr(got, var) - getattr(ref, var)).abs().max() < 1e-5, var
+    assert torch.equal(got.n_visible.double(), nvis)
+    if boost:  # the sink really took ~all the mass, so nosink exercised the underflow redo
+        assert raw[raw > 0].median() < 1e-3
+
+
+def test_dispatcher_routes_masks():
+    """Standard masks take a fast path; packed/biased masks get the reference's exact numbers."""
+    q, k, start, _ = make_inputs("route", torch.float32, 40, 40, hkv=1, hq=2, dh=16,
+                                 starts=(0, 5))
+    lk = 40
+    kidx = torch.arange(lk)
+    vis = (kidx[None, None, :] <= kidx[None, :, None]) & (kidx[None, None, :]
+                                                          >= start[:, None, None])
+    hf_mask = torch.where(vis, 0.0, torch.finfo(torch.float32).min)[:, None]
+    auto = te.entropy_stats(q, k, attn_mask=hf_mask)
+    ref = reference(q, k, attn_mask=hf_mask)
+    assert (auto.raw - ref.raw).abs().max() < 1e-5
+    assert (auto.nosink - ref.nosink).abs().max() < 1e-5
+    packed = vis.clone()
+    packed[:, 20:, :20] = False
+    for mask in (packed[:, None], hf_mask + 0.3 * vis[:, None]):
+        got = te.entropy_stats(q, k, attn_mask=mask)
+        want = reference(q, k, attn_mask=mask)
+        assert torch.equal(got.raw, want.raw) and torch.equal(got.nosink, want.nosink)
+        with pytest.raises(RuntimeError):
+            te.entropy_stats(q, k, attn_mask=mask, impl="blockwise")
+    exact = te.entropy_stats(q, k, attn_mask=hf_mask, impl="reference")
+    assert torch.equal(exact.raw, ref.raw)
+    if not te.triton_available("cpu"):
+        with pytest.raises(RuntimeError):
+            te.entropy_stats(q, k, attn_mask=hf_mask, use_triton=True)
 
 
 @pytest.mark.skipif(not (HAVE_TRITON and torch.cuda.is_available()), reason="needs CUDA + triton")

@@ -19,6 +19,8 @@ its submodules; HF's own ``output_attentions`` no longer collects anything).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from .base import EncodedItem, ItemActivations, model_dims
@@ -48,7 +50,13 @@ def boot_bridge(model, tokenizer):
     name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    return TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer,
+    # The bridge normalises the tokenizer it gets in place (sets bos/eos/pad, may reload it
+    # from name_or_path with add_bos_token=True, which fails for in-memory tokenizers). We
+    # only ever hand it token ids, so give it a copy marked as already adding BOS.
+    tok = copy.deepcopy(tokenizer)
+    tok.init_kwargs.setdefault("name_or_path", getattr(tok, "name_or_path", "") or name)
+    tok.init_kwargs["add_bos_token"] = True
+    return TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tok,
                                                device=device, dtype=dtype)
 
 

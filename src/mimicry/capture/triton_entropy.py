@@ -16,8 +16,9 @@ Inputs may be fp32, bf16 or fp16; products and sums are fp32.
 
 :func:`entropy_stats` is the drop-in for the torch reference
 :func:`mimicry.capture.entropy.entropy_stats` (same arguments, same :class:`EntropyStats`): it
-runs the kernel on CUDA when ``triton`` imports and the mask is causal + left padding, and the
-chunked torch reference otherwise (CPU, custom masks). :func:`fused_entropy_stats` always runs
+runs the kernel on CUDA when ``triton`` imports and the mask is causal + left padding, the
+blockwise torch path (:mod:`~mimicry.capture.entropy_blockwise`) for such masks elsewhere,
+and the chunked torch reference for anything else (packed or custom masks). :func:`fused_entropy_stats` always runs
 the kernel: compiled on CUDA, or on CPU tensors through Triton's interpreter when
 ``TRITON_INTERPRET=1`` was set before triton was imported (exact but slow; that is how the
 tests check it on machines without a GPU).
@@ -33,6 +34,7 @@ import torch
 
 from .entropy import EntropyStats
 from .entropy import entropy_stats as reference_entropy_stats
+from .entropy_blockwise import blockwise_entropy_stats
 
 try:  # triton ships with CUDA builds of torch; the CPU build has none.
     import triton
@@ -304,58 +306,73 @@ def fused_entropy_stats(
     return EntropyStats(raw, nos, nvis)
 
 
+def _standard_start(q, k, attn_mask, causal, query_index, sliding_window, chunk):
+    """Return ``([b] key starts, None)`` for a causal + left-padding mask, else ``(None, why)``."""
+    if not causal:
+        return None, "non-causal attention"
+    b, _, lq, _ = q.shape
+    lk = k.shape[2]
+    if attn_mask is None:
+        return torch.zeros(b, dtype=torch.long, device=q.device), None
+    if attn_mask.dim() == 2:
+        start = _suffix_start(attn_mask.to(q.device))
+        return start, None if start is not None else "2-D mask is not left padding"
+    if attn_mask.dim() == 4 and tuple(attn_mask.shape[-2:]) == (lq, lk):
+        qi = (torch.arange(lk - lq, lk, device=q.device) if query_index is None
+              else torch.as_tensor(query_index, device=q.device).long())
+        qi = qi.expand(b, lq) if qi.dim() == 1 else qi
+        qkey = "default" if query_index is None else None  # None: do not cache
+        start = _mask4_start(attn_mask.to(q.device), qi, sliding_window, chunk, qkey)
+        return start, None if start is not None else "4-D mask is not causal + left padding"
+    return None, "unsupported attn_mask shape"
+
+
 def entropy_stats(q: torch.Tensor, k: torch.Tensor, *, scaling: float | None = None,
                   attn_mask: torch.Tensor | None = None, causal: bool = True,
                   query_index: torch.Tensor | None = None, sliding_window: int | None = None,
                   softcap: float | None = None, sink_index: torch.Tensor | None = None,
                   chunk: int = 256, max_block_elems: int | None = None,
-                  use_triton: bool | None = None) -> EntropyStats:
-    """Return :class:`EntropyStats` ``[b, h, Lq]``: fused Triton kernel when it applies, else torch.
+                  use_triton: bool | None = None, impl: str = "auto") -> EntropyStats:
+    """Return :class:`EntropyStats` ``[b, h, Lq]`` from the fastest exact path that applies.
 
-    A drop-in for :func:`mimicry.capture.entropy.entropy_stats` (same arguments and results).
-    The kernel is used when ``use_triton`` is not False, :func:`triton_available` holds for
-    ``q.device``, ``causal`` is True and ``attn_mask`` is None, a 2-D left-padding mask
-    ``[b, Lk]``, or a 4-D mask that is exactly causal + left padding (+ ``sliding_window``);
-    anything else (packed or custom masks, CPU without the interpreter) runs the chunked
-    torch reference. ``use_triton=True`` raises instead of falling back.
+    A drop-in for :func:`mimicry.capture.entropy.entropy_stats` (same arguments and results,
+    up to float32 rounding). ``impl="auto"``: the fused Triton kernel when
+    :func:`triton_available` holds for ``q.device`` and the mask is standard (``causal`` and
+    ``attn_mask`` None, a 2-D left-padding mask ``[b, Lk]``, or a 4-D mask that is exactly
+    causal + left padding (+ ``sliding_window``)); else, for a standard mask, the blockwise
+    torch path (:mod:`mimicry.capture.entropy_blockwise`); else (packed or custom masks) the
+    chunked torch reference. ``impl`` may force ``"triton"`` (raises where it cannot run),
+    ``"blockwise"`` (raises on a non-standard mask) or ``"reference"``.
+    ``use_triton=True`` is ``impl="triton"``; ``use_triton=False`` never uses the kernel.
     """
+    if use_triton is True:
+        impl = "triton"
+    if impl not in ("auto", "triton", "blockwise", "reference"):
+        raise ValueError(f"unknown impl {impl!r}")
     ref_kw: dict[str, Any] = dict(scaling=scaling, attn_mask=attn_mask, causal=causal,
                                   query_index=query_index, sliding_window=sliding_window,
                                   softcap=softcap, sink_index=sink_index, chunk=chunk)
     if max_block_elems is not None:
         ref_kw["max_block_elems"] = max_block_elems
-    why = None
-    start = None
-    if use_triton is False:
-        why = "use_triton=False"
-    elif not triton_available(q.device):
-        why = f"triton cannot run on {q.device}"
-    elif not causal:
-        why = "non-causal attention"
-    else:
-        b, _, lq, _ = q.shape
-        lk = k.shape[2]
-        if attn_mask is None:
-            start = torch.zeros(b, dtype=torch.long, device=q.device)
-        elif attn_mask.dim() == 2:
-            start = _suffix_start(attn_mask.to(q.device))
-            why = None if start is not None else "2-D mask is not left padding"
-        elif attn_mask.dim() == 4 and attn_mask.shape[-2:] == (lq, lk):
-            qi = (torch.arange(lk - lq, lk, device=q.device) if query_index is None
-                  else torch.as_tensor(query_index, device=q.device).long())
-            qi = qi.expand(b, lq) if qi.dim() == 1 else qi
-            qkey = "default" if query_index is None else None  # None: do not cache
-            start = _mask4_start(attn_mask.to(q.device), qi, sliding_window, chunk, qkey)
-            why = None if start is not None else "4-D mask is not causal + left padding"
-        else:
-            why = "unsupported attn_mask shape"
-    if why is not None:
-        if use_triton:
-            raise RuntimeError(f"fused entropy kernel not applicable: {why}")
+    if impl == "reference":
         return reference_entropy_stats(q, k, **ref_kw)
-    return fused_entropy_stats(q, k, scaling=scaling, key_start=start, query_index=query_index,
-                               sliding_window=sliding_window, softcap=softcap,
-                               sink_index=sink_index)
+    start, why = _standard_start(q, k, attn_mask, causal, query_index, sliding_window, chunk)
+    kernel_ok = use_triton is not False and triton_available(q.device)
+    if impl == "triton" and (why is not None or not kernel_ok):
+        why = why or f"triton cannot run on {q.device}"
+        raise RuntimeError(f"fused entropy kernel not applicable: {why}")
+    if impl == "blockwise" and why is not None:
+        raise RuntimeError(f"blockwise entropy not applicable: {why}")
+    if why is not None:
+        return reference_entropy_stats(q, k, **ref_kw)
+    if kernel_ok and impl != "blockwise":
+        return fused_entropy_stats(q, k, scaling=scaling, key_start=start,
+                                   query_index=query_index, sliding_window=sliding_window,
+                                   softcap=softcap, sink_index=sink_index)
+    bw_kw: dict[str, Any] = {} if max_block_elems is None else {"max_block_elems": max_block_elems}
+    return blockwise_entropy_stats(q, k, scaling=scaling, key_start=start,
+                                   query_index=query_index, sliding_window=sliding_window,
+                                   softcap=softcap, sink_index=sink_index, chunk=chunk, **bw_kw)
 
 
 __all__ = ["triton_available", "fused_entropy_stats", "entropy_stats"]
