@@ -9,8 +9,11 @@ from mimicry import stats as S
 
 
 def test_bootstrap_ci_covers_true_rho_93_to_97_percent():
-    """600 bivariate-normal datasets, n = 40, ρ = 0.5: the 95% CI covers ρ 93–97% of the time."""
-    rho, n, n_sets = 0.5, 40, 600
+    """1000 bivariate-normal datasets, n = 40, ρ = 0.5: the 95% CI covers ρ 93–97% of the time.
+
+    (Plain percentile intervals cover ~93% here; the expanded percentile default ~94–95%.)
+    """
+    rho, n, n_sets = 0.5, 40, 1000
     rng = np.random.default_rng(2026)
     cov = [[1.0, rho], [rho, 1.0]]
     hits = 0
