@@ -211,3 +211,38 @@ def test_api_key_and_split_helpers(monkeypatch):
                         finish_reason="stop") == ("\nx\n", "\ny")
     assert raw_segments("x", prompt_opens_think=True, finish_reason="stop") == ("x", "")
     assert raw_segments("x", prompt_opens_think=False, finish_reason="stop") == ("", "x")
+
+
+def test_transient_error_is_retried_then_real_server_answers(server, scripted_model_dir):
+    """The first attempt fails with a connection error (injected), the retry reaches the real
+    server; a 4xx-style error is not retried."""
+    import httpx
+    import openai
+
+    path = scripted_model_dir("qwen2", [("\n", SCRIPT)])
+    be = OpenAIBackend(ModelSpec(path), base_url=server, max_retries=3, backoff=0.01)
+    real = be.client.chat.completions.create
+    calls = []
+
+    def flaky(**kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            raise openai.APIConnectionError(request=httpx.Request("POST", server))
+        return real(**kw)
+
+    be.client.chat.completions.create = flaky
+    resp = be.request("Where is the bar?", max_new_tokens=30, temperature=0.0, top_p=1.0,
+                      seed=0)
+    assert len(calls) == 2 and be.retries_used == 1
+    assert resp.choices[0].message.content == "north"
+
+    def bad_request(**kw):
+        calls.append(kw)
+        raise openai.BadRequestError("max_tokens too large", response=httpx.Response(
+            400, request=httpx.Request("POST", server)), body=None)
+
+    be.client.chat.completions.create = bad_request
+    n = len(calls)
+    with pytest.raises(MimicryError, match="HTTP 400"):
+        be.request("x", max_new_tokens=30, temperature=0.0, top_p=1.0, seed=0)
+    assert len(calls) == n + 1  # not retried
