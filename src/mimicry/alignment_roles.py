@@ -32,7 +32,8 @@ def analyse(df: pd.DataFrame, pts: pd.DataFrame, table: pd.DataFrame, models: li
     """
     kw = dict(seed=seed, n_boot=n_boot, n_perm=n_perm, min_items=min_items)
     extra: dict[str, pd.DataFrame] = {}
-    wide = _wide(pts, models)
+    models = [m for m in models if (pts.model == m).any()]  # a model with no kept item
+    wide = _wide(pts, models)                                # would empty the intersection
     extra["fingerprints"], extra["rsa"] = fingerprints(wide, models, summary, **kw)
     if len(models) >= 2:
         extra["relative_effort"] = relative_effort(wide, models, summary, **kw)

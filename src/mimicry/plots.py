@@ -24,6 +24,7 @@ from .io import atomic_path
 # black.
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
            "#000000"]
+TASK_MARKERS = ["o", "s", "^", "v", "P", "X", "*", "h"]
 MEASURE_LABEL = {"log_rt_ms": "human RT (ms, log scale)",
                  "error_rate": "human error rate (proportion)"}
 
@@ -125,6 +126,7 @@ def forest_figure(table: pd.DataFrame, per_model: dict[str, Any]) -> Figure:
     tasks = list(dict.fromkeys(table.task))
     fig = new_figure(6.4, 1.2 + 0.55 * max(1, len(models)))
     ax = fig.subplots()
+    seen: set[str] = set()
     for i, m in enumerate(models):
         yb = len(models) - 1 - i
         t = table[(table.model == m) & table.r.notna()]
@@ -135,7 +137,9 @@ def forest_figure(table: pd.DataFrame, per_model: dict[str, Any]) -> Figure:
             off = (j - (len(tasks) - 1) / 2) * 0.35 / max(1, len(tasks))
             rr = row.iloc[0]
             ax.errorbar(rr.r, yb + off, xerr=[[rr.r - rr.ci_low], [rr.ci_high - rr.r]],
-                        fmt="o", ms=3, color="0.6", lw=0.8, alpha=0.8)
+                        fmt=TASK_MARKERS[j % len(TASK_MARKERS)], ms=4, color="0.55", lw=0.8,
+                        alpha=0.8, label=task if i == 0 or task not in seen else None)
+            seen.add(task)
         s = per_model.get(m, {})
         rb = s.get("r_bar")
         if rb is not None and np.isfinite(rb):
@@ -151,6 +155,9 @@ def forest_figure(table: pd.DataFrame, per_model: dict[str, Any]) -> Figure:
     ax.set_xlabel("Pearson r, log cost vs human measure (unitless; ◆ r̄ by Fisher z, 95% CI; "
                   "grey: tasks)", fontsize=8)
     ax.set_ylabel("model")
+    if seen:
+        ax.legend(title="task (grey)", fontsize=6, title_fontsize=7, frameon=False,
+                  loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 
