@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import InputError
 from ..models import ModelSpec, load_model
 from ..prompting import prompt_opens_think, render_prompt
 from ..tasks.items import Item
@@ -46,6 +47,13 @@ def eos_ids(model, tokenizer) -> list[int]:
     return ids
 
 
+def default_device() -> str | None:
+    """Return ``"cuda"`` when a GPU is visible (else None: stay on CPU)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
 class HFBackend:
     """Batched local generation with transformers; one instance holds one loaded model."""
 
@@ -54,6 +62,8 @@ class HFBackend:
     def __init__(self, spec: ModelSpec, *, device: str | None = None, dtype: str | None = None,
                  model=None, tokenizer=None) -> None:
         if model is None or tokenizer is None:
+            if device is None and spec.device_map is None:
+                device = default_device()
             model, tokenizer = load_model(spec, device=device, dtype=dtype)
         self.spec = spec
         self.model = model
@@ -63,8 +73,9 @@ class HFBackend:
             self.tok.pad_token = self.tok.eos_token
         self.stop_ids = eos_ids(model, tokenizer)
         if not self.stop_ids:
-            raise ValueError("model and tokenizer define no eos token; cannot tell stop "
-                             "from length")
+            raise InputError(f"model '{spec.name_or_path}' defines no eos token, so a finished "
+                             "answer cannot be told from a cut one",
+                             fix="set eos_token_id in its generation_config.json")
 
     def describe(self) -> dict[str, Any]:
         """Return backend facts recorded in every trace's meta."""
