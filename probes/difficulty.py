@@ -53,6 +53,14 @@ def cv_scores(X: np.ndarray | None, y: np.ndarray, folds: np.ndarray, *, perms: 
 
     ``X [n, d]``, ``y [n]``, ``folds [n]``, ``perms [n_perm, n]`` index permutations of y.
     """
+    if X is not None and not np.any(np.ptp(np.asarray(X), axis=0) > 0):
+        # identical features for every item (e.g. layer 0 at last_prompt): nothing to decode;
+        # out-of-fold means would otherwise give a spurious negative ρ
+        nan = float("nan")
+        return {"n": len(y), "rho": nan, "rho_ci_low": nan, "rho_ci_high": nan, "r2": nan,
+                "r2_ci_low": nan, "r2_ci_high": nan, "p_perm": nan, "perm_rho_mean": nan,
+                "perm_rho_sd": nan, "selectivity": nan, "alpha_median": nan,
+                "_pred": np.full(len(y), y.mean()), "constant_features": True}
     Y = np.column_stack([y, *(y[p] for p in perms)]) if len(perms) else y[:, None]
     pred, chosen = ridge_cv_predict(X, Y, folds, groups=groups, alphas=alphas, inner=inner,
                                     gram=gram, seed=seed)

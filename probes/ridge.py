@@ -36,12 +36,15 @@ class _Spectrum:
         self.U, self.w, self.proj, self.V, self.mu = U, w, proj, V, mu
 
 
-def _eigh(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _eigh(A: np.ndarray, energy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of a centred PSD matrix, dropping those below 1e-12 × ``energy`` (its
+    uncentred trace): features that are constant over items (e.g. layer 0 at ``last_prompt``,
+    the same template token for every item) then give no directions, not rounding noise."""
     # Below ~2k rows LAPACK's eigh gains little from BLAS threads, and on a shared CPU a
     # multi-threaded OpenBLAS eigh was measured 10x slower (spin-waiting): use one thread.
     with threadpool_limits(limits=1 if len(A) <= 2048 else None, user_api="blas"):
         w, U = sla.eigh(A, driver="evd", overwrite_a=True, check_finite=False)
-    keep = w > max(float(w.max()), 0.0) * 1e-10
+    keep = w > max(float(w.max()) * 1e-10, energy * 1e-12, 1e-300)
     return w[keep], U[:, keep]
 
 
@@ -55,7 +58,7 @@ def spectrum(X: np.ndarray | None, tr: np.ndarray, te: np.ndarray | None = None,
         Ktr = gram[np.ix_(tr, tr)]
         rm = Ktr.mean(1)
         m = rm.mean()
-        w, U = _eigh(Ktr - rm[:, None] - rm[None, :] + m)
+        w, U = _eigh(Ktr - rm[:, None] - rm[None, :] + m, float(np.trace(Ktr)))
         s = np.sqrt(w)
         proj = None
         if te is not None and len(te):
@@ -64,7 +67,7 @@ def spectrum(X: np.ndarray | None, tr: np.ndarray, te: np.ndarray | None = None,
         return _Spectrum(U, w, proj)
     mu = X[tr].mean(0)
     Xc = X[tr] - mu
-    w, V = _eigh(Xc.T @ Xc)
+    w, V = _eigh(Xc.T @ Xc, float((X[tr] ** 2).sum()))
     U = Xc @ V / np.sqrt(w)
     proj = (X[te] - mu) @ V if te is not None and len(te) else None
     return _Spectrum(U, w, proj, V, mu)
@@ -87,7 +90,8 @@ def inner_losses(sp: _Spectrum, Yc: np.ndarray, alphas: np.ndarray, *, inner: st
     F = w[None, :] / (w[None, :] + alphas[:, None])            # [n_a, r]
     if inner == "loo" or blocks is None:
         h = 1.0 / n + (U**2) @ F.T                             # [n, n_a] diagonal of H
-        fitted = (U @ (F.T[:, :, None] * Z[:, None, :]).reshape(r, -1)).reshape(n, -1, m)
+        fitted = (U @ (F.T[:, :, None] * Z[:, None, :]).reshape(r, len(alphas) * m)
+                  ).reshape(n, len(alphas), m)
         E = (Yc[:, None, :] - fitted) / (1 - h)[:, :, None]    # LOO residuals [n, n_a, m]
         return np.einsum("iam,iam->am", E, E)
     out = np.empty((len(alphas), m))

@@ -80,11 +80,12 @@ def cka_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 def _rdm_vec(X: np.ndarray) -> np.ndarray:
     """Return the standardised ranks of the upper triangle of the correlation-distance RDM."""
     Xc = X - X.mean(1, keepdims=True)
-    Xc /= np.maximum(np.linalg.norm(Xc, axis=1, keepdims=True), 1e-300)
+    Xc /= np.maximum(np.linalg.norm(Xc, axis=1, keepdims=True), 1e-300)  # constant rows -> 0
     iu = np.triu_indices(len(X), 1)
     v = stats.rankdata(1.0 - (Xc @ Xc.T)[iu])
     v -= v.mean()
-    return v / np.linalg.norm(v)
+    nv = np.linalg.norm(v)
+    return v / nv if nv > 0 else np.full_like(v, np.nan)
 
 
 def rsa_matrix(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
