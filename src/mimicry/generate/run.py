@@ -147,7 +147,8 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
                 "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed),
                 "chat_template": chat_template if chat_template in ("auto", "none") else
                 "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12],
-                "revision": spec.revision, "model_path": spec.name_or_path}
+                "revision": spec.revision, "model_path": spec.name_or_path,
+                "batch_size": int(batch_size)}
 
     existing: dict[str, Trace] = {}
     if out.exists():
