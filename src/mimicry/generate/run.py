@@ -25,7 +25,8 @@ from ..traces import Trace, append_traces, read_traces
 from .hf import Completion
 
 # Settings that must match for a resumed run to append to an existing file.
-RESUME_KEYS = ("backend", "max_new_tokens", "temperature", "top_p", "seed", "chat_template")
+RESUME_KEYS = ("backend", "max_new_tokens", "temperature", "top_p", "seed", "chat_template",
+               "revision")
 
 
 class GenerateResult(list):
