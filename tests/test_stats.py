@@ -50,6 +50,16 @@ def test_bootstrap_ci_equals_direct_loop(xy):
     assert got[0] < lo and got[1] > hi  # expanded is wider
 
 
+def test_spearman_bootstrap_with_ties_equals_loop():
+    rng = np.random.default_rng(8)
+    x = np.round(rng.normal(size=25))  # heavy ties
+    y = x + rng.normal(size=25)
+    idx = S.bootstrap_indices(25, 300, 2)
+    loop = np.array([sps.spearmanr(x[i], y[i]).statistic for i in idx])
+    got = S.bootstrap_corr(x, y, method="spearman", n_boot=300, seed=2)
+    np.testing.assert_allclose(got[np.isfinite(loop)], loop[np.isfinite(loop)], atol=1e-12)
+
+
 def test_bootstrap_agrees_with_scipy_bootstrap(xy):
     # independent implementation, different random stream: agree to Monte-Carlo error
     x, y = xy

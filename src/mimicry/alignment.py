@@ -32,7 +32,7 @@ ROLE_NAMES = ("teacher", "student", "base")
 COSTS = ("reasoning_tokens", "total_tokens")
 R_MEASURE, ACC_MEASURE = "log_rt_ms", "error_rate"
 TABLE_COLUMNS = ["model", "task", "n", "r", "ci_low", "ci_high", "p_perm", "spearman",
-                 "spearman_p", "accuracy", "n_accuracy", "mean_log_cost", "measure",
+                 "spearman_p", "spearman_ci_low", "spearman_ci_high", "accuracy", "n_accuracy", "mean_log_cost", "measure",
                  "reliability", "r_disattenuated", "n_excluded"]
 EXCLUSION_COLUMNS = ["model", "task", "item_id", "reason", "detail"]
 
@@ -272,7 +272,8 @@ def _cell(df: pd.DataFrame, model: str, task: str, excl: list[dict], suite: Task
                measure=cell["measure"].iloc[0], reliability=rel,
                n_excluded=int(len(cell) - len(inc)))
     nan_stats = dict(r=math.nan, ci_low=math.nan, ci_high=math.nan, p_perm=math.nan,
-                     spearman=math.nan, spearman_p=math.nan, r_disattenuated=math.nan)
+                     spearman=math.nan, spearman_p=math.nan, spearman_ci_low=math.nan,
+                     spearman_ci_high=math.nan, r_disattenuated=math.nan)
     constant = len(x) and (np.ptp(x) == 0 or np.ptp(y) == 0)
     if len(inc) < min_items or constant:
         why = "constant cost or measure" if constant and len(inc) >= min_items else \
@@ -286,9 +287,11 @@ def _cell(df: pd.DataFrame, model: str, task: str, excl: list[dict], suite: Task
 
     c = stats.correlate(x, y, n_boot=n_boot, n_perm=n_perm, seed=seed)
     sp = spearmanr(x, y)
+    s_lo, s_hi = stats.bootstrap_ci(x, y, method="spearman", n_boot=n_boot, seed=seed)
     dis = c.r / math.sqrt(rel) if rel > 0 else math.nan
     return {**row, "r": c.r, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_perm": c.p,
             "spearman": float(sp.statistic), "spearman_p": float(sp.pvalue),
+            "spearman_ci_low": s_lo, "spearman_ci_high": s_hi,
             "r_disattenuated": dis}
 
 
