@@ -34,7 +34,7 @@ ORGANISM_CONFIG: dict[str, Any] = {
     "suites": ["organism"],
     "seed": 0,
     "gpus": 1,
-    "generation": {"backend": "hf", "max_new_tokens": 256, "batch_size": 16,
+    "generation": {"backend": "hf", "max_new_tokens": 96, "batch_size": 16,
                    "temperature": 0.0, "seed": 0},
     "capture": {"backend": "hf", "sites": ["last_prompt", "think_end", "mean_prompt",
                                            "mean_reasoning", "mean_answer"],
