@@ -65,14 +65,18 @@ def _row(student, evidence, kind, value=NA, lo=NA, hi=NA, p=NA, n=NA, layer=NA, 
             "layer": _num(layer), "source": source, "note": note}
 
 
-def _behaviour(student: str, teacher: str, table, summary: dict) -> list[dict]:
+def _behaviour(student: str, teacher: str, table, summary: dict,
+               names: dict[str, str] | None = None) -> list[dict]:
     rows = []
+    names = names or {}
+    key = student
+    student, teacher = names.get(student, student), names.get(teacher, teacher)
     for who, ev in ((student, "behaviour_r"), (teacher, "teacher_behaviour_r")):
         pm = (summary.get("per_model") or {}).get(who)
         t = table[table["model"] == who] if table is not None else pd.DataFrame()
         if len(t) == 1:
             r = t.iloc[0]
-            rows.append(_row(student, ev, "behavioural", r["r"], r["ci_low"], r["ci_high"],
+            rows.append(_row(key, ev, "behavioural", r["r"], r["ci_low"], r["ci_high"],
                              r.get("p_perm"), r["n"], source="alignment.csv",
                              note=f"task {r['task']}"))
         elif pm:
@@ -80,49 +84,49 @@ def _behaviour(student: str, teacher: str, table, summary: dict) -> list[dict]:
             note = "Fisher-z mean over tasks"
             if not math.isfinite(_num(lo)):
                 lo, hi, note = pm.get("ci_fixed_low"), pm.get("ci_fixed_high"), note + " (fixed)"
-            rows.append(_row(student, ev, "behavioural", pm.get("r_bar"), lo, hi, pm.get("p"),
+            rows.append(_row(key, ev, "behavioural", pm.get("r_bar"), lo, hi, pm.get("p"),
                              pm.get("k"), source="summary.json", note=note))
         else:
-            rows.append(_row(student, ev, "behavioural", source="n/a"))
+            rows.append(_row(key, ev, "behavioural", source="n/a"))
     dr = summary.get("delta_r") or {}
     if dr.get("student") == student and dr.get("per_task"):
         pt = dr["per_task"]
         if len(pt) == 1:
             r = pt[0]
-            rows.append(_row(student, "delta_r", "behavioural", r["delta_r"], r["ci_low"],
+            rows.append(_row(key, "delta_r", "behavioural", r["delta_r"], r["ci_low"],
                              r["ci_high"], r["p"], r["n"], source="summary.json"))
         else:
             at = dr.get("across_tasks", {})
-            rows.append(_row(student, "delta_r", "behavioural",
+            rows.append(_row(key, "delta_r", "behavioural",
                              _num(dr.get("r_bar_student")) - _num(dr.get("r_bar_teacher")),
                              p=at.get("wilcoxon_p"), n=len(pt), source="summary.json",
                              note="difference of Fisher means; p: Wilcoxon over tasks"))
     else:
-        rows.append(_row(student, "delta_r", "behavioural", source="n/a",
+        rows.append(_row(key, "delta_r", "behavioural", source="n/a",
                          note="alignment was not run with this student's role"))
     nt = summary.get("negative_transfer") or {}
     if nt.get("student") == student and nt.get("per_task"):
         pt = nt["per_task"]
         if len(pt) == 1:
             r = pt[0]
-            rows.append(_row(student, "accuracy_vs_base", "behavioural", r["diff"], p=r["p"],
+            rows.append(_row(key, "accuracy_vs_base", "behavioural", r["diff"], p=r["p"],
                              n=r["n"], source="summary.json", note="McNemar"))
         else:
             at = nt.get("across_tasks", {})
-            rows.append(_row(student, "accuracy_vs_base", "behavioural", at.get("mean_diff"),
+            rows.append(_row(key, "accuracy_vs_base", "behavioural", at.get("mean_diff"),
                              p=at.get("wilcoxon_p"), n=len(pt), source="summary.json",
                              note="Wilcoxon over tasks"))
     else:
-        rows.append(_row(student, "accuracy_vs_base", "behavioural", source="n/a"))
+        rows.append(_row(key, "accuracy_vs_base", "behavioural", source="n/a"))
     inf = summary.get("inflation") or {}
     if inf.get("student") == student:
         fit = inf.get("fit") or inf.get("fit_through_origin")
         if fit:
-            rows.append(_row(student, "inflation_slope", "behavioural", fit.get("slope"),
+            rows.append(_row(key, "inflation_slope", "behavioural", fit.get("slope"),
                              fit.get("ci_low"), fit.get("ci_high"), fit.get("p"), fit.get("n"),
                              source="summary.json"))
         elif inf.get("per_task"):
-            rows.append(_row(student, "inflation_slope", "behavioural",
+            rows.append(_row(key, "inflation_slope", "behavioural",
                              inf["per_task"][0].get("verbosity_ratio"), source="summary.json",
                              note="one task: verbosity ratio student/base, no CI"))
     return rows
@@ -240,13 +244,22 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
 def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         planning: Result | None = None, difficulty: dict[str, Result] | None = None,
         similarity: dict[str, Result] | None = None, entropy: Result | None = None,
-        ablation: dict[str, Result] | None = None) -> Result:
-    """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call."""
+        ablation: dict[str, Result] | None = None,
+        model_names: dict[str, str] | None = None) -> Result:
+    """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call.
+
+    ``alignment``: an AlignmentResult, an align ``--out`` folder, a summary dict, or
+    ``{student: one of those}`` (one alignment per student, run with roles
+    teacher/student/base — what Δr and negative transfer need). ``model_names``: the
+    models' names in the alignment when they differ from the keys used here.
+    """
     students = [students] if isinstance(students, str) else list(students)
-    table, summary = load_alignment(alignment)
+    per_student = isinstance(alignment, dict) and set(alignment) & set(students) \
+        and not {"per_model", "delta_r"} & set(alignment)
     rows, calls = [], []
     for s in students:
-        ev = _behaviour(s, teacher, table, summary) + _mechanistic(
+        table, summary = load_alignment(alignment.get(s) if per_student else alignment)
+        ev = _behaviour(s, teacher, table, summary, model_names) + _mechanistic(
             s, teacher, planning, difficulty, similarity, entropy, ablation)
         df = pd.DataFrame(ev)
         call, reasons = decide(df)
