@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard src probes tests benchmarks experiments)
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto tests || test $$? -eq 5
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto tests || test $$? -eq 5
 
 test: lint pytest
 
