@@ -1,7 +1,7 @@
 """The model organism: tiny teacher/student/base models with a KNOWN answer.
 
 A synthetic chain-arithmetic task (difficulty = number of steps, norm SYNTHETIC) and five tiny
-Qwen2 models trained here on a CPU (:func:`train`): ``teacher`` (traces that compute the
+Llama models trained here on a CPU (:func:`train`): ``teacher`` (traces that compute the
 answer, length tracks difficulty), ``base`` (answers directly), and three students SFT'd from
 the base: ``student_mastery`` (teacher's traces), ``student_mimic_content`` (format and
 per-item length kept, content scrambled) and ``student_mimic_length`` (format and verbosity
@@ -67,6 +67,6 @@ def model_specs(root: str | Path | None = None) -> dict[str, Any]:
 
 def train(out: str | Path, seed: int = 0, **kw: Any) -> dict[str, Path]:
     """Return ``{role: folder}`` after training all five models into ``out`` (see train.py)."""
-    from .train import train as _train
+    from .training import train as _train
 
     return _train(out, seed=seed, **kw)

@@ -1,6 +1,6 @@
 """The organism's synthetic task family: chains of k signed digit operations mod 10.
 
-An item of difficulty ``k`` (1..8) is a start digit followed by ``k`` operations, each a
+An item of difficulty ``k`` (1..6) is a start digit followed by ``k`` operations, each a
 step marker and a signed digit, e.g. ``3 s1 +4 s2 -7 s3 +2`` (answer ``2``: 3+4=7, 7-7=0,
 0+2=2, all mod 10). Difficulty is the number of steps a correct computation needs.
 
@@ -22,11 +22,11 @@ from ..tasks.items import HumanNorms, Item, TaskSuite
 
 TASK = "organism_chain"
 SUITE = "organism"
-MAX_STEPS = 8
+MAX_STEPS = 6
 SYNTH_RT_BASE_MS = 300.0
 SYNTH_RT_PER_STEP_MS = 500.0
 SUITE_SEED = 20260127
-ITEMS_PER_LEVEL = 12
+ITEMS_PER_LEVEL = 16
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def make_items(*, per_level: int = ITEMS_PER_LEVEL, max_steps: int = MAX_STEPS,
 
 
 def organism_suite(**kw) -> TaskSuite:
-    """Return the ``organism`` suite (96 items, difficulty 1..8, SYNTHETIC norms)."""
+    """Return the ``organism`` suite (96 items, difficulty 1..6, SYNTHETIC norms)."""
     return TaskSuite(SUITE, make_items(**kw), synthetic=True,
                      source="mimicry.organism (synthetic chain arithmetic; rt_ms is a "
                             "deterministic function of difficulty, NOT human data)")

@@ -2,10 +2,11 @@
 
 Vocabulary: special tokens (``<pad>``, ``<unk>``, ``<|im_start|>``, ``<|im_end|>``,
 ``<|endoftext|>``, ``<think>``, ``</think>``), chat roles, digits ``0``-``9``, signed digit
-operations ``+0``..``+9``/``-1``..``-9``, step markers ``s0``..``s12`` and ``=``. The chat
-template is Qwen-style (``<|im_start|>user ... <|im_end|> <|im_start|>assistant``), so the
-organism exercises the same prompt rendering as real chat models. Decoding joins tokens with
-single spaces, so ``decode(encode(text))`` returns ``text`` whenever words are space separated.
+operations ``+0``..``+9``/``-1``..``-9``, step markers ``s0``..``s12`` and ``=``. No chat
+template: :func:`mimicry.prompting.render_prompt` feeds the raw prompt (fewer tokens to train
+on; the chat roles stay in the vocabulary so a template can be added). Decoding joins tokens
+with single spaces, so ``decode(encode(text))`` returns ``text`` whenever words are space
+separated.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from pathlib import Path
 
 SPECIALS = ["<pad>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>",
             "</think>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 def vocabulary() -> list[str]:
@@ -42,7 +39,6 @@ def build_tokenizer(out_dir: str | Path | None = None):
         tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<pad>", unk_token="<unk>",
         bos_token=None, padding_side="left",
         additional_special_tokens=["<|im_start|>", "<think>", "</think>", "<|endoftext|>"])
-    tok.chat_template = None
     if out_dir is not None:
         tok.save_pretrained(str(out_dir))
     return tok
