@@ -235,6 +235,9 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
     if len(t) > MAX_ROWS:
         out.append(("p", f"First {MAX_ROWS} of {len(t)} rows; full table: probes/{name}.csv."))
         t = t.head(MAX_ROWS)
+    if "unit" in t.columns and any(c != "unit" and t[c].astype(str).equals(t["unit"].astype(str))
+                                   for c in t.columns):
+        t = t.drop(columns=["unit"])  # the same as another column (e.g. student)
     out.append(("table", t))
     if extras:
         out.append(("p", "More tables: " + ", ".join(f"probes/{e}" for e in extras) + "."))

@@ -41,7 +41,7 @@ def negative_transfer_figure(nt: pd.DataFrame, student: str = "student", base: s
     tasks = nt["task"].astype(str).tolist()
     x = np.arange(len(tasks))
     w = 0.38
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(tasks) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4.6, 1.1 * len(tasks) + 2), 3.8))
     def who(role: str, name: str) -> str:
         return role if name == role else f"{role} ({name})"
 
@@ -52,7 +52,8 @@ def negative_transfer_figure(nt: pd.DataFrame, student: str = "student", base: s
         acc = nt[col].to_numpy(float)
         lo, hi = wilson_ci(acc * nt["n"].to_numpy(float), nt["n"].to_numpy(float))
         ax.bar(x + off, acc, w, color=colour, label=lab, edgecolor="white")
-        ax.errorbar(x + off, acc, yerr=[acc - lo, hi - acc], fmt="none", ecolor="#333333",
+        err = np.clip(np.vstack([acc - lo, hi - acc]), 0, None)  # float noise at 0 and 1
+        ax.errorbar(x + off, acc, yerr=err, fmt="none", ecolor="#333333",
                     capsize=3, lw=1)
     for i, row in enumerate(nt.itertuples()):
         q = getattr(row, "q_bh", getattr(row, "p", math.nan))
@@ -60,12 +61,14 @@ def negative_transfer_figure(nt: pd.DataFrame, student: str = "student", base: s
             ax.text(i, 1.06, f"q={q:.2g}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, tasks, rotation=20 if len(tasks) > 3 else 0, ha="right"
                   if len(tasks) > 3 else "center")
+    ax.set_xlim(-0.9, len(tasks) - 0.1)  # keeps bars narrow when there are few tasks
     ax.set_ylim(0, 1.18)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel("accuracy (proportion correct)")
-    ax.set_title("Negative transfer: student vs its base (95% Wilson CI; McNemar BH q)",
+    ax.set_title("Negative transfer: student vs its base\n(95% Wilson CIs; q: McNemar, BH-adjusted)",
                  fontsize=9)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncol=2)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
