@@ -178,3 +178,18 @@ def test_offline_hub_model_not_cached_fails_early(tmp_path, monkeypatch):
                        "local_path"):
         run_experiment(cfg, stages=["generate"])
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_prints_the_bundled_norms(capsys):
+    from mimicry.runner import print_norms_summary
+    from mimicry.tasks.registry import list_suites, load_suite
+
+    print_norms_summary()
+    out = capsys.readouterr().out
+    assert out.startswith("Bundled task suites and human norms:")
+    rows = [line.split() for line in out.splitlines()[2:]]
+    for name in list_suites():
+        s = load_suite(name)
+        for t in s.tasks:
+            n = sum(1 for it in s if it.task == t)  # items per task, counted here
+            assert any(r[:3] == [name, t, str(n)] for r in rows), (name, t, n)
