@@ -133,11 +133,17 @@ def _transfer(tc, sc, name, target, tasks, site, n_folds, groups, n_boot, max_di
     for i, j, depth in depth_match(len(la) - 1, len(lb) - 1):
         Xt = np.asarray(tc.resid(la[i], site), np.float64)[lt.rows[it]]
         Xs = np.asarray(sc.resid(lb[j], site), np.float64)[ls.rows[is_]]
+        row = {"student": name, "target": target, "teacher_layer": la[i],
+               "student_layer": lb[j], "rel_depth": depth, "n": len(shared)}
+        if not (np.ptp(Xt, axis=0).any() and np.ptp(Xs, axis=0).any()):
+            # the same vector for every item (e.g. layer 0 at last_prompt): nothing to map
+            out.append({**row, "rho": np.nan, "rho_ci_low": np.nan, "rho_ci_high": np.nan,
+                        "p_perm": np.nan})
+            continue
         pred = transfer_predict(Xt, lt.y[it], Xs, folds, max_dim=max_dim)
         c = correlate(pred, ls.y[is_], method="spearman", n_boot=n_boot, n_perm=1000, seed=seed)
-        out.append({"student": name, "target": target, "teacher_layer": la[i],
-                    "student_layer": lb[j], "rel_depth": depth, "n": c.n, "rho": c.r,
-                    "rho_ci_low": c.ci_low, "rho_ci_high": c.ci_high, "p_perm": c.p})
+        out.append({**row, "n": c.n, "rho": c.r, "rho_ci_low": c.ci_low,
+                    "rho_ci_high": c.ci_high, "p_perm": c.p})
     return out
 
 

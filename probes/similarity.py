@@ -107,6 +107,8 @@ def procrustes_cv(X: np.ndarray, Y: np.ndarray, *, n_folds: int = 5, max_dim: in
     X = np.asarray(X, np.float64)
     Y = np.asarray(Y, np.float64)
     n = len(X)
+    if not (np.ptp(X, axis=0).any() and np.ptp(Y, axis=0).any()):
+        return float("nan")               # the same vector for every item: undefined
     rng = np.random.default_rng(seed)
     folds = rng.permutation(n) % n_folds
     num = nx = ny = 0.0
