@@ -212,3 +212,21 @@ def test_cache_info_cli(job, capsys):
     text = capsys.readouterr().out
     assert "5 items" in text and "truncated traces: 1" in text and "schema: mimicry.cache/1" in text
     assert main(["cache", "info", str(tmp / "nope.h5")]) == 2
+
+
+def test_sampled_positions_are_recorded(job):
+    from mimicry.capture.segments import sampled_positions
+
+    model_dir, traces, tmp = job
+    cfg = CaptureConfig(entropy="sampled", n_sampled=8, seed=11)
+    out = capture(model_dir, traces, tmp / "s.h5", cfg, progress=False, log=lambda s: None)
+    with open_cache(out) as c:
+        for i, r in c.items.iterrows():
+            pos = c.sampled_positions(i)
+            want = sampled_positions(int(r.n_tokens), 8, 11, f"teacher::{r.item_id}",
+                                     (int(r.last_prompt), int(r.think_end)))
+            assert (pos == want).all() and int(r.last_prompt) in pos
+        assert np.isfinite(c.entropy("last_prompt")).all()
+    with pytest.raises(CacheMismatchError, match="seed=11.*seed=12"):
+        capture(model_dir, traces, out, CaptureConfig(entropy="sampled", n_sampled=8, seed=12),
+                progress=False)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from .base import Backend, EncodedItem, ItemActivations, reduce_item
 from .config import CaptureConfig
-from .entropy import attention_entropy, entropy_stats
+
+
+def __getattr__(name: str):
+    # torch is imported only when entropy functions are used (keeps `mimicry --help` fast)
+    if name in ("attention_entropy", "entropy_stats"):
+        from . import entropy
+
+        return getattr(entropy, name)
+    raise AttributeError(name)
 
 
 def capture(*args, **kwargs):

@@ -72,11 +72,16 @@ class _EntropySink:
         self.q_index = q_index  # [b, n_s] padded query positions (sampled) or None
         self.out: dict[int, dict[str, torch.Tensor]] = {}  # layer -> variant -> [b, n_seg, h]
 
+    def _on(self, t: torch.Tensor, device) -> torch.Tensor:
+        # layers may sit on different GPUs (device_map="auto"): move the small per-batch state
+        return t if t.device == device else t.to(device)
+
     def observe(self, module, query, key, attention_mask, scaling, kwargs) -> None:
+        dev = query.device
         q, mask, qidx = query, attention_mask, None
         if self.q_index is not None:
             b, h, _, dh = query.shape
-            qidx = self.q_index
+            qidx = self._on(self.q_index, dev)
             q = torch.gather(query, 2, qidx[:, None, :, None].expand(b, h, -1, dh))
             if mask is not None and mask.dim() == 4:
                 m = mask.expand(b, -1, -1, -1)
@@ -86,9 +91,12 @@ class _EntropySink:
             st = entropy_stats(
                 q, key, scaling=scaling, attn_mask=mask, causal=getattr(module, "is_causal", True),
                 query_index=qidx, sliding_window=kwargs.get("sliding_window"),
-                softcap=kwargs.get("softcap"), sink_index=self.sink, chunk=self.chunk)
+                softcap=kwargs.get("softcap"), sink_index=self._on(self.sink, dev),
+                chunk=self.chunk)
+            w = self._on(self.weights, dev)
             self.out[int(module.layer_idx)] = {
-                v: torch.einsum("bsl,bhl->bsh", self.weights, t) for v, t in st.as_dict().items()}
+                v: torch.einsum("bsl,bhl->bsh", w, t).to(self.weights.device)
+                for v, t in st.as_dict().items()}
 
 
 def _make_attention(orig_name: str):
@@ -248,10 +256,11 @@ class HFBackend:
 
         def on_layer(i: int, hs: torch.Tensor) -> None:
             hf = hs.float()
-            resid[:, :, i, :] = torch.einsum("bsl,bld->bsd", wsite, hf)
+            w = wsite if wsite.device == hf.device else wsite.to(hf.device)
+            resid[:, :, i, :] = torch.einsum("bsl,bld->bsd", w, hf).to(resid.device)
             if tok_idx is not None:
                 for j, t in enumerate(tok_idx):
-                    tok_rows[j][:, i, :] = hf[j, t, :]
+                    tok_rows[j][:, i, :] = hf[j, t.to(hf.device), :].to(resid.device)
 
         sink = self._entropy_sink(batch, lmax, pads) if cfg.entropy != "off" else None
         base = self.model.base_model
