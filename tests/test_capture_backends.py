@@ -7,7 +7,8 @@ the final norm); entropies are ``-Σ p log p`` of the returned probabilities, th
 variant renormalises them without key 0, and segment means are plain numpy means over the
 segment's token range. The backends see the same items as one left-padded batch of three
 different lengths, each on its own freshly loaded model (TransformerLens rewires the model
-it wraps). Tolerance 1e-5 in float32.
+it wraps). Tolerance 1e-5 in float32. Architectures: Qwen2, Llama, and Mistral and Gemma2
+with a sliding window shorter than the traces.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ pytest.importorskip("nnsight")
 
 ATOL = 1e-5
 BACKENDS = ["hf", "tl", "nnsight"]
+# (arch, config overrides): a window of 8 < the traces' lengths makes sliding windows bite
+# (Gemma2 alternates sliding/full layers and soft-caps logits; Mistral windows every layer).
+ARCHS = [("qwen2", {}), ("llama", {}), ("mistral", {"sliding_window": 8}),
+         ("gemma2", {"sliding_window": 8})]
 
 
 def _traces() -> list[Trace]:
@@ -50,7 +55,9 @@ def _entropy_rows(p: torch.Tensor) -> dict[str, np.ndarray]:
         return -(q * torch.log(torch.where(q > 0, q, torch.ones_like(q)))).sum(-1)
 
     raw = ent(p)
-    nvis = torch.arange(1, n + 1, dtype=torch.float64)
+    # visible keys = where eager put any probability (exactly 0 on masked keys; with these
+    # small random models no visible key underflows): covers causal and sliding windows
+    nvis = (p[0] > 0).sum(-1).double()
     norm = torch.where(nvis > 1, raw / torch.log(nvis.clamp_min(2)), torch.zeros_like(raw))
     rest = p[:, :, 1:]
     tot = rest.sum(-1, keepdim=True)
@@ -107,10 +114,10 @@ def run_backend(name: str, model_dir: str, items, config: CaptureConfig) -> dict
     return {a.item_id: a for a in backend.run(items)}
 
 
-@pytest.fixture(scope="module", params=["qwen2", "llama"])
+@pytest.fixture(scope="module", params=ARCHS, ids=[a for a, _ in ARCHS])
 def setup(request, tiny_model_dir, tiny_tokenizer):
-    arch = request.param
-    model_dir = tiny_model_dir(arch)
+    arch, overrides = request.param
+    model_dir = tiny_model_dir(arch, **overrides)
     config = CaptureConfig(sites=ALL_SITES, entropy="exact", per_token_stride=4)
     items = encode_traces(tiny_tokenizer, _traces(), config)
     lengths = sorted({it.length for it in items})

@@ -37,13 +37,27 @@ def left_pad(batch: list[EncodedItem], pad_id: int, device) -> tuple[torch.Tenso
 
 
 def layer_windows(model) -> list[int | None]:
-    """Return each decoder layer's sliding-window size (None = full causal) of an HF model."""
+    """Return each decoder layer's sliding-window size (None = full causal) of an HF model.
+
+    The attention module's own ``sliding_window`` attribute where it has one (Qwen2, Gemma2,
+    Qwen3 set it per layer); otherwise the config: ``layer_types[i] == "sliding_attention"``,
+    or, without layer types, ``config.sliding_window`` unless ``use_sliding_window`` is False
+    (Mistral passes the window to its attention function instead of storing it).
+    """
     from .hf import decoder_layers
 
-    out = []
-    for layer in decoder_layers(model):
+    cfg = getattr(model.config, "text_config", None) or model.config
+    types = getattr(cfg, "layer_types", None)
+    cfg_w = getattr(cfg, "sliding_window", None)
+    out: list[int | None] = []
+    for i, layer in enumerate(decoder_layers(model)):
         attn = getattr(layer, "self_attn", None)
-        w = getattr(attn, "sliding_window", None) if attn is not None else None
+        if attn is not None and hasattr(attn, "sliding_window"):
+            w = attn.sliding_window
+        elif types is not None:
+            w = cfg_w if types[i] == "sliding_attention" else None
+        else:
+            w = cfg_w if getattr(cfg, "use_sliding_window", True) else None
         out.append(int(w) if w else None)
     return out
 
@@ -76,6 +90,12 @@ def pattern_entropy(pattern: torch.Tensor, pads: torch.Tensor, window: int | Non
             vis = vis & (qi[None, :, None] - kidx[None, None, :] < window)
         vis = vis[:, None]  # [b, 1, c, Lk]
         pv = torch.where(vis, p, torch.zeros_like(p))
+        real_q = (qi[None, :] >= pads[:, None])[:, None, :]  # [b, 1, c]
+        leak = (p - pv).abs().amax(-1).masked_fill(~real_q, 0.0)
+        if bool((leak > 0).any()):  # eager gives exactly 0 on masked keys
+            raise RuntimeError(
+                f"attention pattern has mass {float(leak.max()):.3g} on keys the assumed mask "
+                f"hides (window={window}): the sliding window of this layer was misdetected")
         plogp = torch.where(pv > 0, pv * torch.log(pv.clamp_min(1e-300)), torch.zeros_like(pv))
         raw = -plogp.sum(-1)
         n = vis.sum(-1).double().expand(b, h, -1)
