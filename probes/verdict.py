@@ -6,6 +6,7 @@ and returns one evidence row per (student, measure) with its CI, plus ``.tables[
 "policy transfer", "surface mimicry" or "inconclusive" and the rows that decided it.
 
 The rule (docs/probes.md, "The verdict rule"), with 95% CIs:
+  T  teacher      teacher's behavioural r CI low > 0 (else: inconclusive, nothing to transfer)
   A  aligned      student's behavioural r (log cost vs difficulty): CI low > 0
   C  collapse     Δr (student − teacher): CI high < 0
   N  neg.transfer student accuracy below base: diff < 0 and p < 0.05
@@ -205,6 +206,9 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
         return have(k) and math.isfinite(g[k]["ci_low"]) and math.isfinite(g[k]["ci_high"])
 
     against, support, missing = [], [], []
+    if ci_ok("teacher_behaviour_r") and g["teacher_behaviour_r"]["ci_low"] <= 0:
+        return "inconclusive", ["T: the teacher's own behavioural r CI includes 0 or is below: "
+                                "no difficulty-tracking policy to transfer or mimic"]
     if ci_ok("behaviour_r"):
         (support if g["behaviour_r"]["ci_low"] > 0 else against).append(
             "A: behavioural r CI " + ("excludes 0" if g["behaviour_r"]["ci_low"] > 0

@@ -19,7 +19,7 @@ def _ev(**rows):
     return pd.DataFrame(out)
 
 
-GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), delta_r=(-0.05, -0.2, 0.1, 0.5),
+GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0.85, 0.001), delta_r=(-0.05, -0.2, 0.1, 0.5),
             accuracy_vs_base=(0.1, np.nan, np.nan, 0.01), planning_rho=(0.5, 0.3, 0.7, 0.01),
             teacher_planning_rho=(0.6, 0.45, 0.75, 0.01), ablation_drop=(0.3, 0.1, 0.5, 0.01))
 
@@ -35,6 +35,9 @@ GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), delta_r=(-0.05, -0.2, 0.1, 0.5),
     ({"planning_rho": (np.nan, np.nan, np.nan, np.nan)}, "inconclusive"),
     ({"ablation_drop": (-0.1, -0.3, -0.01, 0.01)}, "inconclusive"),    # content-free
     ({"ablation_drop": (0.05, -0.1, 0.2, 0.4)}, "policy transfer"),    # undecided: no veto
+    ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3)}, "inconclusive"),  # teacher has no policy
+    ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3), "behaviour_r": (0.0, -0.2, 0.2, 0.9)},
+     "inconclusive"),
 ])
 def test_rule(change, expected):
     call, reasons = verdict.decide(_ev(**{**GOOD, **change}))
