@@ -116,16 +116,32 @@ class Run:
 
     @property
     def probes(self) -> dict[str, pd.DataFrame]:
-        """Return ``{probe name: table}`` for every ``probes/<name>.csv`` (verdict included)."""
+        """Return ``{probe name: main table}`` for every probe that ran (verdict included)."""
         if self._probes is None:
             d = self.path / "probes"
-            self._probes = {p.stem: _csv(p) for p in sorted(d.glob("*.csv"))} \
-                if d.exists() else {}
+            names = sorted(p.name.removesuffix(".run.json") for p in d.glob("*.run.json")) \
+                if d.exists() else []
+            self._probes = {n: _csv(d / f"{n}.csv") for n in names
+                            if (d / f"{n}.csv").exists()}
         return self._probes
 
     @property
+    def probe_tables(self) -> dict[str, pd.DataFrame]:
+        """Return the probes' extra tables, ``{"<probe>_<table>": DataFrame}`` (e.g. heads)."""
+        d = self.path / "probes"
+        main = set(self.probes)
+        return {p.stem: _csv(p) for p in sorted(d.glob("*_*.csv"))
+                if p.stem.split("_", 1)[0] in main} if d.exists() else {}
+
+    @property
     def verdict(self) -> pd.DataFrame | None:
-        """Return the verdict table, or None if the verdict probe has not run."""
+        """Return one row per teacher/student pair with the call, or None if it has not run.
+
+        The evidence rows behind the calls are ``run.probes["verdict"]``.
+        """
+        p = self.path / "probes" / "verdict_calls.csv"
+        if p.exists():
+            return _csv(p).drop(columns=["unit"], errors="ignore")
         return self.probes.get("verdict")
 
     def traces(self, key: str) -> pd.DataFrame:
@@ -164,6 +180,8 @@ class Run:
             lines.append("  alignment: not run")
         lines.append(f"  caches:    {', '.join(self.caches) or 'none'}")
         lines.append(f"  probes:    {', '.join(k for k in self.probes if k != 'verdict') or 'none'}")
+        if self.probe_tables:
+            lines.append(f"  tables:    {', '.join(self.probe_tables)}")
         v = self.verdict
         if v is not None and len(v):
             call_col = next((c for c in ("call", "verdict") if c in v.columns), None)
