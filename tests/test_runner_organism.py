@@ -12,7 +12,7 @@ from scipy import stats
 import mimicry
 from mimicry.runner import organism_config, run_experiment
 
-N_ITEMS = 40
+N_ITEMS = 30
 
 
 def checkpoints_or_skip():
