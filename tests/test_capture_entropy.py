@@ -8,7 +8,7 @@ import torch
 
 from mimicry.capture.base import EncodedItem, reduce_item
 from mimicry.capture.config import ENTROPY_SEGMENTS, CaptureConfig
-from mimicry.capture.entropy import entropy_stats
+from mimicry.capture.entropy import entropy_stats, sdpa_entropy_stats
 from mimicry.capture.hf import HFBackend, entropy_attention
 
 ARCHS = ["qwen2", "llama", "qwen3", "mistral", "gemma2"]
@@ -232,3 +232,35 @@ def test_entropy_stats_stable_when_the_sink_takes_almost_all_attention():
     ps = torch.where(ps.sum(-1, keepdim=True) > 0, ps / ps.sum(-1, keepdim=True).clamp_min(1e-300), ps)
     assert torch.allclose(st.raw.double(), _ref_entropy(p), atol=1e-5)
     assert torch.allclose(st.nosink.double(), _ref_entropy(ps), atol=1e-5)
+
+
+@pytest.mark.parametrize("sink_heavy", [False, True])
+def test_sdpa_entropy_stats_matches_float64_softmax(sink_heavy):
+    """The CPU flash-attention path (V = K trick) on left-padded rows, all rows and a subset."""
+    torch.manual_seed(3)
+    b, h, hkv, n, dh = 3, 4, 2, 23, 8
+    v = torch.ones(dh)
+    q = (v if sink_heavy else 0) + torch.randn(b, h, n, dh)
+    k = torch.randn(b, hkv, n, dh)
+    starts = torch.tensor([0, 6, 22])  # item 2 has a single real token
+    if sink_heavy:
+        for i, st in enumerate(starts.tolist()):
+            k[i, :, st] = v * 3
+    i_ = torch.arange(n)
+    valid = i_[None, :] >= starts[:, None]
+    vis = (i_[None, :] <= i_[:, None])[None, None] & valid[:, None, None, :]
+    p, _ = _softmax_ref(q.double(), k.double(), dh ** -0.5, vis)
+    ps = p.clone()
+    ps[torch.arange(b), :, :, starts] = 0
+    ps = torch.where(ps.sum(-1, keepdim=True) > 0, ps / ps.sum(-1, keepdim=True).clamp_min(1e-300), ps)
+    full = sdpa_entropy_stats(q, k, key_start=starts)
+    rows = valid[:, None, :].expand(b, h, n)
+    assert torch.allclose(full.raw.double()[rows], _ref_entropy(p)[rows], atol=1e-5)
+    assert torch.allclose(full.nosink.double()[rows], _ref_entropy(ps)[rows], atol=1e-5)
+    assert torch.equal(full.n_visible[rows], vis.sum(-1).expand(b, h, n).float()[rows])
+    assert (full.raw[~rows] == 0).all()
+    idx = torch.tensor([[0, 4, 9, 22], [6, 7, 15, 22], [22, 22, 22, 22]])
+    sub = sdpa_entropy_stats(q[torch.arange(b)[:, None], :, idx].transpose(1, 2), k,
+                             key_start=starts, query_index=idx)
+    want = _ref_entropy(p)[torch.arange(b)[:, None], :, idx].transpose(1, 2)
+    assert torch.allclose(sub.raw.double(), want, atol=1e-5)

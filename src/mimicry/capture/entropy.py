@@ -74,14 +74,7 @@ def _chunk_stats(s: torch.Tensor, vis: torch.Tensor, sink_rel: torch.Tensor
     p.exp_()
     s.sub_(lse1[..., None]).neg_()  # d = lse' - s = -log p (1e30 where masked, where p = 0)
     h1 = p.mul_(s).sum(-1)
-    has = n_ns > 0
-    h1 = torch.where(has, h1, torch.zeros_like(h1))
-    lse1 = torch.where(has, lse1, torch.full_like(lse1, _NEG))
-    lse = torch.where(v0, torch.logaddexp(lse1, s0), lse1)
-    p0 = torch.where(v0, torch.exp(s0 - lse), torch.zeros_like(lse))
-    rest = torch.exp(lse1 - lse)  # 1 - p0, exact
-    raw = p0 * (lse - s0) + rest * ((lse - lse1) + h1)
-    raw = torch.where(has, raw, torch.zeros_like(raw))  # only the sink visible: H = 0
+    raw, h1 = _fold_sink(h1, lse1, n_ns, s0, v0)
     return raw, h1, (n_ns + v0.long()).float()
 
 
@@ -196,6 +189,80 @@ def entropy_stats(
     return EntropyStats(raw, nos, nvis)
 
 
+def _fold_sink(h1, lse1, n_ns, s0, v0):
+    """Return ``(raw, nosink)``: fold the sink score ``s0`` into no-sink stats, exactly."""
+    has = n_ns > 0
+    h1 = torch.where(has, h1, torch.zeros_like(h1))
+    lse1 = torch.where(has, lse1, torch.full_like(lse1, _NEG))
+    lse = torch.where(v0, torch.logaddexp(lse1, s0), lse1)
+    p0 = torch.where(v0, torch.exp(s0 - lse), torch.zeros_like(lse))
+    raw = p0 * (lse - s0) + torch.exp(lse1 - lse) * ((lse - lse1) + h1)
+    return torch.where(has, raw, torch.zeros_like(raw)), h1
+
+
+def sdpa_entropy_stats(q: torch.Tensor, k: torch.Tensor, *, scaling: float | None = None,
+                       key_start: torch.Tensor | None = None,
+                       query_index: torch.Tensor | None = None) -> EntropyStats:
+    """Return :class:`EntropyStats` ``[b, h, Lq]`` via the fused CPU flash-attention kernel.
+
+    For causal attention over left-padded rows only (item ``i``'s real keys start at
+    ``key_start[i]``; no sliding window, no soft-capping). Uses
+    ``Σ_j p_j s_j = scaling · q · Σ_j p_j k_j``: one flash-attention call with ``V = K``
+    returns both ``Σ p k`` and ``logsumexp(s)`` without any ``[Lq, Lk]`` block, over the keys
+    without the sink; the sink is then folded in exactly. Query rows inside the padding get 0.
+    Agrees with :func:`entropy_stats` to ~1e-6 for scores of order 10 (``lse − Σ p·s`` in fp32).
+    """
+    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    b, h, lq, dh = q.shape
+    lk = k.shape[2]
+    rep = h // k.shape[1]
+    scale = float(scaling) if scaling is not None else dh ** -0.5
+    dev = q.device
+    starts = (torch.zeros(b, dtype=torch.long) if key_start is None
+              else torch.as_tensor(key_start).long().cpu().expand(b))
+    if query_index is None:
+        qidx = torch.arange(lk - lq, lk).expand(b, lq)
+    else:
+        qidx = torch.as_tensor(query_index).long().cpu()
+        qidx = qidx.expand(b, lq) if qidx.dim() == 1 else qidx
+    raw = torch.zeros(b, h, lq, dtype=torch.float32, device=dev)
+    nos = torch.zeros_like(raw)
+    nvis = torch.zeros_like(raw)
+    for i in range(b):
+        st = int(starts[i])
+        n = lk - st
+        rows = (qidx[i] >= st).nonzero().squeeze(-1)
+        if n < 1 or not len(rows):
+            continue
+        ki = k[i:i + 1, :, st:].float()
+        ki = ki.repeat_interleave(rep, dim=1) if rep > 1 else ki  # [1, h, n, dh]
+        pos = qidx[i, rows] - st  # item-relative query positions
+        qi = q[i:i + 1, :, rows.to(dev), :].float()  # [1, h, m, dh]
+        s0 = (qi @ ki[:, :, 0, :, None]).squeeze(-1) * scale  # [1, h, m] sink scores
+        h1 = torch.zeros_like(s0)
+        lse1 = torch.full_like(s0, _NEG)
+        if n > 1:
+            kn = ki[:, :, 1:]
+            if query_index is None:  # all rows: causal flash on rows 1.., keys 1..
+                out, lse = op(qi[:, :, 1:], kn, kn, 0.0, True, scale=scale)
+                h1[:, :, 1:] = lse - scale * (qi[:, :, 1:] * out).sum(-1)
+                lse1[:, :, 1:] = lse
+            else:  # a subset of rows: explicit [m, n - 1] additive mask (linear in n)
+                vis = torch.arange(1, n)[None, :] <= pos[:, None]
+                mask = torch.zeros(vis.shape, dtype=torch.float32).masked_fill(~vis, -torch.inf)
+                out, lse = op(qi, kn, kn, 0.0, False, attn_mask=mask[None, None].to(dev),
+                              scale=scale)
+                ok = (pos > 0).to(dev)[None, None, :]
+                h1 = torch.where(ok, lse - scale * (qi * out).sum(-1), h1)
+                lse1 = torch.where(ok, lse, lse1)
+        n_ns = pos.to(dev).float()[None, None, :].expand_as(s0)  # keys 1..pos
+        r, ns = _fold_sink(h1, lse1, n_ns, s0, torch.ones_like(s0, dtype=torch.bool))
+        raw[i, :, rows.to(dev)] = r[0]
+        nos[i, :, rows.to(dev)] = ns[0]
+        nvis[i, :, rows.to(dev)] = n_ns[0] + 1
+    return EntropyStats(raw, nos, nvis)
+
+
 def attention_entropy(q: torch.Tensor, k: torch.Tensor, **kwargs) -> torch.Tensor:
     """Return the raw attention entropy ``[b, h, Lq]`` in nats (see :func:`entropy_stats`)."""
     return entropy_stats(q, k, **kwargs).raw
@@ -206,4 +273,4 @@ def max_entropy(n_visible: torch.Tensor) -> torch.Tensor:
     return torch.log(n_visible.clamp(min=1.0))
 
 
-__all__ = ["EntropyStats", "entropy_stats", "attention_entropy", "max_entropy"]
+__all__ = ["EntropyStats", "entropy_stats", "sdpa_entropy_stats", "attention_entropy", "max_entropy"]

@@ -23,6 +23,7 @@ import torch
 from .base import EncodedItem, ItemActivations, model_dims
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
 from .entropy import entropy_stats as reference_entropy_stats
+from .entropy import sdpa_entropy_stats
 
 _ACTIVE: list[_EntropySink] = []  # the capture currently running (at most one)
 
@@ -42,6 +43,9 @@ def entropy_stats(q: torch.Tensor, k: torch.Tensor, **kwargs):
         if fused is not None:
             return fused(q, k, **kwargs)
     return reference_entropy_stats(q, k, **kwargs)
+
+
+_default_entropy_stats = entropy_stats  # benchmarks may swap ``entropy_stats``; then it is used
 
 
 class _StopForward(Exception):
@@ -83,16 +87,24 @@ class _EntropySink:
             b, h, _, dh = query.shape
             qidx = self._on(self.q_index, dev)
             q = torch.gather(query, 2, qidx[:, None, :, None].expand(b, h, -1, dh))
-            if mask is not None and mask.dim() == 4:
-                m = mask.expand(b, -1, -1, -1)
-                mask = torch.gather(m, 2, qidx[:, None, :, None].expand(b, m.shape[1], -1,
-                                                                         m.shape[-1]))
+        window = kwargs.get("sliding_window")
+        fast = (entropy_stats is _default_entropy_stats and not query.is_cuda
+                and kwargs.get("softcap") is None and getattr(module, "is_causal", True)
+                and (window is None or window >= key.shape[2]))
         with torch.no_grad():
-            st = entropy_stats(
-                q, key, scaling=scaling, attn_mask=mask, causal=getattr(module, "is_causal", True),
-                query_index=qidx, sliding_window=kwargs.get("sliding_window"),
-                softcap=kwargs.get("softcap"), sink_index=self._on(self.sink, dev),
-                chunk=self.chunk)
+            if fast:  # CPU: fused flash-attention kernel, causal + left padding only
+                st = sdpa_entropy_stats(q, key, scaling=scaling, key_start=self.sink,
+                                        query_index=qidx)
+            else:
+                if qidx is not None and mask is not None and mask.dim() == 4:
+                    m = mask.expand(q.shape[0], -1, -1, -1)  # the sampled rows of the mask
+                    mask = torch.gather(m, 2, qidx[:, None, :, None].expand(
+                        q.shape[0], m.shape[1], -1, m.shape[-1]))
+                st = entropy_stats(
+                    q, key, scaling=scaling, attn_mask=mask,
+                    causal=getattr(module, "is_causal", True), query_index=qidx,
+                    sliding_window=window, softcap=kwargs.get("softcap"),
+                    sink_index=self._on(self.sink, dev), chunk=self.chunk)
             w = self._on(self.weights, dev)
             self.out[int(module.layer_idx)] = {
                 v: torch.einsum("bsl,bhl->bsh", w, t).to(self.weights.device)
