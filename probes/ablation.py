@@ -109,13 +109,17 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
         rows_of[name] = r
     keep = np.all([r >= 0 for r in rows_of.values()], axis=0)
     n_missing = int((~keep).sum())
+    layers = cache_layers(ref) if layers is None else list(layers)
+    for name, c in conditions.items():   # NaN residuals = empty segment in that condition
+        X0 = np.asarray(c.resid(layers[0], site))[np.where(keep, rows_of[name], 0)]
+        keep &= np.isfinite(X0).all(1)
+    n_empty = int((~keep).sum()) - n_missing
     if keep.sum() < 2 * n_folds:
         raise InputError(f"only {keep.sum()} items are in every condition's cache",
                          fix="capture every condition over the same items")
     y = labels.y[keep]
     g, gdesc = resolve_groups(labels, groups, n_folds, ref.items.reset_index(drop=True))
     folds = group_kfold(g[keep], n_folds, seed)
-    layers = cache_layers(ref) if layers is None else list(layers)
     preds: dict[tuple[str, int], np.ndarray] = {}
     for name, c in conditions.items():
         for layer in progress(layers, progress_bar, desc=f"ablation {name}", leave=False):
@@ -147,7 +151,8 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
     peak = table[table["layer"] == peak_layer].reset_index(drop=True)
     meta = {"probe": "ablation", "reference": reference, "conditions": list(conditions),
             "site": site, "target": labels.target, "n": len(y), "groups": gdesc,
-            "exclusions": {**labels.exclusions, "missing_in_some_condition": n_missing},
+            "exclusions": {**labels.exclusions, "missing_in_some_condition": n_missing,
+                           f"empty_segment:{site}": n_empty},
             "peak_layer": peak_layer, "peak_rule": "highest mean ρ across conditions",
             "n_boot": n_boot, "n_folds": n_folds, "seed": seed,
             "ci": "paired bootstrap over items of out-of-fold predictions"}

@@ -106,6 +106,13 @@ class Labels:
         """Return the number of items kept."""
         return len(self.y)
 
+    def subset(self, keep: np.ndarray, reason: str) -> Labels:
+        """Return the labels of the items where ``keep [n]`` is True (the rest counted)."""
+        excl = dict(self.exclusions)
+        excl[reason] = excl.get(reason, 0) + int((~keep).sum())
+        return Labels(self.item_ids[keep], self.rows[keep], self.y[keep], self.tasks[keep],
+                      self.target, self.measure, excl)
+
 
 def segment_lengths(items: pd.DataFrame) -> pd.DataFrame:
     """Return token counts per segment (columns ``prompt``, ``reasoning``, ``answer``) of a cache's items."""

@@ -100,51 +100,60 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
     """
     labels = make_labels(cache, target=target, tasks=tasks, standardize=standardize,
                          exclude_truncated=exclude_truncated)
-    g, gdesc = resolve_groups(labels, groups, n_folds, cache.items.reset_index(drop=True))
-    folds = group_kfold(g, n_folds, seed)
-    rng = np.random.default_rng(seed)
-    perms = np.array([rng.permutation(labels.n) for _ in range(n_perm)]).reshape(n_perm, -1)
+    items = cache.items.reset_index(drop=True)
     sites = sites or cache_sites(cache)
     layers = cache_layers(cache) if layers is None else list(layers)
-    rrows = None
+    rrows_all = None
     if random_cache is not None:
-        rid = pd.Index(random_cache.items["item_id"].astype(str))
-        rrows = rid.get_indexer(labels.item_ids)
-        if (rrows < 0).any():
+        rrows_all = pd.Index(random_cache.items["item_id"].astype(str)).get_indexer(
+            labels.item_ids)
+        if (rrows_all < 0).any():
             from mimicry.errors import InputError
 
-            raise InputError(f"random-init cache lacks {(rrows < 0).sum()} of the items",
+            raise InputError(f"random-init cache lacks {(rrows_all < 0).sum()} of the items",
                              fix="capture the random-init model over the same traces")
-    kw = dict(groups=g, alphas=alphas, inner=inner, n_boot=n_boot, seed=seed)
-    rows, preds = [], {}
+    rows, preds, per_site, site_labels = [], {}, {}, {}
     for site in sites:
-        F = _length_features(cache, labels, site)
-        base = cv_scores(F, labels.y, folds, perms=perms[:0], **kw) if F is not None else None
+        # items whose segment is empty have NaN residuals at this site: excluded, counted
+        keep = np.isfinite(read_resid(cache, layers[0], site, labels.rows)).all(1)
+        lab = labels if keep.all() else labels.subset(keep, f"empty_segment:{site}")
+        g, gdesc = resolve_groups(lab, groups, n_folds, items)
+        folds = group_kfold(g, n_folds, seed)
+        rng = np.random.default_rng(seed)
+        perms = np.array([rng.permutation(lab.n) for _ in range(n_perm)],
+                         dtype=int).reshape(n_perm, lab.n)
+        rrows = None if rrows_all is None else rrows_all[keep]
+        site_labels[site] = (lab.item_ids, lab.y)
+        per_site[site] = {"n": lab.n, "exclusions": lab.exclusions, "groups": gdesc,
+                          "n_groups": int(len(np.unique(g)))}
+        kw = dict(groups=g, alphas=alphas, inner=inner, n_boot=n_boot, seed=seed)
+        F = _length_features(cache, lab, site)
+        base = cv_scores(F, lab.y, folds, perms=perms[:0], **kw) if F is not None else None
         for layer in progress(layers, progress_bar, desc=f"difficulty {site}", leave=False):
-            X = read_resid(cache, layer, site, labels.rows)
-            s = cv_scores(X, labels.y, folds, perms=perms, **kw)
+            X = read_resid(cache, layer, site, lab.rows)
+            s = cv_scores(X, lab.y, folds, perms=perms, **kw)
             preds[(site, layer)] = s.pop("_pred")
             row = {"model": name or model_name(cache), "site": site, "layer": layer,
-                   "target": labels.target, **s}
+                   "target": lab.target, **s}
             if base is not None:
                 row.update(length_rho=base["rho"], length_rho_ci_low=base["rho_ci_low"],
                            length_rho_ci_high=base["rho_ci_high"])
             if rrows is not None:
                 Xr = np.asarray(random_cache.resid(layer, site), np.float64)[rrows]
-                r = cv_scores(Xr, labels.y, folds, perms=perms[:0], **kw)
+                r = cv_scores(Xr, lab.y, folds, perms=perms[:0], **kw)
                 row.update(random_rho=r["rho"], random_rho_ci_low=r["rho_ci_low"],
                            random_rho_ci_high=r["rho_ci_high"])
             rows.append(row)
     table = pd.DataFrame(rows)
+    first = per_site[sites[0]]
     meta = {"probe": "difficulty", "target": labels.target, "measure": labels.measure,
-            "n": labels.n, "exclusions": labels.exclusions, "groups": gdesc,
-            "n_groups": int(len(np.unique(g))), "n_folds": n_folds, "inner": inner,
+            "n": first["n"], "exclusions": first["exclusions"], "groups": first["groups"],
+            "n_groups": first["n_groups"], "sites": per_site, "n_folds": n_folds, "inner": inner,
             "alphas": alphas if isinstance(alphas, str) else list(map(float, alphas)),
             "n_perm": n_perm, "n_boot": n_boot, "seed": seed, "standardize": standardize,
             "ci": "percentile bootstrap over items of the out-of-fold predictions"}
     return Result("difficulty", table, meta=meta, plotter=plot,
-                  arrays={"pred": preds, "y": labels.y, "item_ids": labels.item_ids,
-                          "folds": folds})
+                  arrays={"pred": preds, "labels": site_labels})
 
 
 def peak(table: pd.DataFrame, site: str | None = None) -> pd.Series:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from mimicry.errors import InputError
 from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
 
 from ._stats import partial_spearman, spearman_cols
@@ -72,6 +73,13 @@ def _boot_slopes(d: np.ndarray, e: np.ndarray, ll: np.ndarray | None, idx: np.nd
 def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins: int,
                n_boot: int, n_perm: int, seed: int, covariate: bool):
     E = np.asarray(cache.entropy(segment, variant), np.float64)[labels.rows]   # [n, L, H]
+    ok = np.isfinite(E).all(axis=(1, 2))       # NaN = the segment is empty for that item
+    if not ok.all():
+        labels = labels.subset(ok, f"empty_segment:{segment}")
+        E = E[ok]
+    if labels.n < 10:
+        raise InputError(f"only {labels.n} items have {segment} entropy",
+                         fix="use another --segment or capture with entropy on")
     d = labels.y
     lens = segment_lengths(cache.items.reset_index(drop=True))
     ll = None
@@ -119,7 +127,7 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
     sig = heads.groupby("layer")["partial_q" if ll is not None else "q"].apply(
         lambda q: int((q < 0.05).sum()))
     lt["n_heads_q05"] = lt["layer"].map(sig).fillna(0).astype(int)
-    return lt, pd.DataFrame(bin_rows), heads, ll is not None
+    return lt, pd.DataFrame(bin_rows), heads, ll is not None, labels
 
 
 def run(caches: Any, *, tasks: Any = None, target: str = "human", segment: str = "reasoning",
@@ -134,18 +142,24 @@ def run(caches: Any, *, tasks: Any = None, target: str = "human", segment: str =
     """
     if not isinstance(caches, dict):
         caches = {model_name(caches): caches}
-    tabs, bins, heads, meta_models = [], [], [], {}
+    tabs, bins, heads, meta_models, skipped = [], [], [], {}, {}
     for name, cache in caches.items():
         labels = make_labels(cache, target=target, tasks=tasks, standardize=standardize,
                              exclude_truncated=exclude_truncated)
-        lt, bt, ht, cov = _one_model(name, cache, labels, segment, variant, n_bins, n_boot,
-                                     n_perm, seed, covariate)
+        try:
+            lt, bt, ht, cov, labels = _one_model(name, cache, labels, segment, variant,
+                                                 n_bins, n_boot, n_perm, seed, covariate)
+        except InputError as e:
+            skipped[name] = e.problem
+            continue
         tabs.append(lt)
         bins.append(bt)
         heads.append(ht)
         meta_models[name] = {"n": labels.n, "exclusions": labels.exclusions,
                              "length_covariate": cov}
-    meta = {"probe": "entropy", "segment": segment, "variant": variant, "target": target,
+    if not tabs:
+        raise InputError(f"no model has usable {segment} entropy: {skipped}")
+    meta = {"probe": "entropy", "skipped": skipped, "segment": segment, "variant": variant, "target": target,
             "n_bins": n_bins, "n_boot": n_boot, "n_perm": n_perm, "seed": seed,
             "models": meta_models, "fdr": "Benjamini–Hochberg over all heads of a model",
             "slope_units": "entropy (nats) per SD of within-task standardised difficulty"}

@@ -172,6 +172,17 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
                          fix="capture both over the same traces/items")
     la = cache_layers(teacher) if layers_teacher is None else list(layers_teacher)
     lb = cache_layers(student) if layers_student is None else list(layers_student)
+    # items with an empty segment have NaN residuals at this site: excluded, counted
+    ok = np.isfinite(np.asarray(teacher.resid(la[0], site))[rows["t"]]).all(1) & np.isfinite(
+        np.asarray(student.resid(lb[0], site))[rows["s"]]).all(1)
+    n_empty = int((~ok).sum())
+    rows = {k: v[ok] for k, v in rows.items()}
+    n = len(rows["t"])
+    if n < 10:
+        from mimicry.errors import InputError
+
+        raise InputError(f"only {n} shared items have {site} residuals in both caches "
+                         f"({n_empty} have an empty segment)", fix="use another --site")
     names = names or (model_name(teacher, "teacher"), model_name(student, "student"))
     raw, cen, rdms = {}, {}, {}
     for tag, cache, layers in (("t", teacher, la), ("s", student, lb)):
@@ -205,7 +216,7 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
     matrix = pd.DataFrame([{"teacher_layer": la[i], "student_layer": lb[j], "cka": M[i, j],
                             "rsa": R[i, j]} for i in range(len(la)) for j in range(len(lb))])
     meta = {"probe": "similarity", "site": site, "debiased": debiased, "n": n, "n_perm": n_perm,
-            "n_boot_half_samples": n_boot, "seed": seed, "names": list(names),
+            "n_boot_half_samples": n_boot, "seed": seed, "excluded_empty_segment": n_empty, "names": list(names),
             "ci": "half-sampling interval (random halves without replacement)",
             "procrustes_max_dim": max_dim}
     return Result("similarity", pd.DataFrame(out), tables={"matrix": matrix}, meta=meta,

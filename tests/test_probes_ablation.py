@@ -49,3 +49,26 @@ def test_ablation_needs_two_conditions():
 
     with pytest.raises(InputError, match="two conditions"):
         ablation.run({"own": own}, tasks=labels)
+
+
+def test_empty_segments_are_excluded_and_counted():
+    """NaN residuals/entropy (empty segment) drop those items in every probe, with a count."""
+    from probes import difficulty, entropy, similarity
+
+    a, labels = make_fake(n=80, n_layers=2, signal_layer=1, sites=("mean_answer",))
+    b, _ = make_fake(n=80, n_layers=2, signal_layer=1, seed=1, difficulty=labels.to_numpy(),
+                     sites=("mean_answer",))
+    for c in (a, b):
+        for key in c._resid:
+            c._resid[key][:7] = np.nan
+        c._entropy[("reasoning", "raw")][:5] = np.nan
+    d = difficulty.run(a, tasks=labels, n_perm=3, n_boot=20, progress_bar=False)
+    assert d.meta["n"] == 73 and d.meta["exclusions"]["empty_segment:mean_answer"] == 7
+    assert d.table["rho"].notna().all()
+    e = entropy.run(a, tasks=labels, n_boot=20, n_perm=20)
+    assert e.meta["models"]["fake"]["n"] == 75
+    s = similarity.run(a, b, site="mean_answer", n_perm=3, n_boot=3, progress_bar=False)
+    assert s.meta["n"] == 73 and s.meta["excluded_empty_segment"] == 7
+    ab = ablation.run({"own": a, "other": b}, tasks=labels, site="mean_answer", n_boot=20,
+                      progress_bar=False)
+    assert ab.meta["n"] == 73 and ab.meta["exclusions"]["empty_segment:mean_answer"] == 7
