@@ -12,7 +12,9 @@ Three variants are returned per query row:
 
 No ``[Lq, Lk]`` block larger than ``[b, h, chunk, Lk]`` is ever held; the chunk shrinks
 further so a block stays under ``max_block_elems`` elements. This is the reference that the
-fused Triton kernel (``capture/triton_entropy.py``) must match, and the CPU path.
+fused Triton kernel (``capture/triton_entropy.py``) must match, and the CPU path for
+sliding windows and soft-capping. :func:`sdpa_entropy_stats` is the fast CPU path for plain
+causal attention (torch's fused flash-attention kernel with ``V = K``).
 """
 
 from __future__ import annotations

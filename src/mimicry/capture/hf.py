@@ -7,8 +7,9 @@
 - Attention entropy: the model is switched (and always switched back) to a registered
   attention function ``mimicry_entropy_<orig>`` that calls the model's original function
   (SDPA, or eager for Gemma2) for the output — the forward is unchanged — and on the side
-  computes entropy from the post-RoPE q/k it receives (:func:`entropy_stats`, query chunks)
-  and reduces it per segment immediately. No L×L matrix of a whole layer is built by us.
+  computes entropy from the post-RoPE q/k it receives (Triton kernel on CUDA; torch's fused
+  CPU flash-attention kernel for plain causal attention; chunked torch reference for sliding
+  windows and soft-capping) and reduces it per segment immediately. No L×L matrix of a whole layer is built by us.
 """
 
 from __future__ import annotations
