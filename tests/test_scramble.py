@@ -96,3 +96,15 @@ def test_scramble_file(tmp_path):
     with pytest.raises(InputError):
         scramble_file(tmp_path / "missing.jsonl", tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_inline_markers_and_shapes_kept():
+    """An organism-style one-line trace: markers in place, operations stay operations."""
+    text = "3 s1 +4 7 s2 -7 0 s3 +2 2 s4 +5 7 s5 -1 6"
+    outs = {scramble_text(text, np.random.default_rng(k)) for k in range(5)}
+    assert text not in outs and len(outs) > 1
+    for s in outs:
+        toks, ref = s.split(), text.split()
+        assert [t for t in toks if t.startswith("s")] == ["s1", "s2", "s3", "s4", "s5"]
+        assert [t[0] in "+-" for t in toks] == [t[0] in "+-" for t in ref]
+        assert sorted(toks) == sorted(ref)

@@ -5,11 +5,14 @@ reasoning keeps its form — ``<think>``/``</think>`` and other ``<tags>``, line
 indentation, step markers (``Step 3:``, ``2.``, ``-``), the number of words per line, which
 positions hold numbers — while its content no longer computes anything:
 
-- ``within``: the trace's own words are shuffled among word positions and its numbers among
-  number positions (same bag of tokens, so the token count barely moves);
-- ``across``: every word/number is replaced by one of the same kind and the same character
-  length drawn from the pooled traces of *all* items (item-specific content is gone; the
-  length in characters is kept exactly and the token count approximately).
+- ``within``: the trace's own tokens are shuffled among positions of the same *shape*
+  (letters -> ``a``, digit runs -> ``9``: words with words, ``12,`` with ``40,``, signed
+  operations ``+4`` with ``-7``), so the bag of tokens is kept and the count barely moves;
+- ``across``: every token is replaced by one of the same shape and character length drawn
+  from the pooled traces of *all* items (item-specific content is gone; the length in
+  characters is kept exactly and the token count approximately).
+
+Inline step markers (``s1``, ``q2:``, ``#3``) stay in place, like line-initial ones.
 
 Randomness is per item: ``default_rng([seed, crc32(item_id)])``, so results do not depend on
 file order. Answers are left alone unless ``fields`` includes ``"answer_text"``.
@@ -32,11 +35,14 @@ from .traces import Trace
 
 MARKER = re.compile(r"^(\s*(?:(?:step|Step|STEP)\s*\d+\s*[:.)]?|\d+\s*[.):]|[-*•>]|#+)\s+)")
 TAG = re.compile(r"^</?[A-Za-z_][\w-]*>$")
+INLINE_MARKER = re.compile(r"^(?:[A-Za-z]{1,4}\d+[:.)]?|#\d+[:.)]?)$")   # s1, q2:, Step3, #4
 PIECE = re.compile(r"(\s+)")
 
 
 def _kind(tok: str) -> str:
-    return "num" if any(c.isdigit() for c in tok) else "word"
+    """Return the token's shape: letters -> a, digits -> 9, runs collapsed (``+4`` -> ``+9``)."""
+    shape = re.sub(r"[^\W\d_]+", "a", re.sub(r"\d+", "9", tok))
+    return re.sub(r"a+", "a", shape)
 
 
 def _slots(text: str) -> tuple[list[list[str]], list[tuple[int, int]]]:
@@ -47,7 +53,7 @@ def _slots(text: str) -> tuple[list[list[str]], list[tuple[int, int]]]:
         head = m.group(1) if m else ""
         pieces = [head] + [p for p in PIECE.split(line[len(head):]) if p != ""]
         for pi, p in enumerate(pieces):
-            if pi > 0 and not p.isspace() and not TAG.match(p):
+            if pi > 0 and not p.isspace() and not TAG.match(p) and not INLINE_MARKER.match(p):
                 slots.append((li, pi))
         lines.append(pieces)
     return lines, slots
