@@ -95,3 +95,16 @@ def test_cli_scramble(tmp_path, capsys):
     assert row["meta"]["scrambled"]["seed"] == 2 and row["reasoning"].startswith("Step 1:")
     assert main(["scramble", str(src), "--out", str(src)]) == 2
     assert Path(src).read_text().startswith('{"item_id": "a"')
+
+
+def test_cli_verdict_writes_every_component(real_cache, tmp_path, capsys):
+    path, tmp = real_cache
+    out = tmp_path / "v"
+    rc = main(["probe", "verdict", f"teacher={path}", f"student={path}", "--tasks",
+               str(tmp / "items.csv"), "--out", str(out), "--n-perm", "3", "--n-boot", "30"])
+    assert rc == 0
+    names = {p.name for p in out.iterdir()}
+    for stem in ("verdict", "planning", "difficulty_teacher", "similarity_student", "entropy"):
+        assert f"{stem}.csv" in names, names
+    calls = pd.read_csv(out / "verdict_calls.csv")
+    assert list(calls["student"]) == ["student"] and "call" in capsys.readouterr().out

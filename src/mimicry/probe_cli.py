@@ -134,8 +134,13 @@ def _probe(args: argparse.Namespace) -> int:
                 raise InputError(f"--ablation {spec!r}: expected STUDENT:cond=path,... with "
                                  f"STUDENT one of {names}")
             abl[student] = _open(_named(conds.split(",")))
-        results.append(run_all(caches, teacher=teacher, tasks=tasks, alignment=args.alignment,
-                               ablation=abl or None, n_perm=args.n_perm, **common))
+        v = run_all(caches, teacher=teacher, tasks=tasks, alignment=args.alignment,
+                    ablation=abl or None, n_perm=args.n_perm, **common)
+        for key, r in v.arrays["results"].items():   # the component probes, saved beside it
+            for unit, res in (r.items() if isinstance(r, dict) else [("", r)]):
+                res.name = f"{key}_{unit}" if unit else key
+                results.append(res)
+        results.append(v)
     out = Path(args.out)
     for r in results:
         for p in r.save(out):
