@@ -162,6 +162,7 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
 def plot(result: Result):
     """Return a figure: ρ by layer per condition (CI bands) and the drops at the peak layer."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     t = result.table
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.5))
@@ -174,6 +175,7 @@ def plot(result: Result):
     axes[0].axvline(result.meta["peak_layer"], color="0.5", lw=0.5)
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_xlabel("layer (0 = embeddings); dotted: length only")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel(f"difficulty probe ρ ({result.meta['site']})")
     axes[0].legend(fontsize=7, frameon=False)
     pk = result.tables["peak"].dropna(subset=["drop"])

@@ -165,6 +165,7 @@ def peak(table: pd.DataFrame, site: str | None = None) -> pd.Series:
 def plot(result: Result, *, sites: list[str] | None = None):
     """Return a figure: ρ by layer per site with CI bands, permuted null, length and random-init."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     t = result.table
     sites = sites or list(dict.fromkeys(t["site"]))
@@ -188,6 +189,7 @@ def plot(result: Result, *, sites: list[str] | None = None):
         ax.axhline(0, color="k", lw=0.5)
         ax.set_title(site)
         ax.set_xlabel("layer (0 = embeddings)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel(f"cross-validated Spearman ρ ({result.meta.get('target')})")
     axes[0][0].legend(fontsize=7, frameon=False)
     fig.tight_layout()
