@@ -114,3 +114,19 @@ def test_difficulty_random_cache_and_groups():
     assert res.meta["groups"] == "task"
     row = res.table[res.table.layer == 1].iloc[0]
     assert row["rho"] > 0.6 and abs(row["random_rho"]) < 0.4
+
+
+def test_probe_is_a_sklearn_estimator():
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((90, 30))
+    y = X[:, 0] + 0.5 * rng.standard_normal(90)
+    probe = difficulty.DifficultyProbe(alphas=[0.1, 10.0], inner="group", inner_folds=3)
+    assert clone(probe).get_params() == probe.get_params()
+    assert not hasattr(probe, "coef_")                      # no work in __init__
+    scores = cross_val_score(probe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.6      # score = Spearman ρ
+    fitted = probe.fit(X, y)
+    assert fitted is probe and probe.alpha_ in (0.1, 10.0) and probe.coef_.shape == (30,)
