@@ -138,7 +138,7 @@ def test_mismatched_cache_is_refused_and_untouched(job, tiny_model_dir):
         capture(model_dir, traces, out, CaptureConfig(sites="last_prompt"), progress=False)
     with pytest.raises(CacheMismatchError, match="model=.*refusing.*new --out"):
         capture(tiny_model_dir("llama"), traces, out, CaptureConfig(), progress=False)
-    assert _sha(out) == before
+    assert _sha(out) == before and not parts_dir(out).exists()
     (tmp / "junk.h5").write_text("not hdf5")
     with pytest.raises(CacheMismatchError, match="not a readable HDF5"):
         capture(model_dir, traces, tmp / "junk.h5", CaptureConfig(), progress=False)
@@ -162,8 +162,7 @@ def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys
     with pytest.raises(MimicryError, match="disk full.*resumes"):
         capture(model_dir, traces, tmp / "d.h5", CaptureConfig(), progress=False,
                 log=lambda s: None)
-    assert not (tmp / "d.h5").exists()
-    assert not [p for p in parts_dir(tmp / "d.h5").iterdir() if p.name != ".write-test"]
+    assert not (tmp / "d.h5").exists() and not parts_dir(tmp / "d.h5").exists()
 
 
 def test_stale_shards_after_consolidation_are_not_duplicated(job):
@@ -200,6 +199,27 @@ def test_open_cache_errors(tmp_path):
     (parts_dir(tmp_path / "p.h5") / "part-000000.h5").write_bytes(b"")
     with pytest.raises(MimicryError, match="not consolidated.*cache consolidate"):
         open_cache(tmp_path / "p.h5")
+
+
+def test_cache_consolidate_cli_merges_shards_of_a_killed_run(job, capsys):
+    from mimicry.capture.writer import CacheWriter
+    from mimicry.cli import main
+
+    model_dir, traces, tmp = job
+    out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(batch_tokens=100), limit=6,
+                  progress=False, log=lambda s: None)
+    with open_cache(out) as c:
+        attrs, n = dict(c.meta), len(c)
+    # a killed run leaves shards only: rebuild that state from the finished file's items
+    (tmp / "k.h5.parts").mkdir()
+    import shutil
+
+    shutil.copy(out, tmp / "k.h5.parts" / "part-000000.h5")
+    with CacheWriter(tmp / "k.h5", attrs) as w:
+        assert len(w.open()) == n
+    assert main(["cache", "consolidate", str(tmp / "k.h5")]) == 0
+    with open_cache(tmp / "k.h5") as c:
+        assert len(c) == n and not parts_dir(tmp / "k.h5").exists()
 
 
 def test_cache_info_cli(job, capsys):

@@ -87,8 +87,14 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    from .writer import consolidate
+    import os
 
-    consolidate(args.file)
+    from .writer import consolidate, lock_cache
+
+    fd = lock_cache(Path(args.file))
+    try:
+        consolidate(args.file)
+    finally:
+        os.close(fd)  # closing the fd releases the lock
     print(f"consolidated {args.file}")
     return 0

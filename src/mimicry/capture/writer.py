@@ -129,6 +129,19 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def lock_cache(path: Path) -> int:
+    """Return the fd of an exclusive lock on cache ``path`` (raise if another run holds it)."""
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise MimicryError("another capture is writing this cache", file=path,
+                           fix="wait for it to finish or choose another --out") from None
+    return fd
+
+
 def _keys(f) -> list[str]:
     ids = f["items/item_id"].asstr()[()]
     models = f["items/trace_model"].asstr()[()]
@@ -158,15 +171,7 @@ class CacheWriter:
 
     # --- opening -----------------------------------------------------------------------
     def _lock(self) -> None:
-        lock = self.path.with_name(f".{self.path.name}.lock")
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise MimicryError("another capture is writing this cache", file=self.path,
-                               fix="wait for it to finish or choose another --out") from None
-        self._lock_fd = fd
+        self._lock_fd = lock_cache(self.path)
 
     def open(self) -> set[str]:
         """Return the keys already committed (file + shards) after checking attrs; take the lock."""
@@ -232,7 +237,11 @@ class CacheWriter:
         return self.path
 
     def close(self) -> None:
-        """Release the lock."""
+        """Release the lock; remove the shard folder if nothing is in it."""
+        try:
+            self.parts.rmdir()  # only succeeds when empty: no partial output left behind
+        except OSError:
+            pass
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
