@@ -175,7 +175,8 @@ class ExperimentConfig:
         description: one paragraph on what the family tests.
         out: output folder (``cache/runs/<name>`` by default); ``--out`` overrides it.
         suites: task suites (built-in names or item files) whose items every model runs.
-        max_items_per_task: keep only the first N items of each task (quick runs, tests);
+        max_items_per_task: keep N items of each task, evenly spaced over the suite (quick
+            runs, tests);
             ``None`` keeps all.
         seed: seed for alignment bootstraps, probes and scrambling (recorded in outputs).
         gpus: GPUs the job will use (for the per-GPU memory estimate with device_map auto).

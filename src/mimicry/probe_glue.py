@@ -42,6 +42,7 @@ class _Ctx:
         self.teacher = cfg.roles().get("teacher")
         self.opts: dict[str, Any] = {}
         self.results: dict[str, dict[str, Any]] = {}  # probe -> {unit: Result}, this stage
+        self.skipped: list[str] = []  # units the data did not allow, with the reason
 
     def cache(self, stem: str):
         if stem not in self._open:
@@ -62,9 +63,22 @@ class _Ctx:
                 if m.role in ("student", "control") and m.key in self.paths]
 
 
+def _unit(ctx: _Ctx, unit: str, fn: Callable, *args: Any, **kw: Any) -> list[tuple[str, Any]]:
+    """Return ``[(unit, fn(...))]``, or ``[]`` with the reason noted if the data do not allow it.
+
+    A user-level problem with one model (e.g. no usable labels) must not hide the others; a
+    bug (any other exception) still fails the whole probe.
+    """
+    try:
+        return [(unit, call(fn, *args, **kw))]
+    except MimicryError as e:
+        ctx.skipped.append(f"{unit} not computed ({e.render()})")
+        return []
+
+
 def _difficulty(fn: Callable, ctx: _Ctx) -> Units:
-    return [(k, call(fn, ctx.cache(k), tasks=ctx.suite, seed=ctx.cfg.seed, name=k, **ctx.opts))
-            for k in ctx.own()]
+    return [u for k in ctx.own() for u in _unit(ctx, k, fn, ctx.cache(k), tasks=ctx.suite,
+                                                 seed=ctx.cfg.seed, name=k, **ctx.opts)]
 
 
 def _similarity(fn: Callable, ctx: _Ctx) -> Units:
@@ -74,8 +88,8 @@ def _similarity(fn: Callable, ctx: _Ctx) -> Units:
         # else the prompts' last state (identical prompts) from each model's own cache.
         cross = f"{k}__on_{ctx.teacher}"
         student, site = (cross, "mean_reasoning") if cross in ctx.paths else (k, "last_prompt")
-        out.append((k, call(fn, ctx.cache(ctx.teacher), ctx.cache(student), site=site,
-                            seed=ctx.cfg.seed, names=(ctx.teacher, k), **ctx.opts)))
+        out += _unit(ctx, k, fn, ctx.cache(ctx.teacher), ctx.cache(student), site=site,
+                     seed=ctx.cfg.seed, names=(ctx.teacher, k), **ctx.opts)
     return out
 
 
@@ -97,8 +111,8 @@ def _ablation(fn: Callable, ctx: _Ctx) -> Units:
         conds = {"own": k, "teacher": f"{k}__on_{ctx.teacher}", "scrambled": f"{k}__scrambled"}
         conds = {c: ctx.cache(stem) for c, stem in conds.items() if stem in ctx.paths}
         if len(conds) >= 2:
-            out.append((k, call(fn, conds, tasks=ctx.suite, reference="own", seed=ctx.cfg.seed,
-                                **ctx.opts)))
+            out += _unit(ctx, k, fn, conds, tasks=ctx.suite, reference="own",
+                         seed=ctx.cfg.seed, **ctx.opts)
     return out
 
 
@@ -113,9 +127,9 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
     out = []
     for k in ctx.pairs():
         align_dir = ctx.run / "alignment" if k == first else ctx.run / "alignment" / "pairs" / k
-        out.append((k, call(fn, teacher=ctx.teacher, students=[k],
-                            alignment=align_dir if (align_dir / "summary.json").exists()
-                            else None, **per, **one, **ctx.opts)))
+        out += _unit(ctx, k, fn, teacher=ctx.teacher, students=[k],
+                     alignment=align_dir if (align_dir / "summary.json").exists() else None,
+                     **per, **one, **ctx.opts)
     return out
 
 
@@ -159,10 +173,12 @@ def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite,
         first = (str(e).splitlines() or [""])[0][:200]
         return False, f"failed with {type(e).__name__}: {first} (traceback above; a bug)"
     if not units:
-        return False, "nothing to compare (needs a teacher and a student with caches)"
+        why = "; ".join(ctx.skipped) or "nothing to compare (needs a teacher and a student " \
+            "with caches)"
+        return False, f"failed: {why}" if ctx.skipped else why
     save_units(units, run / "probes", name, cfg)
     results[name] = dict(units)
-    return True, ""
+    return True, "; ".join(ctx.skipped)
 
 
 def save_units(units: Units, out: Path, name: str, cfg: ExperimentConfig) -> None:

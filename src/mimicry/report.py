@@ -226,6 +226,8 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
             return [("p", f"**Failed** — {why}. No numbers are shown for it.")]
         return [("p", f"**Not available yet**: {why}.")]
     out: list[Block] = []
+    if notes.get(name):
+        out.append(("p", f"Note: {notes[name]}."))
     calls = _read_csv(run / "probes" / f"{name}_calls.csv")
     if calls is not None and len(calls):
         out += [("table", calls.drop(columns=["unit"], errors="ignore")),

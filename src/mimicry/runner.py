@@ -281,7 +281,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="run folder (default: the config's out)")
     p.add_argument("--force", action="store_true", help="re-run stages already marked done")
     p.add_argument("--max-items", type=int, default=None,
-                   help="keep only the first N items per task (quick runs)")
+                   help="keep N items per task, evenly spaced over the suite (quick runs)")
     p.set_defaults(func=_cmd_run)
     if "demo" not in getattr(subparsers, "choices", {}):
         d = subparsers.add_parser(
@@ -290,7 +290,7 @@ def register(subparsers) -> None:
                         "(generate, align, capture, probes, report) into --out.")
         d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
         d.add_argument("--max-items", type=int, default=None,
-                       help="keep only the first N items per task (quicker)")
+                       help="keep N items per task, evenly spaced (quicker)")
         d.add_argument("--force", action="store_true", help="re-run finished stages")
         d.set_defaults(func=_cmd_demo)
 

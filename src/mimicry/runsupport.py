@@ -137,12 +137,7 @@ def load_suites(cfg: ExperimentConfig):
     seen: set[str] = set()
     for name in cfg.suites:
         s = load_suite(name)
-        per_task: dict[str, int] = {}
-        for it in s:
-            k = per_task.get(it.task, 0)
-            if cfg.max_items_per_task is not None and k >= cfg.max_items_per_task:
-                continue
-            per_task[it.task] = k + 1
+        for it in _spread(s, cfg.max_items_per_task):
             if it.item_id in seen:
                 raise InputError(f"item_id '{it.item_id}' appears in two suites",
                                  file=cfg.source, fix="run the suites in separate configs")
@@ -157,6 +152,23 @@ def load_suites(cfg: ExperimentConfig):
         name = "+".join(cfg.suites)
     return TaskSuite(name, items, source="; ".join(x for x in sources if x),
                      reliability=reliability, synthetic=synthetic)
+
+
+def _spread(suite, n: int | None) -> list:
+    """Return the suite's items, at most ``n`` per task, evenly spaced over the suite's order.
+
+    Suites are often ordered by difficulty, so the first ``n`` items would all be easy ones.
+    """
+    if n is None:
+        return list(suite)
+    out = []
+    for task in suite.tasks:
+        its = [it for it in suite if it.task == task]
+        if len(its) <= n:
+            out += its
+        else:
+            out += [its[(i * len(its)) // n] for i in range(n)]
+    return out
 
 
 def traces_path(run: Path, key: str) -> Path:
