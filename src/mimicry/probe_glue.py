@@ -93,16 +93,33 @@ def _similarity(fn: Callable, ctx: _Ctx) -> Units:
     return out
 
 
+def _all_models(ctx: _Ctx, fn: Callable, **kw: Any) -> Units:
+    """Return ``[("all", fn({key: cache}, ...))]`` over every model the data allow.
+
+    If the joint call is refused (a user-level problem with some model), each model is tried
+    alone and the ones that fail are left out, with their reason noted.
+    """
+    caches = {k: ctx.cache(k) for k in ctx.own()}
+    try:
+        return [("all", call(fn, caches, **kw))]
+    except MimicryError:
+        pass
+    alone = {**kw, "transfer": False} if "transfer" in kw else kw  # no teacher when alone
+    good = {}
+    for k, c in caches.items():
+        if _unit(ctx, k, fn, {k: c}, **alone):
+            good[k] = c
+    return [("all", call(fn, good, **kw))] if good else []
+
+
 def _entropy(fn: Callable, ctx: _Ctx) -> Units:
-    caches = {k: ctx.cache(k) for k in ctx.own()}  # every model on one figure
-    return [("all", call(fn, caches, tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts))]
+    return _all_models(ctx, fn, tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts)
 
 
 def _planning(fn: Callable, ctx: _Ctx) -> Units:
-    caches = {k: ctx.cache(k) for k in ctx.own()}
-    teacher = ctx.teacher if ctx.teacher in caches else None
-    return [("all", call(fn, caches, tasks=ctx.suite, teacher=teacher, transfer=teacher
-                         is not None, seed=ctx.cfg.seed, **ctx.opts))]
+    teacher = ctx.teacher if ctx.teacher in ctx.own() else None
+    return _all_models(ctx, fn, tasks=ctx.suite, teacher=teacher, transfer=teacher is not None,
+                       seed=ctx.cfg.seed, **ctx.opts)
 
 
 def _ablation(fn: Callable, ctx: _Ctx) -> Units:
