@@ -169,3 +169,40 @@ def test_missing_step_is_reported_not_faked(tmp_path, monkeypatch):
     status = run_experiment(cfg, stages=STAGES)
     assert status["generate"]["status"] == "skipped (done)"
     assert status["align"]["status"] == "done"
+
+
+def test_probe_unit_refused_by_the_data_is_noted_not_fatal(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import mimicry.probe_glue as pg
+    from mimicry.errors import InputError
+
+    run = tmp_path / "run"
+    (run / "caches").mkdir(parents=True)
+    for k in ("teacher", "student", "base"):
+        (run / "caches" / f"{k}.h5").write_bytes(b"")
+    monkeypatch.setattr(pg._Ctx, "cache", lambda self, stem: stem)
+
+    def no_figure():
+        raise ValueError("no figure")
+
+    def fake_run(cache, *, tasks=None, seed=0, name=None):
+        if cache == "student":
+            raise InputError("only 0 items have a usable human label")
+        return SimpleNamespace(table=pd.DataFrame({"model": [cache], "rho": [0.5]}),
+                               tables={}, meta={"seed": seed}, plot=no_figure)
+
+    monkeypatch.setattr(pg, "lookup", lambda mod, attr: (fake_run, ""))
+    cfg = config_from_dict(make_inputs(tmp_path))
+    ok, note = pg.run_probe("difficulty", cfg, run, None)
+    assert ok and note == "student not computed (only 0 items have a usable human label)"
+    table = pd.read_csv(run / "probes" / "difficulty.csv")
+    assert list(table.unit) == ["teacher", "base"] and list(table.model) == ["teacher", "base"]
+    # every unit refused: the probe is reported as failed, nothing written
+    def refuse(*args, **kw):
+        raise InputError("no labels")
+
+    monkeypatch.setattr(pg, "lookup", lambda mod, attr: (refuse, ""))
+    ok, note = pg.run_probe("similarity", cfg, run, None)
+    assert not ok and note.startswith("failed: student not computed (no labels)")
+    assert not (run / "probes" / "similarity.csv").exists()
