@@ -71,7 +71,7 @@ def estimate_bytes(n_items: int, dims: dict, config: CaptureConfig, n_token_rows
     return n_items * (len(config.sites) * row + ent + 200) + n_token_rows * row
 
 
-def _dims_from_config(spec: ModelSpec) -> dict:
+def _dims_from_config(spec: ModelSpec) -> tuple[dict, object]:
     from transformers import AutoConfig
 
     from .base import model_dims
