@@ -64,6 +64,8 @@ def test_round_trip_and_plain_h5py_layout(job):
         assert len(c) == 12 and c.n_layers == 2 and c.d_model == 64 and c.n_heads == 4
         assert list(c.items.item_id) == [f"i{i}" for i in range(12)]  # input order
         assert c.items.truncated.tolist() == [i % 5 == 3 for i in range(12)]
+        want_rt = [len(json.loads(x)["reasoning"].split()) for x in open(traces)]
+        assert c.items.reasoning_tokens.tolist() == want_rt
         assert (c.items.n_prompt + c.items.n_reasoning + c.items.n_answer
                 == c.items.n_tokens).all()
         assert set(c.sites) == set(cfg.sites) and set(c.segments) == set(ENTROPY_SEGMENTS)

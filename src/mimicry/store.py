@@ -153,7 +153,12 @@ class Cache:
     # --- data --------------------------------------------------------------------------
     @property
     def items(self) -> pd.DataFrame:
-        """Return the items table (one row per cache row, in cache order)."""
+        """Return the items table (one row per cache row, in cache order).
+
+        Columns: item_id, task, trace_model, row, n_tokens, n_prompt, n_reasoning, n_answer,
+        last_prompt, think_end (-1: none), reasoning_tokens (from the trace; NaN if unknown),
+        truncated (bool).
+        """
         if self._items is None:
             g = self._f["items"]
             cols = {}
@@ -163,6 +168,8 @@ class Cache:
                 cols[k] = g[k][()].astype(np.int64)
             df = pd.DataFrame(cols)
             df["truncated"] = df["truncated"].astype(bool)
+            # unknown on disk is -1; NaN here so that log() and means exclude it visibly
+            df["reasoning_tokens"] = df["reasoning_tokens"].where(df["reasoning_tokens"] >= 0)
             self._items = df
         return self._items
 
