@@ -16,9 +16,8 @@ Inputs may be fp32, bf16 or fp16; products and sums are fp32.
 
 :func:`entropy_stats` is the drop-in for the torch reference
 :func:`mimicry.capture.entropy.entropy_stats` (same arguments, same :class:`EntropyStats`): it
-runs the kernel on CUDA when ``triton`` imports and the mask is causal + left padding, the
-blockwise torch path (:mod:`~mimicry.capture.entropy_blockwise`) for such masks elsewhere,
-and the chunked torch reference for anything else (packed or custom masks). :func:`fused_entropy_stats` always runs
+runs the kernel on CUDA when ``triton`` imports and the mask is causal + left padding, and the
+chunked torch reference for anything else (CPU, packed or custom masks). :func:`fused_entropy_stats` always runs
 the kernel: compiled on CUDA, or on CPU tensors through Triton's interpreter when
 ``TRITON_INTERPRET=1`` was set before triton was imported (exact but slow; that is how the
 tests check it on machines without a GPU).
@@ -333,17 +332,18 @@ def entropy_stats(q: torch.Tensor, k: torch.Tensor, *, scaling: float | None = N
                   softcap: float | None = None, sink_index: torch.Tensor | None = None,
                   chunk: int = 256, max_block_elems: int | None = None,
                   use_triton: bool | None = None, impl: str = "auto") -> EntropyStats:
-    """Return :class:`EntropyStats` ``[b, h, Lq]`` from the fastest exact path that applies.
+    """Return :class:`EntropyStats` ``[b, h, Lq]``: the fused kernel where it applies, else torch.
 
     A drop-in for :func:`mimicry.capture.entropy.entropy_stats` (same arguments and results,
     up to float32 rounding). ``impl="auto"``: the fused Triton kernel when
     :func:`triton_available` holds for ``q.device`` and the mask is standard (``causal`` and
     ``attn_mask`` None, a 2-D left-padding mask ``[b, Lk]``, or a 4-D mask that is exactly
-    causal + left padding (+ ``sliding_window``)); else, for a standard mask, the blockwise
-    torch path (:mod:`mimicry.capture.entropy_blockwise`); else (packed or custom masks) the
-    chunked torch reference. ``impl`` may force ``"triton"`` (raises where it cannot run),
-    ``"blockwise"`` (raises on a non-standard mask) or ``"reference"``.
-    ``use_triton=True`` is ``impl="triton"``; ``use_triton=False`` never uses the kernel.
+    causal + left padding (+ ``sliding_window``)); anything else (CPU, packed or custom masks)
+    runs the chunked torch reference. ``impl`` may force ``"triton"`` (raises where it cannot
+    run), ``"blockwise"`` (:mod:`mimicry.capture.entropy_blockwise`, standard masks only; not
+    the default: it was slower than the reference end-to-end on CPU, see
+    ``benchmarks/README.md``) or ``"reference"``. ``use_triton=True`` is ``impl="triton"``;
+    ``use_triton=False`` never uses the kernel.
     """
     if use_triton is True:
         impl = "triton"
@@ -354,18 +354,18 @@ def entropy_stats(q: torch.Tensor, k: torch.Tensor, *, scaling: float | None = N
                                   softcap=softcap, sink_index=sink_index, chunk=chunk)
     if max_block_elems is not None:
         ref_kw["max_block_elems"] = max_block_elems
-    if impl == "reference":
+    kernel_ok = use_triton is not False and triton_available(q.device)
+    if impl == "reference" or (impl == "auto" and not kernel_ok):
         return reference_entropy_stats(q, k, **ref_kw)
     start, why = _standard_start(q, k, attn_mask, causal, query_index, sliding_window, chunk)
-    kernel_ok = use_triton is not False and triton_available(q.device)
     if impl == "triton" and (why is not None or not kernel_ok):
         why = why or f"triton cannot run on {q.device}"
         raise RuntimeError(f"fused entropy kernel not applicable: {why}")
     if impl == "blockwise" and why is not None:
         raise RuntimeError(f"blockwise entropy not applicable: {why}")
-    if why is not None:
+    if impl == "auto" and why is not None:
         return reference_entropy_stats(q, k, **ref_kw)
-    if kernel_ok and impl != "blockwise":
+    if impl != "blockwise":
         return fused_entropy_stats(q, k, scaling=scaling, key_start=start,
                                    query_index=query_index, sliding_window=sliding_window,
                                    softcap=softcap, sink_index=sink_index)
