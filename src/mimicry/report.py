@@ -91,7 +91,7 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
     return out
 
 
-def _behaviour_blocks(run: Path, labels: dict[str, str]) -> list[Block]:
+def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
     from .probe_glue import save_figure
     from .report_figures import inflation_figure, negative_transfer_figure
 
@@ -107,14 +107,16 @@ def _behaviour_blocks(run: Path, labels: dict[str, str]) -> list[Block]:
                 "human RT (ms) over the items of a task, or with the error rate where only "
                 "accuracy norms exist (column measure); 95% percentile bootstrap CI over items, "
                 f"permutation p. Seed {summ.get('seed', '?')}, {summ.get('n_boot', '?')} "
-                "bootstrap resamples."))
+                "bootstrap resamples."
+                + (" This suite's norms are synthetic (a difficulty parameter on the RT scale), "
+                   "not human data." if synthetic else "")))
     cols = [c for c in ALIGN_COLS if c in table.columns]
     out.append(("table", table[cols]))
     out += _fig(ad / "scatter.png", "Log reasoning tokens vs log human difficulty, per task "
                 "(one point per item; line: least-squares fit).")
     per = summ.get("per_model", {})
     if per:
-        rows = [{"model": m, "role": _role_of(m, summ), "k tasks": d.get("k"),
+        rows = [{"model": m, "role": roles.get(m) or _role_of(m, summ), "k tasks": d.get("k"),
                  "r̄": d.get("r_bar"), "ci_low": d.get("ci_low"), "ci_high": d.get("ci_high"),
                  "p": d.get("p"), "across-task r": (d.get("across_task") or {}).get("r")}
                 for m, d in per.items()]
@@ -277,13 +279,13 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
         blocks += [("h", 2, "Models"), ("table", pd.DataFrame(
             [{"key": m["key"], "role": m["role"], "name": m["name"],
               "local_path": m.get("local_path") or ""} for m in models]))]
-    labels = {m["key"]: m.get("label") or m["key"] for m in models}
+    roles = {m["key"]: m["role"] for m in models}
     from .config import STAGES
 
     if suite is not None:
         blocks += _suite_blocks(suite)
     blocks += _status_blocks(run, list(STAGES))
-    blocks += _behaviour_blocks(run, labels)
+    blocks += _behaviour_blocks(run, roles, bool(getattr(suite, "synthetic", False)))
     names = (cfg.get("probes") or {}).get("names") or list(PROBE_TITLES)
     blocks += _mechanism_blocks(run, names)
     blocks.append(("h", 2, "Verdict: policy transfer or surface mimicry?"))
