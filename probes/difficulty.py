@@ -112,11 +112,14 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
 
             raise InputError(f"random-init cache lacks {(rrows_all < 0).sum()} of the items",
                              fix="capture the random-init model over the same traces")
-    rows, preds, per_site, site_labels = [], {}, {}, {}
+    rows, preds, per_site, site_labels, skipped = [], {}, {}, {}, {}
     for site in sites:
         # items whose segment is empty have NaN residuals at this site: excluded, counted
         keep = np.isfinite(read_resid(cache, layers[0], site, labels.rows)).all(1)
         lab = labels if keep.all() else labels.subset(keep, f"empty_segment:{site}")
+        if lab.n < max(10, 2 * n_folds):
+            skipped[site] = f"only {lab.n} items have {site} residuals (empty segment)"
+            continue
         g, gdesc = resolve_groups(lab, groups, n_folds, items)
         folds = group_kfold(g, n_folds, seed)
         rng = np.random.default_rng(seed)
@@ -144,11 +147,15 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
                 row.update(random_rho=r["rho"], random_rho_ci_low=r["rho_ci_low"],
                            random_rho_ci_high=r["rho_ci_high"])
             rows.append(row)
+    if not rows:
+        from mimicry.errors import InputError
+
+        raise InputError(f"no site has enough items: {skipped}", fix="use another --site")
     table = pd.DataFrame(rows)
-    first = per_site[sites[0]]
+    first = next(iter(per_site.values()))
     meta = {"probe": "difficulty", "target": labels.target, "measure": labels.measure,
             "n": first["n"], "exclusions": first["exclusions"], "groups": first["groups"],
-            "n_groups": first["n_groups"], "sites": per_site, "n_folds": n_folds, "inner": inner,
+            "n_groups": first["n_groups"], "sites": per_site, "skipped_sites": skipped, "n_folds": n_folds, "inner": inner,
             "alphas": alphas if isinstance(alphas, str) else list(map(float, alphas)),
             "n_perm": n_perm, "n_boot": n_boot, "seed": seed, "standardize": standardize,
             "ci": "percentile bootstrap over items of the out-of-fold predictions"}

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mimicry.errors import InputError
+
 from . import ablation as _ablation
 from . import difficulty as _difficulty
 from . import entropy as _entropy
@@ -36,35 +38,47 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     students = students or [k for k in caches if k != teacher]
     kw = dict(seed=seed, n_boot=n_boot)
     res: dict[str, Any] = {}
-    res["planning"] = _planning.run(caches, tasks=tasks, teacher=teacher, n_perm=n_perm,
-                                    progress_bar=progress_bar, **kw)
+    skipped: dict[str, str] = {}
+
+    def attempt(label, fn, *a, **k):
+        # a probe the data refuses (e.g. a base model without reasoning) is noted, not fatal
+        try:
+            return fn(*a, **k)
+        except InputError as e:
+            skipped[label] = e.problem
+            return None
+
+    res["planning"] = attempt("planning", _planning.run, caches, tasks=tasks, teacher=teacher,
+                              n_perm=n_perm, progress_bar=progress_bar, **kw)
     if tasks is not None:
-        res["difficulty"] = {}
-        for k, c in caches.items():
-            sites = [difficulty_site] if difficulty_site else None
-            res["difficulty"][k] = _difficulty.run(c, tasks=tasks, sites=sites, name=k,
-                                                   n_perm=n_perm, progress_bar=progress_bar,
-                                                   **kw)
+        sites = [difficulty_site] if difficulty_site else None
+        res["difficulty"] = {k: r for k, c in caches.items() if (r := attempt(
+            f"difficulty:{k}", _difficulty.run, c, tasks=tasks, sites=sites, name=k,
+            n_perm=n_perm, progress_bar=progress_bar, **kw)) is not None}
         with_entropy = {k: c for k, c in caches.items() if getattr(c, "segments", None)}
         if with_entropy:
-            res["entropy"] = _entropy.run(with_entropy, tasks=tasks, n_perm=max(n_perm, 200),
-                                          **kw)
+            res["entropy"] = attempt("entropy", _entropy.run, with_entropy, tasks=tasks,
+                                     n_perm=max(n_perm, 200), **kw)
     res["similarity"] = {}
     for s in students:
         cross = (similarity_caches or {}).get(s)
         other, site = (cross, "mean_reasoning") if cross is not None else (caches[s], "last_prompt")
-        res["similarity"][s] = _similarity.run(caches[teacher], other, site=site,
-                                               names=(teacher, s), n_perm=n_perm,
-                                               progress_bar=progress_bar, seed=seed,
-                                               n_boot=min(n_boot, 100))
+        r = attempt(f"similarity:{s}", _similarity.run, caches[teacher], other, site=site,
+                    names=(teacher, s), n_perm=n_perm, progress_bar=progress_bar, seed=seed,
+                    n_boot=min(n_boot, 100))
+        if r is not None:
+            res["similarity"][s] = r
     if ablation and tasks is not None:
-        res["ablation"] = {s: _ablation.run(conds, tasks=tasks, progress_bar=progress_bar, **kw)
-                           for s, conds in ablation.items()}
+        res["ablation"] = {s: r for s, conds in ablation.items() if (r := attempt(
+            f"ablation:{s}", _ablation.run, conds, tasks=tasks, progress_bar=progress_bar,
+            **kw)) is not None}
+    res = {k: v for k, v in res.items() if v is not None}
     v = _verdict.run(teacher=teacher, students=students, alignment=alignment,
                      planning=res.get("planning"), difficulty=res.get("difficulty"),
                      similarity=res.get("similarity"), entropy=res.get("entropy"),
                      ablation=res.get("ablation"), model_names=model_names)
     v.arrays["results"] = res
+    v.meta["skipped"] = skipped
     return v
 
 

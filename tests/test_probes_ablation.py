@@ -72,3 +72,23 @@ def test_empty_segments_are_excluded_and_counted():
     ab = ablation.run({"own": a, "other": b}, tasks=labels, site="mean_answer", n_boot=20,
                       progress_bar=False)
     assert ab.meta["n"] == 73 and ab.meta["exclusions"]["empty_segment:mean_answer"] == 7
+
+
+def test_site_without_items_is_skipped_and_run_all_survives():
+    """A model with no reasoning (NaN at mean_reasoning) loses that site, not the run."""
+    from probes import difficulty
+    from probes.suite import run_all
+
+    a, labels = make_fake(n=60, n_layers=2, signal_layer=1, sites=("last_prompt", "mean_reasoning"))
+    for key in a._resid:
+        if key[1] == "mean_reasoning":
+            a._resid[key][:] = np.nan
+    d = difficulty.run(a, tasks=labels, n_perm=2, n_boot=20, progress_bar=False)
+    assert set(d.table["site"]) == {"last_prompt"} and "mean_reasoning" in d.meta["skipped_sites"]
+    b, _ = make_fake(n=60, n_layers=2, signal_layer=1, seed=3, difficulty=labels.to_numpy(),
+                     sites=("last_prompt",))
+    v = run_all({"teacher": b, "student": a}, teacher="teacher", tasks=labels, n_perm=2,
+                n_boot=20, progress_bar=False,
+                ablation={"student": {"own": a, "other": a}})   # ablation site is all NaN
+    assert "ablation:student" in v.meta["skipped"]
+    assert list(v.tables["calls"]["student"]) == ["student"]
