@@ -193,3 +193,21 @@ def test_demo_prints_the_bundled_norms(capsys):
         for t in s.tasks:
             n = sum(1 for it in s if it.task == t)  # items per task, counted here
             assert any(r[:3] == [name, t, str(n)] for r in rows), (name, t, n)
+
+
+@pytest.mark.parametrize("make,args,msg", [
+    (None, ["run", "{d}/nope.toml"], "config file not found"),
+    ("name = [", ["run", "{d}/c.toml"], "not valid TOML"),
+    ('name = "x"\n', ["run", "{d}/c.toml"], "no [[models]] entries"),
+    ('name = "x"\n[[models]]\nname = "a"\nrole = "boss"\n', ["run", "{d}/c.toml"],
+     "role 'boss' is not valid"),
+    ('name = "x"\n[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "base"\n',
+     ["run", "{d}/c.toml", "--stages", "generate,plot"], "unknown stage(s) ['plot']"),
+])
+def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys, make, args, msg):
+    if make is not None:
+        (tmp_path / "c.toml").write_text(make)
+    rc = main([a.format(d=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and msg in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if make is None else ["c.toml"])
