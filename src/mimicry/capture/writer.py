@@ -335,21 +335,38 @@ def _merge(tmp: Path, sources: list[Path], entries, dest_of, n: int, attrs: dict
                 out.create_dataset(name, shape=shape, dtype=ds.dtype,
                                    chunks=_chunks(shape, ds.dtype.itemsize),
                                    maxshape=(None, *ds.shape[1:]))
-        for si, src in enumerate(sources):
-            with h5py.File(src, "r") as f:
-                local = np.array([li for (_, _, s, li) in entries if s == si], dtype=np.int64)
-                if not len(local):
-                    continue
-                dest = np.array([dest_of[(si, li)] for li in local], dtype=np.int64)
-                for name in _datasets(f):
-                    if name in offsets_names:
-                        continue
-                    if name in RAGGED:
-                        so = f[RAGGED[name]][()]
-                        do = dest_off[RAGGED[name]]
-                        for li, d in zip(local, dest):
-                            out[name][do[d]:do[d + 1]] = f[name][so[li]:so[li + 1]]
-                        continue
-                    for a in range(0, len(local), 64):  # blocks of rows: bounded memory
-                        block = f[name][local[a:a + 64]]
-                        out[name][dest[a:a + 64]] = block
+        # Destination-ordered, block by block (block = the resid chunk rows): every chunk of
+        # the new file is written once, whole, in order (scattered writes into chunked
+        # datasets would read-modify-write them); each block opens only its own sources.
+        names = []
+        out.visit(lambda nm: names.append(nm) if isinstance(out[nm], h5py.Dataset) else None)
+        plain = [nm for nm in names if nm not in offsets_names and nm not in RAGGED]
+        ragged = [nm for nm in names if nm in RAGGED]
+        block = max(1, min(out[nm].chunks[0] for nm in plain if nm.startswith("resid/"))
+                    if any(nm.startswith("resid/") for nm in plain) else 256)
+        for a in range(0, n, block):
+            b = min(n, a + block)
+            bufs = {nm: np.empty((b - a, *out[nm].shape[1:]), dtype=out[nm].dtype)
+                    for nm in plain}
+            rag = {nm: [None] * (b - a) for nm in ragged}
+            by_src: dict[int, list[tuple[int, int]]] = {}
+            for d in range(a, b):
+                _, _, si, li = entries[d]
+                by_src.setdefault(si, []).append((li, d - a))
+            for si, pairs in by_src.items():
+                pairs.sort()  # h5py point selections must be increasing
+                local = np.array([li for li, _ in pairs], dtype=np.int64)
+                slot = np.array([j for _, j in pairs], dtype=np.int64)
+                with h5py.File(sources[si], "r") as f:
+                    for nm in plain:
+                        bufs[nm][slot] = f[nm][local]
+                    for nm in ragged:
+                        so = f[RAGGED[nm]][()]
+                        for li, j in pairs:
+                            rag[nm][j] = f[nm][so[li]:so[li + 1]]
+            for nm in plain:
+                out[nm][a:b] = bufs[nm]
+            for nm in ragged:
+                do = dest_off[RAGGED[nm]]
+                if do[b] > do[a]:
+                    out[nm][do[a]:do[b]] = np.concatenate(rag[nm])
