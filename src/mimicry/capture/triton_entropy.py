@@ -75,6 +75,7 @@ if triton is not None:
         stride_ob, stride_oh, stride_om, stride_qib,
         n_heads, n_queries, n_keys, group, head_dim,
         HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, UPCAST: tl.constexpr,
+        DOT_PREC: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -120,7 +121,7 @@ if triton is not None:
                          other=0.0)
             if UPCAST:
                 kt = kt.to(tl.float32)
-            s = tl.dot(q, kt, input_precision="ieee") * sm_scale
+            s = tl.dot(q, kt, input_precision=DOT_PREC) * sm_scale
             if HAS_SOFTCAP:
                 x = tl.minimum(tl.maximum(s / softcap, -15.0), 15.0)  # tanh(15) == 1 in fp32
                 s = softcap * (1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0))
@@ -284,6 +285,7 @@ def fused_entropy_stats(
     if lq and lk:
         block_d = max(16, triton.next_power_of_2(dh))
         grid = (triton.cdiv(lq, block_m), b * h)
+        upcast = bool(dev.type == "cpu" and q.dtype == torch.bfloat16)
         kwargs: dict[str, Any] = {}
         if dev.type == "cuda":
             kwargs = {"num_warps": 4 if block_d <= 64 else 8, "num_stages": 2}
@@ -294,7 +296,10 @@ def fused_entropy_stats(
             h, lq, lk, h // hkv, dh,
             HAS_WINDOW=bool(sliding_window), HAS_SOFTCAP=bool(softcap),
             # The interpreter multiplies bf16 tiles as raw uint16 (triton 3.9): upcast there.
-            UPCAST=bool(dev.type == "cpu" and q.dtype == torch.bfloat16),
+            UPCAST=upcast,
+            # fp32 operands: exact fp32 products (no TF32); 16-bit operands: the default
+            # (tensor cores), whose products are exact in the fp32 accumulator anyway.
+            DOT_PREC="ieee" if (q.dtype == torch.float32 or upcast) else None,
             BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, **kwargs)
     qi = qidx.to(torch.int64)
     lo = key_start.to(torch.int64)[:, None].expand(b, lq)
