@@ -109,6 +109,9 @@ def test_report_tables_match_alignment_and_html_is_self_contained(done_run):
     r = stats.pearsonr(np.log(sp.reasoning_tokens), np.log(sp.human_rt_ms)).statistic
     got = table[(table.model == "teacher") & (table.task == "spatial")].r.item()
     assert got == pytest.approx(r, abs=1e-9)
+    pm = json.loads((run / "alignment" / "summary.json").read_text())["per_model"]["teacher"]
+    assert (f"teacher {pm['r_bar']:.3f} [{pm['ci_low']:.3f}, {pm['ci_high']:.3f}]"
+            in md.split("## Summary", 1)[1].split("##", 1)[0])
     for section in ("## Pipeline status", "## Behaviour", "### Negative transfer",
                     "### Inflation law", "## Mechanism", "## Verdict"):
         assert section in md

@@ -251,6 +251,25 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
     return out
 
 
+def _summary_blocks(run: Path) -> list[Block]:
+    """Return the headline: r̄ per model and the verdict calls (only what exists)."""
+    lines = []
+    per = _read_json(run / "alignment" / "summary.json").get("per_model", {})
+    rb = [f"{m} {_fmt(d.get('r_bar'))} " + (
+          f"[{_fmt(d.get('ci_low'))}, {_fmt(d.get('ci_high'))}]" if d.get("ci_low") is not None
+          else f"(k = {d.get('k')} task; its bootstrap CI is in the table below)")
+          for m, d in per.items() if d.get("r_bar") is not None]
+    if rb:
+        lines.append("Mean alignment r̄ (Fisher z over tasks, 95% CI): " + "; ".join(rb) + ".")
+    calls = _read_csv(run / "probes" / "verdict_calls.csv")
+    if calls is not None and len(calls) and {"student", "call"} <= set(calls.columns):
+        lines.append("Verdict: " + "; ".join(f"{r.student}: **{r.call}**"
+                                            for r in calls.itertuples()) + ".")
+    if not lines:
+        return []
+    return [("h", 2, "Summary"), ("p", " ".join(lines))]
+
+
 def _suite_blocks(suite) -> list[Block]:
     rows = []
     for task in suite.tasks:
@@ -274,6 +293,7 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     blocks.append(("p", f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
                    f"mimicry {__version__}; config {cfg.get('source') or '?'}; seed "
                    f"{cfg.get('seed', '?')}; suites {', '.join(cfg.get('suites', []))}."))
+    blocks += _summary_blocks(run)
     models = cfg.get("models", [])
     if models:
         blocks += [("h", 2, "Models"), ("table", pd.DataFrame(
