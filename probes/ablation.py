@@ -147,13 +147,17 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
             out.append(row)
     table = pd.DataFrame(out)
     mean_rho = table.groupby("layer")["rho"].mean()
+    if (mean_rho.index > 0).any() and mean_rho[mean_rho.index > 0].notna().any():
+        # layer 0 is the embeddings: a mean of token embeddings cannot see word order, so
+        # a within-trace shuffle leaves it unchanged by construction
+        mean_rho = mean_rho[mean_rho.index > 0]
     peak_layer = int(mean_rho.idxmax())
     peak = table[table["layer"] == peak_layer].reset_index(drop=True)
     meta = {"probe": "ablation", "reference": reference, "conditions": list(conditions),
             "site": site, "target": labels.target, "n": len(y), "groups": gdesc,
             "exclusions": {**labels.exclusions, "missing_in_some_condition": n_missing,
                            f"empty_segment:{site}": n_empty},
-            "peak_layer": peak_layer, "peak_rule": "highest mean ρ across conditions",
+            "peak_layer": peak_layer, "peak_rule": "highest mean ρ across conditions, layers ≥ 1 (not the embeddings)",
             "n_boot": n_boot, "n_folds": n_folds, "seed": seed,
             "ci": "paired bootstrap over items of out-of-fold predictions"}
     return Result("ablation", table, tables={"peak": peak}, meta=meta, plotter=plot)

@@ -7,15 +7,18 @@ and returns one evidence row per (student, measure) with its CI, plus ``.tables[
 
 The rule (docs/probes.md, "The verdict rule"), with 95% CIs:
   T  teacher      teacher's behavioural r CI low > 0 (else: inconclusive, nothing to transfer)
-  A  aligned      student's behavioural r (log cost vs difficulty): CI low > 0
+  A  aligned      student's behavioural r (log cost vs difficulty) CI low > 0; a student whose
+                  cost is constant over items (r undefined) fails A
   C  collapse     Δr (student − teacher): CI high < 0
   N  neg.transfer student accuracy below base: diff < 0 and p < 0.05
-  P  plans        student planning ρ (last_prompt → own log reasoning tokens, peak layer):
-                  CI low > 0 and CI high ≥ teacher's CI low
-  S  content      ablation drop (own − scrambled traces) CI low > 0
-policy transfer  ⇐ A and P and not N and not C and S is not "CI high ≤ 0" (when present)
-surface mimicry  ⇐ (not A) or C or N or (not P) — when the deciding row is present
-inconclusive     otherwise, or when A or P is missing
+  P  plans        student planning ρ (last_prompt → own log reasoning tokens, peak layer)
+                  CI low > 0 (the teacher's is shown beside it, not required)
+  W  works        the reasoning does work: accuracy above base (diff > 0, p < 0.05) or the
+                  ablation drop (own − scrambled traces) CI low > 0
+policy transfer  ⇐ T, A, P and W hold, and neither C nor N
+surface mimicry  ⇐ T holds and (A fails, or C, or N, or P fails, or W fails while the
+                  ablation was run) — each only when its row is present
+inconclusive     otherwise (a deciding row missing, or W untested)
 """
 
 from __future__ import annotations
@@ -35,20 +38,22 @@ from .base import PALETTE, Result
 NA = float("nan")
 
 
-def load_alignment(alignment: Any) -> tuple[pd.DataFrame | None, dict]:
-    """Return (alignment table, summary dict) from an AlignmentResult, a folder or a dict."""
+def load_alignment(alignment: Any) -> tuple[pd.DataFrame | None, dict, pd.DataFrame | None]:
+    """Return (alignment table, summary dict, exclusions) from an AlignmentResult, folder or dict."""
     if alignment is None:
-        return None, {}
+        return None, {}, None
     if isinstance(alignment, (str, Path)):
         d = Path(alignment)
         if not (d / "summary.json").exists():
             raise InputError("no summary.json in the alignment folder", file=d,
                              fix="pass the --out folder of `mimicry align`")
         table = pd.read_csv(d / "alignment.csv") if (d / "alignment.csv").exists() else None
-        return table, json.loads((d / "summary.json").read_text())
+        excl = pd.read_csv(d / "exclusions.csv") if (d / "exclusions.csv").exists() else None
+        return table, json.loads((d / "summary.json").read_text()), excl
     if isinstance(alignment, dict):
-        return None, alignment
-    return getattr(alignment, "table", None), dict(getattr(alignment, "summary", {}) or {})
+        return None, alignment, None
+    return (getattr(alignment, "table", None), dict(getattr(alignment, "summary", {}) or {}),
+            getattr(alignment, "exclusions", None))
 
 
 def _num(x: Any) -> float:
@@ -66,8 +71,17 @@ def _row(student, evidence, kind, value=NA, lo=NA, hi=NA, p=NA, n=NA, layer=NA, 
             "layer": _num(layer), "source": source, "note": note}
 
 
+def _constant_models(summary: dict, excl: pd.DataFrame | None) -> set[str]:
+    """Return the models whose alignment cells were excluded for constant cost."""
+    out = set()
+    if excl is not None and len(excl) and {"model", "reason"} <= set(excl.columns):
+        out |= set(excl.loc[excl["reason"].astype(str).str.contains("constant"), "model"])
+    return out
+
+
 def _behaviour(student: str, teacher: str, table, summary: dict,
-               names: dict[str, str] | None = None) -> list[dict]:
+               names: dict[str, str] | None = None,
+               excl: pd.DataFrame | None = None) -> list[dict]:
     rows = []
     names = names or {}
     key = student
@@ -75,18 +89,21 @@ def _behaviour(student: str, teacher: str, table, summary: dict,
     for who, ev in ((student, "behaviour_r"), (teacher, "teacher_behaviour_r")):
         pm = (summary.get("per_model") or {}).get(who)
         t = table[table["model"] == who] if table is not None else pd.DataFrame()
-        if len(t) == 1:
+        if len(t) == 1 and math.isfinite(_num(t.iloc[0]["r"])):
             r = t.iloc[0]
             rows.append(_row(key, ev, "behavioural", r["r"], r["ci_low"], r["ci_high"],
                              r.get("p_perm"), r["n"], source="alignment.csv",
                              note=f"task {r['task']}"))
-        elif pm:
+        elif pm and math.isfinite(_num(pm.get("r_bar"))):
             lo, hi = pm.get("ci_low"), pm.get("ci_high")
             note = "Fisher-z mean over tasks"
             if not math.isfinite(_num(lo)):
                 lo, hi, note = pm.get("ci_fixed_low"), pm.get("ci_fixed_high"), note + " (fixed)"
             rows.append(_row(key, ev, "behavioural", pm.get("r_bar"), lo, hi, pm.get("p"),
                              pm.get("k"), source="summary.json", note=note))
+        elif who in _constant_models(summary, excl):
+            rows.append(_row(key, ev, "behavioural", source="alignment exclusions",
+                             note="constant cost over items: r undefined"))
         else:
             rows.append(_row(key, ev, "behavioural", source="n/a"))
     dr = summary.get("delta_r") or {}
@@ -213,36 +230,39 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
         (support if g["behaviour_r"]["ci_low"] > 0 else against).append(
             "A: behavioural r CI " + ("excludes 0" if g["behaviour_r"]["ci_low"] > 0
                                       else "includes 0 or is below"))
+    elif "behaviour_r" in g and str(g["behaviour_r"]["note"]).startswith("constant cost"):
+        against.append("A: the student's cost is constant over items (no difficulty dependence)")
     else:
         missing.append("A (behavioural r)")
     if ci_ok("delta_r") and g["delta_r"]["ci_high"] < 0:
         against.append("C: Δr CI below 0 (alignment collapsed vs teacher)")
-    if have("accuracy_vs_base") and g["accuracy_vs_base"]["value"] < 0 \
-            and _num(g["accuracy_vs_base"]["p"]) < 0.05:
+    acc = g.get("accuracy_vs_base")
+    acc_p = _num(acc["p"]) if acc is not None else NA
+    if have("accuracy_vs_base") and acc["value"] < 0 and acc_p < 0.05:
         against.append("N: accuracy significantly below base (negative transfer)")
     if ci_ok("planning_rho"):
-        p, t = g["planning_rho"], g.get("teacher_planning_rho")
-        below = t is not None and math.isfinite(t["ci_low"]) and p["ci_high"] < t["ci_low"]
-        if p["ci_low"] > 0 and not below:
-            support.append("P: planning ρ CI excludes 0 and overlaps the teacher's")
-        else:
-            against.append("P: planning ρ CI " + ("below the teacher's" if below
-                                                   else "includes 0"))
+        (support if g["planning_rho"]["ci_low"] > 0 else against).append(
+            "P: planning ρ CI " + ("excludes 0" if g["planning_rho"]["ci_low"] > 0
+                                   else "includes 0 or is below"))
     else:
         missing.append("P (planning ρ)")
-    content_free = ci_ok("ablation_drop") and g["ablation_drop"]["ci_high"] <= 0
-    if ci_ok("ablation_drop"):
-        (support if g["ablation_drop"]["ci_low"] > 0 else against if content_free
-         else missing).append("S: ablation drop " + (
-             "CI above 0 (content carries the signal)" if g["ablation_drop"]["ci_low"] > 0
-             else "CI at or below 0 (signal survives scrambling)" if content_free
-             else "CI includes 0 (undecided)"))
-    decisive_against = [a for a in against if not a.startswith("S")]
-    if decisive_against:
-        return "surface mimicry", decisive_against
-    if not [m for m in missing if m.startswith(("A", "P"))] and not content_free:
+    acc_up = have("accuracy_vs_base") and acc["value"] > 0 and acc_p < 0.05
+    abl = ci_ok("ablation_drop")
+    abl_up = abl and g["ablation_drop"]["ci_low"] > 0
+    if acc_up or abl_up:
+        support.append("W: " + " and ".join(
+            (["accuracy significantly above base"] if acc_up else [])
+            + (["ablation drop CI above 0 (content carries the signal)"] if abl_up else [])))
+    elif abl:
+        against.append("W: no accuracy gain over base and the difficulty signal survives "
+                       "content scrambling (ablation drop CI includes or is below 0)")
+    else:
+        missing.append("W (no accuracy gain over base shown; ablation not run)")
+    if against:
+        return "surface mimicry", against
+    if not missing:
         return "policy transfer", support
-    return "inconclusive", support + against + [f"missing/undecided: {m}" for m in missing]
+    return "inconclusive", support + [f"missing/undecided: {m}" for m in missing]
 
 
 def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
@@ -262,8 +282,8 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         and not {"per_model", "delta_r"} & set(alignment)
     rows, calls = [], []
     for s in students:
-        table, summary = load_alignment(alignment.get(s) if per_student else alignment)
-        ev = _behaviour(s, teacher, table, summary, model_names) + _mechanistic(
+        table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
+        ev = _behaviour(s, teacher, table, summary, model_names, excl) + _mechanistic(
             s, teacher, planning, difficulty, similarity, entropy, ablation)
         df = pd.DataFrame(ev)
         call, reasons = decide(df)

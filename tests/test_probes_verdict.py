@@ -31,9 +31,13 @@ GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0
     ({"accuracy_vs_base": (-0.2, np.nan, np.nan, 0.001)}, "surface mimicry"),
     ({"accuracy_vs_base": (-0.2, np.nan, np.nan, 0.3)}, "policy transfer"),
     ({"planning_rho": (0.05, -0.1, 0.2, 0.3)}, "surface mimicry"),
-    ({"planning_rho": (0.2, 0.1, 0.3, 0.01)}, "surface mimicry"),      # below teacher's CI
+    ({"planning_rho": (0.2, 0.1, 0.3, 0.01)}, "policy transfer"),      # below teacher: shown only
     ({"planning_rho": (np.nan, np.nan, np.nan, np.nan)}, "inconclusive"),
-    ({"ablation_drop": (-0.1, -0.3, -0.01, 0.01)}, "inconclusive"),    # content-free
+    ({"ablation_drop": (-0.1, -0.3, -0.01, 0.01)}, "policy transfer"),  # W via accuracy gain
+    ({"ablation_drop": (-0.1, -0.3, -0.01, 0.01),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),  # W fails
+    ({"ablation_drop": (np.nan,) * 4, "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)},
+     "inconclusive"),                                                  # W untested
     ({"ablation_drop": (0.05, -0.1, 0.2, 0.4)}, "policy transfer"),    # undecided: no veto
     ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3)}, "inconclusive"),  # teacher has no policy
     ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3), "behaviour_r": (0.0, -0.2, 0.2, 0.9)},
@@ -45,6 +49,14 @@ def test_rule(change, expected):
     assert reasons
 
 
+def test_constant_cost_fails_alignment():
+    ev = _ev(**GOOD)
+    ev.loc[ev.evidence == "behaviour_r", ["value", "ci_low", "ci_high"]] = np.nan
+    ev.loc[ev.evidence == "behaviour_r", "note"] = "constant cost over items: r undefined"
+    call, reasons = verdict.decide(ev)
+    assert call == "surface mimicry" and reasons[0].startswith("A: the student's cost")
+
+
 def _suite_and_traces(n=40, seed=0):
     rng = np.random.default_rng(seed)
     rt = np.exp(7 + 0.5 * rng.standard_normal(n))
@@ -54,7 +66,7 @@ def _suite_and_traces(n=40, seed=0):
     z = (np.log(rt) - np.log(rt).mean()) / np.log(rt).std()
     traces = []
     for model, slope, acc in (("T", 1.0, 0.95), ("good", 0.9, 0.9), ("bad", 0.0, 0.5),
-                              ("B", 0.0, 0.8)):
+                              ("B", 0.0, 0.3)):
         toks = np.exp(4 + slope * z + 0.3 * rng.standard_normal(n)).round().astype(int) + 1
         correct = rng.uniform(size=n) < acc
         for i in range(n):
