@@ -87,6 +87,10 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
         ll = np.log1p(lens[segment].to_numpy(float)[labels.rows])
         if not np.all(np.isfinite(ll)) or ll.std() == 0:
             ll = None
+        elif abs(np.corrcoef(labels.y, ll)[0, 1]) > 0.95:
+            # length is (nearly) a function of difficulty: the length-adjusted slope is not
+            # identifiable; report the unadjusted one and say so
+            ll = None
     n, L, H = E.shape
     idx = bootstrap_indices(n, n_boot, seed)
     edges = np.quantile(d, np.linspace(0, 1, n_bins + 1))
@@ -157,6 +161,7 @@ def run(caches: Any, *, tasks: Any = None, target: str = "human", segment: str =
         heads.append(ht)
         meta_models[name] = {"n": labels.n, "exclusions": labels.exclusions,
                              "length_covariate": cov}
+        lt["length_adjusted"] = cov
     if not tabs:
         raise InputError(f"no model has usable {segment} entropy: {skipped}")
     meta = {"probe": "entropy", "skipped": skipped, "segment": segment, "variant": variant, "target": target,

@@ -59,3 +59,12 @@ def test_entropy_run_finds_planted_head():
     bins = res.tables["bins"]
     assert set(bins["bin"]) == set(range(5)) and bins["n"].sum() == 2 * 3 * 150
     assert len(res.plot().axes) >= 3
+
+
+def test_collinear_length_is_not_used_as_covariate():
+    """When segment length is a function of difficulty the adjusted slope is not identifiable."""
+    a, labels = make_fake(n=80, n_layers=2)
+    a.items["n_reasoning_tokens"] = np.round(np.exp(3 + 0.5 * labels.to_numpy())).astype(int)
+    res = entropy.run(a, tasks=labels, n_boot=50, n_perm=50)
+    assert res.meta["models"]["fake"]["length_covariate"] is False
+    assert (~res.table["length_adjusted"]).all() and res.table["partial_rho"].isna().all()
