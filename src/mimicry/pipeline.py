@@ -142,6 +142,17 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
         r2 = dict(roles, student=names[key])
         _say(f"aligning pair {r2}")
         call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key)
+    # A control trained after the student (e.g. RL on top of SFT: DeepScaleR after
+    # R1-Distill): compare it with that student as the reference, so Δr = r(control) −
+    # r(student) with a paired CI answers "does it restore the alignment SFT lost?".
+    controls = [m.key for m in cfg.models if m.role == "control" and m.key in names]
+    if students and controls:
+        for key in controls:
+            r3 = {"teacher": names[students[0]], "student": names[key]}
+            if "base" in roles:
+                r3["base"] = roles["base"]
+            _say(f"aligning control {key} against {students[0]}: {r3}")
+            call(align, traces, suite, roles=r3, **akw).save(run / "alignment" / "pairs" / key)
     missing = [m.key for m in cfg.models if m.key not in names]
     notes = [f"no traces for {', '.join(missing)}"] if missing else []
     return StageResult("partial" if missing else "done", notes)

@@ -143,7 +143,11 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
     first = ctx.cfg.roles().get("student")
     out = []
     for k in ctx.pairs():
-        align_dir = ctx.run / "alignment" if k == first else ctx.run / "alignment" / "pairs" / k
+        # a student's own pair alignment; a control's pair is against the student, not the
+        # teacher, so it gets the main alignment (per-model r; no teacher→control Δr)
+        role = ctx.cfg.model(k).role
+        align_dir = ctx.run / "alignment" if k == first or role == "control" \
+            else ctx.run / "alignment" / "pairs" / k
         out += _unit(ctx, k, fn, teacher=ctx.teacher, students=[k],
                      alignment=align_dir if (align_dir / "summary.json").exists() else None,
                      **per, **one, **ctx.opts)

@@ -92,6 +92,7 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
 
 
 def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
+    roles_cfg = roles
     from .probe_glue import save_figure
     from .report_figures import inflation_figure, negative_transfer_figure
 
@@ -131,11 +132,15 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
     for d, s in pairs:
         roles = s.get("roles", {})
         tag = f" — {roles.get('student')}" if d is not ad else ""
+        ref, who = roles.get("teacher", "teacher"), roles.get("student", "student")
         dr = _read_csv(d / "delta_r.csv")
         if dr is not None and len(dr):
-            out += [("h", 3, f"Teacher → student Δr (paired bootstrap over shared items){tag}"),
+            out += [("h", 3, f"Δr {ref} → {who} (paired bootstrap over shared items)"),
                     ("table", dr)]
-            out += _fig(d / "delta_r.png", "Δr = r(student) − r(teacher) per task, 95% CI.")
+            if roles_cfg.get(who) == "control":
+                out.append(("p", f"{who} is a control trained after {ref}: here {ref} is the "
+                            "reference, so Δr > 0 means the control restores alignment."))
+            out += _fig(d / "delta_r.png", f"Δr = r({who}) − r({ref}) per task, 95% CI.")
         nt = _read_csv(d / "negative_transfer.csv")
         if nt is not None and len(nt):
             out += [("h", 3, f"Negative transfer: student vs base accuracy{tag}"), ("table", nt)]
