@@ -209,3 +209,32 @@ def test_probe_unit_refused_by_the_data_is_noted_not_fatal(tmp_path, monkeypatch
     ok, note = pg.run_probe("similarity", cfg, run, None)
     assert not ok and note.startswith("failed: student not computed (no labels)")
     assert not (run / "probes" / "similarity.csv").exists()
+
+
+def test_control_is_compared_with_the_student(tmp_path):
+    data = make_inputs(tmp_path)
+    # an "RL after SFT" control whose cost tracks RT again (noisy copy of the teacher's)
+    rows = [json.loads(x) for x in (tmp_path / "teacher.jsonl").read_text().splitlines()]
+    rng = np.random.default_rng(3)
+    with open(tmp_path / "rl.jsonl", "w") as f:
+        for r in rows:
+            r = dict(r, model="rl", reasoning_tokens=int(r["reasoning_tokens"]
+                                                          * rng.uniform(0.8, 1.25)))
+            f.write(json.dumps(r) + "\n")
+    data["models"].append({"key": "rl", "name": "external/rl", "role": "control",
+                           "generate": False, "capture": False,
+                           "traces": str(tmp_path / "rl.jsonl")})
+    run_experiment(config_from_dict(data), stages=["generate", "align"])
+    pair = tmp_path / "run" / "alignment" / "pairs" / "rl"
+    assert json.loads((pair / "summary.json").read_text())["roles"] == {
+        "teacher": "student", "student": "rl", "base": "base"}
+    dr = pd.read_csv(pair / "delta_r.csv").set_index("task")
+    items = pd.read_csv(tmp_path / "items.csv")
+    for task in TASKS:
+        r = {}
+        for key in ("student", "rl"):
+            t = pd.read_json(tmp_path / "run" / "traces" / f"{key}.jsonl", lines=True)
+            t = t.merge(items, on=["item_id", "task"])
+            t = t[t.task == task]
+            r[key] = stats.pearsonr(np.log(t.reasoning_tokens), np.log(t.human_rt_ms)).statistic
+        assert dr.loc[task, "delta_r"] == pytest.approx(r["rl"] - r["student"], abs=1e-9)
