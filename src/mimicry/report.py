@@ -302,7 +302,7 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     models = cfg.get("models", [])
     if models:
         blocks += [("h", 2, "Models"), ("table", pd.DataFrame(
-            [{"key": m["key"], "role": m["role"], "name": m["name"],
+            [{"key": m["key"], "role": m["role"], "name": m["name"], "label": m.get("label") or "",
               "local_path": m.get("local_path") or ""} for m in models]))]
     roles = {m["key"]: m["role"] for m in models}
     from .config import STAGES
