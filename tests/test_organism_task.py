@@ -14,16 +14,17 @@ from mimicry.organism.tokenizer import build_tokenizer
 
 
 def test_hand_worked_chain():
-    p = T.Problem(start=3, ops=(4, -7, 2))
-    # 3+4=7, 7-7=0, 0+2=2 (mod 10)
-    assert p.results() == [7, 0, 2]
-    assert p.answer == 2 and p.k == 3
-    assert p.prompt() == "3 s1 +4 s2 -7 s3 +2 ="
-    assert p.reasoning() == "3 s1 +4 7 s2 -7 0 s3 +2 2"
-    assert TR.teacher_completion(p) == "<think> 3 s1 +4 7 s2 -7 0 s3 +2 2 </think> 2"
-    assert TR.direct_completion(p) == "2"
-    # negative wrap-around: 1 - 9 = -8 = 2 (mod 10)
-    assert T.Problem(1, (-9,)).answer == 2
+    p = T.Problem(start=3, ops=(4, 7, 2))
+    # 3+4=7, 7+7=14->4, 4+2=6 (mod 10)
+    assert p.results() == [7, 4, 6]
+    assert p.answer == 6 and p.k == 3
+    assert p.prompt() == "3 s1 +4 s2 +7 s3 +2 ="
+    # each step: marker, operation, plain sum, last digit (the running value)
+    assert p.reasoning() == "3 s1 +4 7 7 s2 +7 14 4 s3 +2 6 6"
+    assert TR.teacher_completion(p) == "<think> 3 s1 +4 7 7 s2 +7 14 4 s3 +2 6 6 </think> 6"
+    assert TR.direct_completion(p) == "6 6"  # final addition 4+2 only, no reasoning
+    assert TR.direct_completion(T.Problem(9, (8, 7))) == "14 4"  # 9+8=17->7, 7+7=14->4
+    assert T.Problem(9, (3,)).answer == 2  # wrap-around
 
 
 def test_parse_prompt_round_trip_and_errors():
@@ -33,7 +34,7 @@ def test_parse_prompt_round_trip_and_errors():
         assert T.parse_prompt(p.prompt()) == p
         # independent recomputation of the answer
         assert p.answer == (p.start + sum(p.ops)) % 10
-    for bad in ["", "x s1 +1 =", "3 s2 +1 =", "3 s1 *1 ="]:
+    for bad in ["", "x s1 +1 =", "3 s2 +1 =", "3 s1 *1 =", "3 s1 -1 ="]:
         with pytest.raises(ValueError):
             T.parse_prompt(bad)
 
@@ -67,6 +68,8 @@ def test_registered_suite_and_scorer():
     assert scoring.score_answer(it, wrong) == (wrong, False)
     assert scoring.score_answer(it, "") == (None, False)
     assert T.parse_answer("s3 +2 7") == "7"  # markers and operations are not answers
+    assert T.parse_answer("14 4") == "4"  # the base's "sum digit" answer: last digit counts
+    assert T.parse_answer("14") is None
 
 
 def test_tokenizer_covers_everything_and_round_trips():
@@ -81,7 +84,7 @@ def test_tokenizer_covers_everything_and_round_trips():
         assert len(ids) == len(text.split())  # one token per word
         assert tok.decode(ids) == text
         r_ids = tok(p.reasoning(), add_special_tokens=False)["input_ids"]
-        assert len(r_ids) == 1 + 3 * p.k
+        assert len(r_ids) == 1 + 4 * p.k
     assert tok.convert_tokens_to_ids("<think>") != unk
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<pad>"
 
@@ -95,9 +98,10 @@ def test_scrambled_content_keeps_form_but_not_computation():
         fake = TR.scramble_content(p.reasoning(), rng).split()
         assert len(fake) == len(real)
         assert [w for w in fake if not w.isdigit()] == [w for w in real if not w.isdigit()]
-        vals = [int(w) for w in fake if w.isdigit()]
         for j, o in enumerate(p.ops):  # does step j still compute prev + op?
-            hits += (vals[j] + o) % 10 == vals[j + 1]
+            prev, r = int(fake[4 * j]), int(fake[4 * j + 4])
+            assert len(fake[4 * j + 3]) == len(real[4 * j + 3])  # plain sum keeps its width
+            hits += (prev + o) % 10 == r
             total += 1
     # random digits: a step is "right" by chance 1 time in 10, never systematically
     assert 0.05 < hits / total < 0.15

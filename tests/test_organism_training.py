@@ -55,7 +55,7 @@ def test_saved_models_load_with_the_word_level_tokenizer(mini_runs):
 
     a, _, _ = mini_runs
     model, tok = load_model(str(a["student_mastery"]))
-    text = "<think> 3 s1 +4 7 s2 -7 0 </think> 0"
+    text = "<think> 3 s1 +4 7 7 s2 +7 14 4 </think> 4"
     ref = build_tokenizer()
     assert tok(text)["input_ids"] == ref(text, add_special_tokens=False)["input_ids"]
     assert tok.unk_token_id not in tok(text)["input_ids"]

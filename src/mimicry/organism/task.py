@@ -1,12 +1,14 @@
-"""The organism's synthetic task family: chains of k signed digit operations mod 10.
+"""The organism's synthetic task family: chains of k digit additions mod 10.
 
 An item of difficulty ``k`` (1..6) is a start digit followed by ``k`` operations, each a
-step marker and a signed digit, e.g. ``3 s1 +4 s2 -7 s3 +2`` (answer ``2``: 3+4=7, 7-7=0,
-0+2=2, all mod 10). Difficulty is the number of steps a correct computation needs.
+step marker and an added digit, then ``=``: ``3 s1 +4 s2 +7 s3 +2 =`` (answer ``6``: 3+4=7,
+7+7=4, 4+2=6, all mod 10). Difficulty is the number of steps a correct computation needs.
 
-Reasoning format (as in real reasoning models): ``<think> 3 s1 +4 = 7 s2 -7 = 0 s3 +2 = 2
-</think> 2`` — the trace restates the start value, then writes one step (marker, operation,
-``=``, intermediate result) per operation, so its length is ``1 + 4k`` tokens.
+Reasoning format (as in real reasoning models): ``<think> 3 s1 +4 7 7 s2 +7 14 4 s3 +2 6 6
+</think> 6`` — the trace restates the start value, then writes one step per operation: the
+marker, the operation, the plain sum and its last digit (the running value), so its length is
+``1 + 4k`` tokens. (The plain sum is what makes the step learnable in minutes: a mod-10 sum of
+two digits carries no first-order signal from either digit alone, a plain sum does.)
 
 The norm is SYNTHETIC, not human: ``rt_ms = SYNTH_RT_BASE_MS + SYNTH_RT_PER_STEP_MS * k``,
 flagged by ``TaskSuite(synthetic=True)`` and ``item.meta["synthetic_norm"] = True``.
@@ -31,7 +33,7 @@ ITEMS_PER_LEVEL = 16
 
 @dataclass(frozen=True)
 class Problem:
-    """One chain: ``start`` digit and ``ops`` as signed digits (e.g. ``[4, -7, 2]``)."""
+    """One chain: ``start`` digit and ``ops`` as digits added in turn (e.g. ``(4, 7, 2)``)."""
 
     start: int
     ops: tuple[int, ...]
@@ -55,16 +57,17 @@ class Problem:
         return self.results()[-1]
 
     def prompt(self) -> str:
-        """Return the prompt text, e.g. ``"3 s1 +4 s2 -7 ="``."""
+        """Return the prompt text, e.g. ``"3 s1 +4 s2 +7 ="``."""
         parts = [str(self.start)]
         for j, o in enumerate(self.ops, 1):
             parts += [f"s{j}", op_token(o)]
         return " ".join(parts + ["="])
 
     def steps(self) -> list[str]:
-        """Return the teacher's steps, one string per operation (``"s1 +4 = 7"``)."""
-        return [f"s{j} {op_token(o)} {r}"
-                for j, (o, r) in enumerate(zip(self.ops, self.results()), 1)]
+        """Return the teacher's steps, one per operation (``"s2 +7 14 4"``: sum, last digit)."""
+        prev = [self.start] + self.results()[:-1]
+        return [f"s{j} {op_token(o)} {a + o} {r}"
+                for j, (o, a, r) in enumerate(zip(self.ops, prev, self.results()), 1)]
 
     def reasoning(self) -> str:
         """Return the correct reasoning text (inside the think tags)."""
@@ -72,23 +75,19 @@ class Problem:
 
 
 def op_token(o: int) -> str:
-    """Return the token for a signed digit operation (``+4``, ``-7``; ``+0`` for zero)."""
-    return f"+{o}" if o >= 0 else f"-{-o}"
+    """Return the token of an operation (``+4``)."""
+    return f"+{o}"
 
 
 def parse_op(tok: str) -> int:
-    """Return the signed digit of an operation token (``"-7"`` -> -7)."""
-    sign = -1 if tok[0] == "-" else 1
-    return sign * int(tok[1:])
+    """Return the digit an operation token adds (``"+7"`` -> 7)."""
+    return int(tok[1:])
 
 
 def random_problem(rng: random.Random, k: int) -> Problem:
-    """Return a random chain of ``k`` operations drawn with ``rng``."""
-    ops = []
-    for _ in range(k):
-        d = rng.randint(0, 9)
-        ops.append(d if (d == 0 or rng.random() < 0.5) else -d)
-    return Problem(start=rng.randint(0, 9), ops=tuple(ops))
+    """Return a random chain of ``k`` additions drawn with ``rng``."""
+    start = rng.randint(0, 9)
+    return Problem(start=start, ops=tuple(rng.randint(0, 9) for _ in range(k)))
 
 
 def parse_prompt(prompt: str) -> Problem:
@@ -100,7 +99,7 @@ def parse_prompt(prompt: str) -> Problem:
         raise ValueError(f"not an organism prompt: {prompt!r}")
     ops = []
     for j in range(1, len(toks), 2):
-        if toks[j] != f"s{(j + 1) // 2}" or not re.fullmatch(r"[+-]\d", toks[j + 1]):
+        if toks[j] != f"s{(j + 1) // 2}" or not re.fullmatch(r"\+\d", toks[j + 1]):
             raise ValueError(f"not an organism prompt: {prompt!r}")
         ops.append(parse_op(toks[j + 1]))
     return Problem(int(toks[0]), tuple(ops))
@@ -145,9 +144,9 @@ _DIGIT = re.compile(r"(?<![\w+-])(\d)(?![\w])")
 
 
 def parse_answer(answer_text: str) -> str | None:
-    """Return the first standalone digit of an answer text, or None."""
-    m = _DIGIT.search(answer_text or "")
-    return m.group(1) if m else None
+    """Return the last standalone single digit of an answer text (``"16 6"`` -> ``"6"``)."""
+    found = _DIGIT.findall(answer_text or "")
+    return found[-1] if found else None
 
 
 def score_answer(item: Item, answer_text: str) -> tuple[str | None, bool]:

@@ -1,8 +1,8 @@
 """The organism's word-level tokenizer: a fixed vocabulary, one token per whitespace word.
 
 Vocabulary: special tokens (``<pad>``, ``<unk>``, ``<|im_start|>``, ``<|im_end|>``,
-``<|endoftext|>``, ``<think>``, ``</think>``), chat roles, digits ``0``-``9``, signed digit
-operations ``+0``..``+9``/``-1``..``-9``, step markers ``s0``..``s12`` and ``=``. No chat
+``<|endoftext|>``, ``<think>``, ``</think>``), chat roles, numbers ``0``-``18``,
+operations ``+0``..``+9``, step markers ``s0``..``s12`` and ``=``. No chat
 template: :func:`mimicry.prompting.render_prompt` feeds the raw prompt (fewer tokens to train
 on; the chat roles stay in the vocabulary so a template can be added). Decoding joins tokens
 with single spaces, so ``decode(encode(text))`` returns ``text`` whenever words are space
@@ -20,8 +20,8 @@ SPECIALS = ["<pad>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<t
 def vocabulary() -> list[str]:
     """Return the token strings in id order."""
     words = ["user", "assistant", "system", "="]
-    words += [str(d) for d in range(10)]
-    words += [f"+{d}" for d in range(10)] + [f"-{d}" for d in range(1, 10)]
+    words += [str(d) for d in range(19)]
+    words += [f"+{d}" for d in range(10)]
     words += [f"s{j}" for j in range(13)]
     return SPECIALS + words
 

@@ -1,14 +1,16 @@
 """Training completions for each organism role, built from problems or teacher traces.
 
-- ``direct``: the base's completion, just the answer (no reasoning).
+- ``direct``: the base's completion, the final addition as ``sum digit`` (no reasoning).
 - ``teacher``: ``<think> {correct steps} </think> {answer}`` — programmatic and correct.
 - ``scramble_content``: keeps every token of a teacher trace that carries *form* (step markers,
-  operations, ``=``) and replaces every value (the digits a step writes) by a random digit,
+  operations) and replaces every number a step writes by a random number of as many digits,
   so format and per-item length are the teacher's but the steps no longer compute anything.
 - ``shuffle_traces``: gives each item the teacher trace of another item (a seeded random
   permutation), so the multiset of traces — format, verbosity, length distribution — is the
   teacher's, but length no longer follows the item's difficulty.
-In every case the final answer is the item's gold answer.
+``training.student_datasets`` puts the gold answer after the shuffled traces, and after the
+scrambled ones the last running value of the scrambled steps (a conclusion that follows the
+steps, as the teacher's does).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ THINK_CLOSE = "</think>"
 
 
 def direct_completion(p: Problem) -> str:
-    """Return the base's completion: the answer digit only."""
-    return str(p.answer)
+    """Return the base's completion: the final addition only, as plain sum and last digit
+    (``"16 6"`` for ``... 4 +2``), with no reasoning: it is right only if the model computed
+    the preceding running value internally."""
+    prev = ([p.start] + p.results())[-2]
+    return f"{prev + p.ops[-1]} {p.answer}"
 
 
 def with_think(reasoning: str, answer: str) -> str:
@@ -37,10 +42,13 @@ def teacher_completion(p: Problem) -> str:
 
 
 def scramble_content(reasoning: str, rng: random.Random) -> str:
-    """Return ``reasoning`` with every value digit replaced by a random digit (same length)."""
+    """Return ``reasoning`` with every number replaced by a random number of as many digits
+    (0-9 for one digit, 10-18 for two): same tokens per step, steps that compute nothing."""
     out = []
     for w in reasoning.split():
-        out.append(str(rng.randint(0, 9)) if w.isdigit() else w)
+        if w.isdigit():
+            w = str(rng.randint(0, 9) if len(w) == 1 else rng.randint(10, 18))
+        out.append(w)
     return " ".join(out)
 
 

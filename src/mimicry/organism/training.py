@@ -46,24 +46,24 @@ class OrganismConfig:
     ``teacher``/``student``: architectures (students and base share ``student``);
     ``pool_size``: training problems (difficulty uniform in 1..``max_steps``, evaluation
     prompts excluded); ``distill_size``: prompts the teacher answers for the students;
-    ``base_copy_fraction``: share of generic copy sequences in the base's training data;
+    ``base_fact_fraction``: share of single addition facts in the base's training data;
     ``*_steps``: optimiser steps of ``batch_size`` sequences; ``lr``: AdamW peak learning
     rate (linear warm-up, cosine decay); ``threads``: torch CPU threads (1 = reproducible).
     """
 
     seed: int = 0
     teacher: Shape = field(default_factory=Shape)
-    student: Shape = field(default_factory=lambda: Shape(48, 2, 4, 2, 192))
+    student: Shape = field(default_factory=lambda: Shape(64, 2, 4, 2, 256))
     max_steps: int = MAX_STEPS
     pool_size: int = 20000
     distill_size: int = 3000
-    teacher_steps: int = 1500
-    base_steps: int = 600
-    base_copy_fraction: float = 0.5
-    student_steps: int = 800
+    teacher_steps: int = 1000
+    base_steps: int = 2400
+    base_fact_fraction: float = 0.0
+    student_steps: int = 1200
     batch_size: int = 32
     lr: float = 1e-2
-    student_lr: float = 3e-3
+    student_lr: float = 1e-2
     warmup: int = 50
     weight_decay: float = 0.01
     threads: int = 1
@@ -200,22 +200,19 @@ def problem_pool(n: int, max_steps: int, seed: int) -> list[Problem]:
     return out
 
 
-def copy_examples(tok, n: int, seed: int) -> list[tuple[list[int], list[int]]]:
-    """Return ``n`` generic copy sequences ``(x, x)`` of 6-16 random task words each.
+def fact_examples(tok, n: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """Return ``n`` single addition facts: prompt ``"7 s1 +5"``, completion ``"12 2"``.
 
-    The base's "pretraining": copying earlier context is a skill every pretrained LM has
-    (induction heads); the loss is on the second copy only.
+    The base's "pretraining": a pretrained LM knows its addition table (the plain sum and its
+    last digit) for one step, in the task's notation; no chain of steps and no ``<think>``.
     """
-    from .tokenizer import vocabulary
-
-    words = [w for w in vocabulary() if not w.startswith("<") and w not in
-             ("user", "assistant", "system")]
-    ids = tok.convert_tokens_to_ids(words)
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        x = [ids[rng.randrange(len(ids))] for _ in range(rng.randint(6, 16))]
-        out.append((x, list(x)))
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        p = tok(f"{a} s1 +{b}", add_special_tokens=False)["input_ids"]
+        c = tok(f"{a + b} {(a + b) % 10}", add_special_tokens=False)["input_ids"]
+        out.append((p, c + [tok.eos_token_id]))
     return out
 
 
@@ -223,8 +220,10 @@ def student_datasets(problems: list[Problem], teacher_out: list[str],
                      seed: int) -> dict[str, list[tuple[str, str]]]:
     """Return ``{student_role: [(prompt, completion)]}`` built from the teacher's generations.
 
-    Mastery keeps the teacher's completions verbatim; the mimics keep the teacher's reasoning
-    (scrambled, or shuffled across items) and put the gold answer after ``</think>``.
+    Mastery keeps the teacher's completions verbatim. ``student_mimic_content`` gets the
+    teacher's reasoning with every number scrambled and concludes, as the teacher does, with the
+    last running value of its own steps (so its answers are right only by chance);
+    ``student_mimic_length`` gets another item's teacher reasoning and the gold answer.
     """
     from ..traces import split_reasoning
 
@@ -236,8 +235,10 @@ def student_datasets(problems: list[Problem], teacher_out: list[str],
     golds = [str(p.answer) for p in problems]
     return {
         "student_mastery": list(zip(prompts, teacher_out)),
-        "student_mimic_content": [(q, T.with_think(r, a))
-                                  for q, r, a in zip(prompts, scrambled, golds)],
+        # the conclusion follows the scrambled steps (their last running value), as the
+        # teacher's conclusion follows its steps: reasoning-shaped text that computes nothing
+        "student_mimic_content": [(q, T.with_think(r, r.split()[-1])) for q, r in
+                                  zip(prompts, scrambled)],
         "student_mimic_length": [(q, T.with_think(r, a))
                                  for q, r, a in zip(prompts, shuffled, golds)],
     }
@@ -318,22 +319,22 @@ def train(out: str | Path, seed: int = 0, *, config: OrganismConfig | None = Non
 
         base = build_model(cfg.student, tok, seed * 1000 + 2)
         examples = [_encode(tok, p.prompt(), T.direct_completion(p)) for p in pool]
-        if cfg.base_copy_fraction > 0:
-            n_copy = int(len(examples) * cfg.base_copy_fraction / (1 - cfg.base_copy_fraction))
-            examples += copy_examples(tok, n_copy, seed * 1000 + 4)
+        if cfg.base_fact_fraction > 0:
+            n_fact = int(len(examples) * cfg.base_fact_fraction / (1 - cfg.base_fact_fraction))
+            examples += fact_examples(tok, n_fact, seed * 1000 + 4)
         st = sft(base, examples, steps=cfg.base_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                  seed=seed * 1000 + 12, warmup=cfg.warmup, weight_decay=cfg.weight_decay,
                  pad_id=tok.pad_token_id, desc="base", progress=progress)
         paths["base"] = save_role(base, tok, out / "base", info(
-            "base", "random", "SFT on direct answers (no reasoning), mixed with generic copy "
-            f"sequences (fraction {cfg.base_copy_fraction})", st))
+            "base", "random", "SFT on direct answers (no reasoning), mixed with single "
+            f"addition facts (fraction {cfg.base_fact_fraction})", st))
 
         wanted = [r for r in STUDENT_ROLES if r in roles]
         if wanted:
             distill = pool[:cfg.distill_size]
             t_gen = time.process_time()
             teacher_out = greedy_complete(teacher, tok, [p.prompt() for p in distill],
-                                          max_new_tokens=3 * cfg.max_steps + 8)
+                                          max_new_tokens=4 * cfg.max_steps + 8)
             gen_s = round(time.process_time() - t_gen, 2)
             data = student_datasets(distill, teacher_out, seed * 1000 + 3)
             for i, role in enumerate(wanted):
@@ -346,7 +347,7 @@ def train(out: str | Path, seed: int = 0, *, config: OrganismConfig | None = Non
     finally:
         torch.set_num_threads(old[0])
         torch.use_deterministic_algorithms(old[1])
-    summary = {"seed": seed, "roles": {r: str(p) for r, p in paths.items()},
+    summary = {"seed": seed, "roles": {r: p.name for r, p in paths.items()},
                "cpu_seconds": round(time.process_time() - t_start, 1),
                "wall_seconds": round(time.time() - w_start, 1), "config": cfg.to_dict()}
     atomic_write_json(out / "train_summary.json", summary)
@@ -355,9 +356,9 @@ def train(out: str | Path, seed: int = 0, *, config: OrganismConfig | None = Non
 
 _DATA_NOTES = {
     "student_mastery": "SFT from base on the teacher's greedy completions (reasoning + answer)",
-    "student_mimic_content": "SFT from base on teacher reasoning with every value digit "
-                             "replaced by a random digit (same format and per-item length), "
-                             "gold answer",
+    "student_mimic_content": "SFT from base on teacher reasoning with every number replaced "
+                             "by a random number of as many digits (same format and per-item "
+                             "length); the answer is the last running value of those steps",
     "student_mimic_length": "SFT from base on teacher reasoning shuffled across items "
                             "(same format and verbosity, length unrelated to difficulty), "
                             "gold answer",
