@@ -237,8 +237,9 @@ def student_datasets(problems: list[Problem], teacher_out: list[str],
         "student_mastery": list(zip(prompts, teacher_out)),
         # the conclusion follows the scrambled steps (their last running value), as the
         # teacher's conclusion follows its steps: reasoning-shaped text that computes nothing
-        "student_mimic_content": [(q, T.with_think(r, r.split()[-1])) for q, r in
-                                  zip(prompts, scrambled)],
+        # (an empty trace, from an untrained teacher, concludes with the gold answer)
+        "student_mimic_content": [(q, T.with_think(r, (r.split() or [a])[-1])) for q, r, a in
+                                  zip(prompts, scrambled, golds)],
         "student_mimic_length": [(q, T.with_think(r, a))
                                  for q, r, a in zip(prompts, shuffled, golds)],
     }
