@@ -51,7 +51,7 @@ def negative_transfer_figure(nt: pd.DataFrame, student: str = "student", base: s
                                    colours.get(student, ROLE_COLOURS["student"]))):
         acc = nt[col].to_numpy(float)
         lo, hi = wilson_ci(acc * nt["n"].to_numpy(float), nt["n"].to_numpy(float))
-        ax.bar(x + off, acc, w, color=colour, label=lab, edgecolor="white")
+        ax.bar(x + off, acc, w, color=colour, label=lab, edgecolor="#333333", linewidth=0.6)
         err = np.clip(np.vstack([acc - lo, hi - acc]), 0, None)  # float noise at 0 and 1
         ax.errorbar(x + off, acc, yerr=err, fmt="none", ecolor="#333333",
                     capsize=3, lw=1)
