@@ -80,6 +80,10 @@ def test_caches_and_load_run(organism_run):
     v = run.verdict
     calls = pd.read_csv(out / "probes" / "verdict_calls.csv")
     assert set(calls.student) == set(students) and v is not None and len(v)
+    # the organism's ground truth, reached through the whole pipeline
+    assert dict(zip(v.student, v.call)) == {"student_mastery": "policy transfer",
+                                            "student_mimic_content": "surface mimicry",
+                                            "student_mimic_length": "surface mimicry"}
     assert "verdict:" in repr(run)
     meta = json.loads((out / "probes" / "verdict.run.json").read_text())
     assert meta["seed"] == cfg.seed
