@@ -227,6 +227,7 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
 def plot(result: Result):
     """Return a figure: CKA and RSA heatmaps (teacher × student layers) and the matched curve."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     names = result.meta.get("names", ["teacher", "student"])
@@ -234,8 +235,10 @@ def plot(result: Result):
                             else "linear CKA"), (axes[1], "rsa", "RSA (Spearman)")):
         im = ax.imshow(result.arrays[key], origin="lower", aspect="auto", cmap="viridis",
                        vmin=min(0.0, float(np.nanmin(result.arrays[key]))), vmax=1.0)
-        ax.set_xlabel(f"{names[1]} layer")
-        ax.set_ylabel(f"{names[0]} layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(f"{names[1]} layer (0 = embeddings)")
+        ax.set_ylabel(f"{names[0]} layer (0 = embeddings)")
         ax.set_title(title)
         fig.colorbar(im, ax=ax, fraction=0.046)
     t = result.table

@@ -340,7 +340,8 @@ def plot(result: Result):
         ax.set_ylim(-0.5, len(studs) - 0.5)
     for ax in axes.ravel()[len(evs):]:
         ax.axis("off")
-    fig.suptitle(f"verdict vs teacher {result.meta['teacher']} (points: value; lines: 95% CI)",
+    fig.suptitle(f"evidence against teacher '{result.meta['teacher']}' (points: value; "
+                 "lines: 95% CI)",
                  fontsize=9)
     fig.tight_layout()
     return fig
