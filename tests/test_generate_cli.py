@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from mimicry.cli import main
 
@@ -13,15 +12,6 @@ ITEMS_CSV = ("item_id,task,human_rt_ms,prompt,answer\n"
              "a1,demo,1200,Where is the bar?,north\n"
              "a2,demo,900,Is A left of C?,north\n"
              "a3,demo,1500,Where is the mall?,north\n")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture()

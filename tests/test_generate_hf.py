@@ -15,16 +15,6 @@ from mimicry.models import ModelSpec, load_model
 from mimicry.tasks.items import HumanNorms, Item, TaskSuite
 from mimicry.traces import read_traces
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 PROMPTS = [
     "The mall is north of the station. The station is north of the bar. Where is the bar?",
     "A is left of B.",

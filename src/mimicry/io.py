@@ -149,3 +149,16 @@ def append_jsonl(path: str | Path, rows: list[dict]) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_csv_if_exists(path: str | Path):
+    """Return the CSV at ``path`` as a DataFrame, an empty one if it has no rows, None if absent."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()

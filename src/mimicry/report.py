@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import __version__
 from .io import atomic_write_text
+from .io import read_csv_if_exists as _read_csv
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", df) | ("fig", path, caption)
 
@@ -48,15 +49,6 @@ def _fmt(v: Any) -> str:
             return f"{v:.2e}"
         return f"{v:.3f}"
     return str(v)
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
 
 
 def _read_json(path: Path) -> dict:

@@ -21,15 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-
-
-def _csv(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+from .io import read_csv_if_exists as _csv
 
 
 class LazyCaches(Mapping):
