@@ -137,7 +137,8 @@ def model_dims(model) -> dict[str, int]:
             "n_heads": int(cfg.num_attention_heads)}
 
 
-def _nan_empty(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def nan_empty_rows(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Return ``values [n, ...]`` with rows whose weights ``[n, L]`` are all zero set to NaN."""
     empty = weights.sum(axis=1) == 0
     if empty.any():
         values = values.copy()
@@ -158,7 +159,7 @@ def reduce_item(item: EncodedItem, config: CaptureConfig, resid_tokens: np.ndarr
     w = item.weights(config.sites)  # [n_sites, L]
     # [n_sites, n_layers+1, d]
     sites = np.einsum("sl,kld->skd", w, resid_tokens.astype(np.float64))
-    sites = _nan_empty(sites, w)
+    sites = nan_empty_rows(sites, w)
     resid = {s: sites[i].astype(np.float32) for i, s in enumerate(config.sites)}
     entropy: dict[str, dict[str, np.ndarray]] = {}
     if config.entropy != "off" and entropy_tokens is not None:
@@ -166,7 +167,7 @@ def reduce_item(item: EncodedItem, config: CaptureConfig, resid_tokens: np.ndarr
         we = item.weights(ENTROPY_SEGMENTS, pos)
         for v in ENTROPY_VARIANTS:
             red = np.einsum("sl,khl->skh", we, np.asarray(entropy_tokens[v], np.float64))
-            red = _nan_empty(red, we)
+            red = nan_empty_rows(red, we)
             entropy[v] = {s: red[i].astype(np.float32) for i, s in enumerate(ENTROPY_SEGMENTS)}
     tr = tp = None
     if item.token_positions is not None:

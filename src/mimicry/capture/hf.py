@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .base import EncodedItem, ItemActivations, model_dims
+from .base import EncodedItem, ItemActivations, model_dims, nan_empty_rows
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
 from .entropy import entropy_stats as reference_entropy_stats
 from .entropy import sdpa_entropy_stats
@@ -210,15 +210,6 @@ def _padded_weights(rows: list[np.ndarray], lmax: int, device) -> torch.Tensor:
     return out.to(device)
 
 
-def _nan_rows(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Set rows of ``x [n, ...]`` whose weights ``w [n, L]`` are all zero to NaN."""
-    empty = w.sum(axis=1) == 0
-    if empty.any():
-        x = x.copy()
-        x[empty] = np.nan
-    return x
-
-
 class HFBackend:
     """The default backend: ``HFBackend(model, tokenizer, config).run(batch)``."""
 
@@ -291,13 +282,13 @@ class HFBackend:
                       for v in ENTROPY_VARIANTS}
         out = []
         for i, it in enumerate(batch):
-            r = _nan_rows(resid_np[i], wsite_np[i])
+            r = nan_empty_rows(resid_np[i], wsite_np[i])
             acts = ItemActivations(it.item_id, {s: r[j] for j, s in enumerate(cfg.sites)})
             if ent_np is not None:
                 we = it.weights(ENTROPY_SEGMENTS, it.entropy_positions
                                 if cfg.entropy == "sampled" else None)
                 for v in ENTROPY_VARIANTS:
-                    e = _nan_rows(ent_np[v][:, i].transpose(1, 0, 2), we)  # [n_seg, layers, h]
+                    e = nan_empty_rows(ent_np[v][:, i].transpose(1, 0, 2), we)  # [n_seg, layers, h]
                     acts.entropy[v] = {s: e[j] for j, s in enumerate(ENTROPY_SEGMENTS)}
             if tok_idx is not None:
                 acts.token_resid = tok_rows[i].cpu().numpy()
