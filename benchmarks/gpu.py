@@ -103,7 +103,7 @@ def bench_generate(model, tok, device: str, batches: list[int], new_tokens: int,
             n += sum(len(c.ids) + (c.finish_reason == "stop") for c in done)
         _sync(device)
         dt = time.perf_counter() - t0
-        rows.append({"batch": b, "generated_tokens": n, "seconds": round(dt, 3),
+        rows.append({"batch": b, "generated_tokens": n, "seconds": round(dt, 6),
                      "tokens_per_s": round(n / dt, 1), "status": "ok"})
     return rows
 
