@@ -39,14 +39,21 @@ def new_figure(width: float = 6.4, height: float = 4.8) -> Figure:
     return Figure(figsize=(width, height), dpi=150, layout="constrained")
 
 
-def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:
-    """Write ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (atomically); return both paths."""
+def save_figure(fig: Figure, path_stem: str | Path, *, png_dpi: float | None = None,
+                tight: bool = False) -> list[Path]:
+    """Write ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (atomically); return both paths.
+
+    ``png_dpi`` overrides the figure's dpi for the PNG; ``tight`` crops to the drawn area.
+    """
     stem = Path(path_stem)
     out = []
     for ext in ("png", "pdf"):
+        kw: dict = {"bbox_inches": "tight"} if tight else {}
+        if ext == "png" and png_dpi is not None:
+            kw["dpi"] = png_dpi
         path = stem.with_name(stem.name + "." + ext)
         with atomic_path(path, suffix="." + ext) as tmp:
-            fig.savefig(tmp, format=ext)
+            fig.savefig(tmp, format=ext, **kw)
         out.append(path)
     return out
 

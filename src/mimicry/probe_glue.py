@@ -242,11 +242,7 @@ def _write_csv(path: Path, df: pd.DataFrame) -> None:
 
 
 def save_figure(fig, stem: Path) -> list[Path]:
-    """Save ``fig`` as ``stem.png`` (150 dpi) and ``stem.pdf``; return the paths."""
-    paths = []
-    for ext, kw in ((".png", {"dpi": 150}), (".pdf", {})):
-        p = stem.with_name(stem.name + ext)
-        with atomic_path(p, suffix=ext) as tmp:
-            fig.savefig(tmp, format=ext[1:], bbox_inches="tight", **kw)
-        paths.append(p)
-    return paths
+    """Save ``fig`` as ``stem.png`` (150 dpi) and ``stem.pdf``, cropped; return the paths."""
+    from .plots import save_figure as _save
+
+    return _save(fig, stem, png_dpi=150, tight=True)

@@ -173,7 +173,7 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
 
 def _colours(summ: dict) -> dict[str, str]:
     """Return model → colour in the order the alignment figures use (Okabe–Ito)."""
-    from .report_figures import OKABE_ITO
+    from .plots import PALETTE as OKABE_ITO
 
     return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(summ.get("models", []))}
 

@@ -12,8 +12,6 @@ import math
 import numpy as np
 import pandas as pd
 
-OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-             "#000000"]
 ROLE_COLOURS = {"teacher": "#0072B2", "student": "#D55E00", "base": "#009E73",
                 "control": "#CC79A7"}
 
