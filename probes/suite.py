@@ -1,9 +1,10 @@
 """Run every probe a verdict needs over a set of caches, then the verdict (one call).
 
 ``run_all(caches, teacher="teacher", students=[...], tasks=suite, alignment=align_dir,
-ablation={"student": {"own": c1, "scrambled": c2}})`` returns the verdict :class:`Result`
-whose ``.arrays["results"]`` holds every component result (planning, difficulty per model,
-similarity per student, entropy, ablation per student).
+ablation={"student": {"own": c1, "scrambled": c2}}, reliance=(own_traces, forced_traces))``
+returns the verdict :class:`Result` whose ``.arrays["results"]`` holds every component result
+(planning, difficulty per model, similarity per student, entropy, ablation per student,
+reliance).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from . import ablation as _ablation
 from . import difficulty as _difficulty
 from . import entropy as _entropy
 from . import planning as _planning
+from . import reliance as _reliance
 from . import similarity as _similarity
 from . import verdict as _verdict
 from .base import Result
@@ -25,6 +27,7 @@ from .base import Result
 def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None = None,
             tasks: Any = None, alignment: Any = None,
             ablation: dict[str, dict[str, Any]] | None = None,
+            reliance: tuple[Any, Any] | None = None,
             model_names: dict[str, str] | None = None,
             similarity_caches: dict[str, Any] | None = None, difficulty_site: str | None = None,
             n_perm: int = 50, n_boot: int = 500, seed: int = 0,
@@ -34,6 +37,7 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     ``caches``: ``{name: cache over its own traces}`` (teacher, students, base...).
     ``similarity_caches``: ``{student: cache of the student over the teacher's traces}``
     (compared at ``mean_reasoning``); without it, ``last_prompt`` of the own caches is used.
+    ``reliance``: ``(own traces, answers after scrambled reasoning)`` for ``probes.reliance``.
     """
     students = students or [k for k in caches if k != teacher]
     kw = dict(seed=seed, n_boot=n_boot)
@@ -72,11 +76,15 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
         res["ablation"] = {s: r for s, conds in ablation.items() if (r := attempt(
             f"ablation:{s}", _ablation.run, conds, tasks=tasks, progress_bar=progress_bar,
             **kw)) is not None}
+    if reliance is not None:
+        res["reliance"] = attempt("reliance", _reliance.run, *reliance, tasks=tasks,
+                                  n_boot=max(n_boot, 1000), seed=seed)
     res = {k: v for k, v in res.items() if v is not None}
     v = _verdict.run(teacher=teacher, students=students, alignment=alignment,
                      planning=res.get("planning"), difficulty=res.get("difficulty"),
                      similarity=res.get("similarity"), entropy=res.get("entropy"),
-                     ablation=res.get("ablation"), model_names=model_names)
+                     ablation=res.get("ablation"), reliance=res.get("reliance"),
+                     model_names=model_names)
     v.arrays["results"] = res
     v.meta["skipped"] = skipped
     return v
@@ -91,12 +99,16 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
     teacher's traces: similarity and the ablation's "teacher" condition) and
     ``<key>__scrambled.h5`` (over scrambled teacher traces), and ``RUN/traces/<key>.jsonl``,
     which it aligns once per student with roles teacher/student/base (so Δr and negative
-    transfer exist for every student). ``tasks``: the suite (name, file or TaskSuite).
+    transfer exist for every student), and ``RUN/traces/<key>__after_scrambled.jsonl``
+    (answers after the model's own reasoning scrambled: ``probes.reliance``) when present.
+    ``tasks``: the suite (name, file or TaskSuite).
     """
     from mimicry import open_cache
     from mimicry.alignment import align
     from mimicry.errors import InputError
+    from mimicry.runsupport import reliance_paths
     from mimicry.tasks.registry import load_suite
+    from mimicry.traces import read_traces
 
     run = Path(run)
     paths = {p.stem: p for p in sorted((run / "caches").glob("*.h5"))}
@@ -119,9 +131,13 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
             abl[s] = conds
     alignment, names = None, {}
     tr = run / "traces"
+    own_t, forced_t = [], []
+    for k in (teacher, *students):
+        forced = reliance_paths(run, k)[1]
+        if forced.exists() and (tr / f"{k}.jsonl").exists():
+            own_t += read_traces(tr / f"{k}.jsonl")
+            forced_t += read_traces(forced)
     if suite is not None and (tr / f"{teacher}.jsonl").exists():
-        from mimicry.traces import read_traces
-
         traces = {k: read_traces(tr / f"{k}.jsonl") for k in (teacher, base, *students)
                   if k and (tr / f"{k}.jsonl").exists()}
         names = {k: t[0].model for k, t in traces.items() if t}
@@ -136,7 +152,8 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
                                  suite, roles=roles, n_boot=align_n_boot, n_perm=align_n_boot,
                                  progress=False)
     return run_all(own, teacher=teacher, students=students, tasks=suite, alignment=alignment,
-                   ablation=abl or None, similarity_caches=cross, model_names=names, **kw)
+                   ablation=abl or None, similarity_caches=cross, model_names=names,
+                   reliance=(own_t, forced_t) if forced_t else None, **kw)
 
 
 def _by_name(traces: dict[str, list], name: str) -> list:

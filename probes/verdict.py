@@ -1,7 +1,7 @@
 """Verdict: behavioural and mechanistic evidence side by side, and a call per teacher/student pair.
 
 ``run(teacher=..., students=[...], alignment=..., planning=..., difficulty=..., similarity=...,
-entropy=..., ablation=...)`` reads whatever results are given (missing ones become ``n/a``)
+entropy=..., ablation=..., reliance=...)`` reads whatever results are given (missing ones become ``n/a``)
 and returns one evidence row per (student, measure) with its CI, plus ``.tables["calls"]``:
 "policy transfer", "surface mimicry" or "inconclusive" and the rows that decided it.
 
@@ -13,11 +13,13 @@ The rule (docs/probes.md, "The verdict rule"), with 95% CIs:
   N  neg.transfer student accuracy below base: diff < 0 and p < 0.05
   P  plans        student planning ρ (last_prompt → own log reasoning tokens, peak layer)
                   CI low > 0 (the teacher's is shown beside it, not required)
-  W  works        the reasoning does work: accuracy above base (diff > 0, p < 0.05) or the
-                  ablation drop (own − scrambled traces) CI low > 0
+  W  works        the reasoning does work: accuracy above base (diff > 0, p < 0.05), or
+                  reliance (accuracy own − after its own reasoning scrambled) > 0 with
+                  McNemar p < 0.05. Only when the reliance row is missing does the
+                  activation ablation stand in: drop (own − scrambled traces) CI low > 0
 policy transfer  ⇐ T, A, P and W hold, and neither C nor N
-surface mimicry  ⇐ T holds and (A fails, or C, or N, or P fails, or W fails while the
-                  ablation was run) — each only when its row is present
+surface mimicry  ⇐ T holds and (A fails, or C, or N, or P fails, or W fails while reliance
+                  or the ablation was measured) — each only when its row is present
 inconclusive     otherwise (a deciding row missing, or W untested)
 """
 
@@ -212,6 +214,26 @@ def _mechanistic(student, teacher, planning, difficulty, similarity, entropy, ab
     return rows
 
 
+def _reliance(student: str, teacher: str, reliance: Result | None,
+              model_names: dict[str, str] | None) -> list[dict]:
+    """Rows ``reliance`` and ``teacher_reliance`` (accuracy own − after scrambled reasoning)."""
+    rows = []
+    t = reliance.table if reliance is not None else None
+    names = model_names or {}
+    for who, ev in ((student, "reliance"), (teacher, "teacher_reliance")):
+        r = t[t["model"].isin({who, names.get(who, who)}) & (t["task"] == "all")] \
+            if t is not None else []
+        if len(r):
+            r = r.iloc[0]
+            rows.append(_row(student, ev, "behavioural", r["reliance"], r["ci_low"],
+                             r["ci_high"], r["p"], r["n"], source="reliance",
+                             note=f"accuracy {r['acc_own']:.2f} own vs {r['acc_forced']:.2f} "
+                                  f"after scrambled reasoning ({r['test']})"))
+        elif ev == "reliance":
+            rows.append(_row(student, ev, "behavioural", source="n/a"))
+    return rows
+
+
 def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
     """Return (call, reasons) for one student's evidence rows, by the module's rule."""
     g = {r["evidence"]: r for _, r in ev.iterrows()}
@@ -247,17 +269,27 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
     else:
         missing.append("P (planning ρ)")
     acc_up = have("accuracy_vs_base") and acc["value"] > 0 and acc_p < 0.05
-    abl = ci_ok("ablation_drop")
+    rel = have("reliance") and math.isfinite(_num(g["reliance"]["p"]))
+    rel_up = rel and g["reliance"]["value"] > 0 and _num(g["reliance"]["p"]) < 0.05
+    # the activation ablation is a proxy for what reliance measures directly: it stands in
+    # only when reliance was not measured
+    abl = not rel and ci_ok("ablation_drop")
     abl_up = abl and g["ablation_drop"]["ci_low"] > 0
-    if acc_up or abl_up:
+    if acc_up or rel_up or abl_up:
         support.append("W: " + " and ".join(
             (["accuracy significantly above base"] if acc_up else [])
+            + (["scrambling its reasoning's content costs accuracy (reliance p < 0.05)"]
+               if rel_up else [])
             + (["ablation drop CI above 0 (content carries the signal)"] if abl_up else [])))
+    elif rel:
+        against.append("W: no accuracy gain over base, and scrambling its reasoning's content "
+                       "does not cost accuracy (reliance not > 0 at p < 0.05): the reasoning "
+                       "does no work")
     elif abl:
         against.append("W: no accuracy gain over base and the difficulty signal survives "
                        "content scrambling (ablation drop CI includes or is below 0)")
     else:
-        missing.append("W (no accuracy gain over base shown; ablation not run)")
+        missing.append("W (no accuracy gain over base shown; reliance and ablation not run)")
     if against:
         return "surface mimicry", against
     if not missing:
@@ -268,7 +300,7 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
 def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         planning: Result | None = None, difficulty: dict[str, Result] | None = None,
         similarity: dict[str, Result] | None = None, entropy: Result | None = None,
-        ablation: dict[str, Result] | None = None,
+        ablation: dict[str, Result] | None = None, reliance: Result | None = None,
         model_names: dict[str, str] | None = None) -> Result:
     """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call.
 
@@ -283,8 +315,9 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
     rows, calls = [], []
     for s in students:
         table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
-        ev = _behaviour(s, teacher, table, summary, model_names, excl) + _mechanistic(
-            s, teacher, planning, difficulty, similarity, entropy, ablation)
+        ev = _behaviour(s, teacher, table, summary, model_names, excl) \
+            + _reliance(s, teacher, reliance, model_names) + _mechanistic(
+                s, teacher, planning, difficulty, similarity, entropy, ablation)
         df = pd.DataFrame(ev)
         call, reasons = decide(df)
         rows.extend(ev)

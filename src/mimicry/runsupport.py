@@ -174,3 +174,14 @@ def _spread(suite, n: int | None) -> list:
 def traces_path(run: Path, key: str) -> Path:
     """Return the traces file of model ``key`` in ``run``."""
     return run / "traces" / f"{key}.jsonl"
+
+
+def reliance_paths(run: Path, key: str) -> tuple[Path, Path]:
+    """Return ``(own traces scrambled, answers after them)`` of model ``key`` in ``run``.
+
+    ``traces/<key>__self_scrambled.jsonl`` holds the model's own traces with the reasoning's
+    content scrambled; ``traces/<key>__after_scrambled.jsonl`` the model's answers after them
+    (:func:`mimicry.generate.answer_after`), read by ``probes.reliance``.
+    """
+    d = Path(run) / "traces"
+    return d / f"{key}__self_scrambled.jsonl", d / f"{key}__after_scrambled.jsonl"

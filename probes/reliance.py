@@ -1,0 +1,174 @@
+"""Reliance: does a model's answer depend on what its reasoning says?
+
+The behavioural format-vs-content ablation. For each model, its own run (``own``: the traces
+it generated) is paired item by item with ``forced``: the same model answering after its own
+reasoning with the content scrambled (:func:`mimicry.scramble.scramble_traces`, which keeps
+format and length) — written by :func:`mimicry.generate.answer_after`. The reliance is
+
+    accuracy(own reasoning) − accuracy(after scrambled reasoning)
+
+with a paired bootstrap CI over items and McNemar's test (exact binomial below 25 discordant
+items, as in :func:`mimicry.stats.mcnemar`). A student that took over the teacher's policy
+reasons in a way that produces its answer: scrambling the content costs accuracy. One that
+copied only the form does not lose anything, because its reasoning did no work.
+
+Rows per model and task, plus ``task == "all"`` (every item pooled: the test is paired within
+items, so pooling across tasks is valid). Exclusions are counted per model: own traces cut
+before ``</think>`` (nothing to answer after), items with no forced answer, unscored items.
+Items whose reasoning the scramble could not change (too short) are kept — which can only pull
+the reliance towards 0 — and counted in ``meta["reasoning_unchanged_by_scramble"]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mimicry.errors import InputError
+from mimicry.stats import bootstrap_indices, mcnemar, percentile_ci
+
+from .base import PALETTE, Result
+
+
+class Reliance:
+    """Estimator: ``fit(correct_own, correct_forced)`` -> ``diff_``, ``ci_``, ``p_``, ``mcnemar_``.
+
+    Hyper-parameters: ``n_boot`` (paired bootstrap over items), ``random_state``.
+    ``score`` returns ``diff_`` (accuracy own − accuracy forced).
+    """
+
+    def __init__(self, n_boot: int = 2000, random_state: int = 0):
+        self.n_boot = n_boot
+        self.random_state = random_state
+
+    def fit(self, correct_own, correct_forced) -> Reliance:
+        """Compute the accuracy difference, its paired bootstrap CI and McNemar's p."""
+        a = np.asarray(correct_own, dtype=bool).ravel()
+        b = np.asarray(correct_forced, dtype=bool).ravel()
+        if a.shape != b.shape or a.size == 0:
+            raise InputError(f"reliance needs the same non-empty items on both sides, got "
+                             f"{a.size} and {b.size}")
+        d = a.astype(float) - b.astype(float)
+        idx = bootstrap_indices(a.size, self.n_boot, self.random_state)
+        self.diff_ = float(d.mean())
+        self.ci_ = percentile_ci(d[idx].mean(1))
+        self.mcnemar_ = mcnemar(a, b)
+        self.p_ = float(self.mcnemar_.p)
+        return self
+
+    def score(self, *args: Any) -> float:
+        """Return the fitted accuracy difference own − forced."""
+        return float(self.diff_)
+
+
+def _read(x: Any, what: str) -> list:
+    from mimicry.traces import read_traces
+
+    if isinstance(x, (str, Path)):
+        if not Path(x).exists():
+            raise InputError(f"{what} traces not found", file=x,
+                             fix="give a traces JSONL (own: from `mimicry generate`; forced: "
+                                 "from `mimicry generate --after-reasoning`)")
+        return read_traces(x)
+    return list(x)
+
+
+def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: int = 0,
+        min_items: int = 10) -> Result:
+    """Return a :class:`Result`: per model × task, accuracy own vs after scrambled reasoning.
+
+    ``own``/``forced``: traces files or lists (several models allowed: paired by model name
+    and item). ``tasks``: a suite (name, file or TaskSuite) to restrict to its items and take
+    their tasks from; otherwise each trace's ``task``. A model with fewer than ``min_items``
+    usable pairs is an error naming the counts.
+    """
+    own_t, forced_t = _read(own, "own"), _read(forced, "forced")
+    task_of = None
+    if tasks is not None:
+        from mimicry.tasks.registry import load_suite
+
+        task_of = {it.item_id: it.task for it in load_suite(tasks)}
+    forced_by = {(t.model, t.item_id): t for t in forced_t}
+    models = list(dict.fromkeys(t.model for t in own_t))
+    missing_models = [m for m in models if not any(k[0] == m for k in forced_by)]
+    models = [m for m in models if m not in missing_models]
+    if not models:
+        raise InputError("no model has both own and forced traces "
+                         f"(own: {sorted({t.model for t in own_t})}, forced: "
+                         f"{sorted({t.model for t in forced_t})})",
+                         fix="the forced answers must carry the same model name as the "
+                             "model's own traces (--name)")
+    rows, excl, pairs, same = [], {}, {}, {}
+    for m in models:
+        ex = {"not_in_suite": 0, "truncated_own": 0, "no_forced_answer": 0, "unscored": 0}
+        unchanged = 0  # kept: the scramble could not change a reasoning this short (conservative)
+        keep = []
+        for t in (t for t in own_t if t.model == m):
+            if task_of is not None and t.item_id not in task_of:
+                ex["not_in_suite"] += 1
+            elif t.finish_reason == "length" and not t.answer_text:
+                ex["truncated_own"] += 1
+            elif (m, t.item_id) not in forced_by:
+                ex["no_forced_answer"] += 1
+            elif t.correct is None or forced_by[(m, t.item_id)].correct is None:
+                ex["unscored"] += 1
+            else:
+                f = forced_by[(m, t.item_id)]
+                unchanged += (f.reasoning or "") == (t.reasoning or "")
+                keep.append((task_of[t.item_id] if task_of else (t.task or ""),
+                             bool(t.correct), bool(f.correct)))
+        excl[m] = ex
+        same[m] = unchanged
+        if len(keep) < min_items:
+            raise InputError(f"model {m!r}: only {len(keep)} items have both an own and a "
+                             f"forced answer (excluded: {ex})",
+                             fix="answer after the scrambled reasoning of every item")
+        df = pd.DataFrame(keep, columns=["task", "own", "forced"])
+        pairs[m] = df
+        groups = [("all", df)] + ([(k, g) for k, g in df.groupby("task", sort=True)]
+                                  if df["task"].nunique() > 1 else [])
+        for task, g in groups:
+            est = Reliance(n_boot=n_boot, random_state=seed).fit(g["own"], g["forced"])
+            mc = est.mcnemar_
+            rows.append({"model": m, "task": task, "n": len(g), "acc_own": mc.acc_a,
+                         "acc_forced": mc.acc_b, "reliance": est.diff_,
+                         "ci_low": est.ci_[0], "ci_high": est.ci_[1], "p": est.p_,
+                         "own_only": mc.a_only, "forced_only": mc.b_only,
+                         "test": mc.method})
+    table = pd.DataFrame(rows)
+    meta = {"probe": "reliance", "models": models, "models_without_forced": missing_models,
+            "n": {m: len(d) for m, d in pairs.items()}, "exclusions": excl,
+            "reasoning_unchanged_by_scramble": same,
+            "n_boot": n_boot, "seed": seed,
+            "ci": "paired bootstrap over items of accuracy own − forced",
+            "test": "McNemar (exact binomial below 25 discordant items, else chi² with "
+                    "continuity correction)"}
+    return Result("reliance", table, meta=meta, plotter=plot, arrays={"pairs": pairs})
+
+
+def plot(result: Result):
+    """Return a figure: accuracy with own vs scrambled reasoning, and the drop with its CI."""
+    import matplotlib.pyplot as plt
+
+    t = result.table[result.table["task"] == "all"].reset_index(drop=True)
+    x = np.arange(len(t))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    axes[0].bar(x - 0.2, t["acc_own"], 0.4, color=PALETTE[0], label="own reasoning")
+    axes[0].bar(x + 0.2, t["acc_forced"], 0.4, color=PALETTE[1],
+                label="after scrambled reasoning")
+    axes[0].set_xticks(x, t["model"], rotation=20, ha="right", fontsize=8)
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(fontsize=7, frameon=False)
+    axes[1].errorbar(t["reliance"], x, xerr=[t["reliance"] - t["ci_low"],
+                                             t["ci_high"] - t["reliance"]],
+                     fmt="o", color="k")
+    axes[1].set_yticks(x, [f"{m} (p={p:.2g})" for m, p in zip(t["model"], t["p"])],
+                       fontsize=8)
+    axes[1].axvline(0, color="k", lw=0.5)
+    axes[1].set_xlabel("reliance: accuracy own − scrambled (95% CI)")
+    fig.tight_layout()
+    return fig

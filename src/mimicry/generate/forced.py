@@ -1,0 +1,164 @@
+"""``answer_after()``: let a model answer after a GIVEN reasoning (e.g. its own, scrambled).
+
+The behavioural half of the format-vs-content ablation (Lanham et al. 2023, "Measuring
+faithfulness in chain-of-thought reasoning"): does the model's answer depend on what its
+reasoning says? Each trace's prompt and reasoning are laid out exactly as capture lays them
+out (chat template + ``<think>\\n`` + reasoning + ``\\n</think>``, see
+:func:`mimicry.capture.segments.build_text`); the model then decodes the answer greedily
+(batched, LEFT padding, explicit attention mask) and the answer is scored against the suite.
+
+Feed it :func:`mimicry.scramble.scramble_traces` of the model's own traces and compare the
+accuracy with the model's own run (``probes.reliance``): a model whose reasoning does work
+loses accuracy when its reasoning's content is destroyed; a model that only copies the form
+does not. Traces cut by the length limit (no ``</think>``) cannot be continued after the
+reasoning: they are skipped and counted. Re-running skips items already in ``out``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+from ..errors import InputError
+from ..models import ModelSpec, load_model
+from ..tasks import scoring
+from ..tasks.items import Item, TaskSuite
+from ..traces import Trace, append_traces, read_traces
+from .hf import default_device, eos_ids
+from .run import GenerateResult, _resolve_suite, repair_partial_tail, summarize
+from .segments import strip_stop
+
+RESUME_KEYS = ("max_answer_tokens", "chat_template", "reasoning_file")
+
+
+def _truncated(t: Trace) -> bool:
+    return t.finish_reason == "length" and not t.answer_text
+
+
+def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
+                 suite: TaskSuite | Sequence[Item] | str, out: str | Path, *,
+                 batch_size: int = 8, max_answer_tokens: int = 64, chat_template: str = "auto",
+                 device: str | None = None, dtype: str | None = None, name: str | None = None,
+                 progress: bool = True, hf_model=None, tokenizer=None) -> GenerateResult:
+    """Return one :class:`Trace` per usable input trace, its answer decoded after its reasoning.
+
+    ``traces``: a traces file or list (the reasoning to answer after, e.g. scrambled own
+    traces). Rows are appended to ``out`` per batch; a re-run skips items ``out`` already holds
+    for ``name`` (default: the model's short name). The returned list's ``.summary`` counts
+    answered, skipped-as-done and ``skipped_truncated`` items (no ``</think>`` to answer after)
+    and items whose id is not in ``suite`` (``not_in_suite``). ``hf_model``/``tokenizer``: an
+    already loaded model (else ``model`` is loaded).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..capture.segments import build_text
+
+    if max_answer_tokens < 1 or batch_size < 1:
+        raise InputError(f"max_answer_tokens and batch_size must be >= 1, got "
+                         f"{max_answer_tokens} and {batch_size}")
+    src = str(traces) if isinstance(traces, (str, Path)) else "<in memory>"
+    given = read_traces(traces) if isinstance(traces, (str, Path)) else list(traces)
+    items = {it.item_id: it for it in _resolve_suite(suite)}
+    spec = ModelSpec.coerce(model)
+    model_name = name or spec.short_name
+    out = Path(out)
+    settings = {"max_answer_tokens": int(max_answer_tokens), "chat_template": chat_template,
+                "reasoning_file": src}
+    not_in_suite = [t.item_id for t in given if t.item_id not in items]
+    truncated = [t.item_id for t in given if t.item_id in items and _truncated(t)]
+    usable = [t for t in given if t.item_id in items and not _truncated(t)]
+    if not usable:
+        raise InputError(f"no trace in {src} can be answered after: {len(not_in_suite)} not in "
+                         f"the suite, {len(truncated)} cut before </think>",
+                         fix="pass traces of the suite's items that finished their reasoning")
+    ids = [t.item_id for t in usable]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"{src}: several traces for one item", fix="give one trace per item")
+
+    existing: dict[str, Trace] = {}
+    if out.exists():
+        repair_partial_tail(out)
+        if out.stat().st_size > 0:
+            for t in read_traces(out):
+                if t.model != model_name:
+                    continue
+                for k in RESUME_KEYS:
+                    if t.meta.get(k) != settings[k]:
+                        raise InputError(
+                            f"{out} already holds forced answers of '{model_name}' made with "
+                            f"{k}={t.meta.get(k)!r}; this run asks for {settings[k]!r}",
+                            file=out, fix="use the same settings, or another --out")
+                existing[t.item_id] = t
+    todo = [t for t in usable if t.item_id not in existing]
+    new: dict[str, Trace] = {}
+    if todo:
+        if hf_model is None or tokenizer is None:
+            if device is None and spec.device_map is None:
+                device = default_device()
+            hf_model, tokenizer = load_model(spec, device=device, dtype=dtype)
+        tok = tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        stops = eos_ids(hf_model, tok)
+        templated = chat_template != "none" and bool(getattr(tok, "chat_template", None))
+        texts = {}
+        for t in todo:
+            text, _, r_end, _ = build_text(tok, t, chat_template)
+            texts[t.item_id] = text[:r_end]
+        n_tok = {k: len(tok(v, add_special_tokens=not templated)["input_ids"])
+                 for k, v in texts.items()}
+        order = sorted(todo, key=lambda t: (-n_tok[t.item_id], t.item_id))
+        dev = next(hf_model.parameters()).device
+        bar = tqdm(total=len(order), desc=f"answer after reasoning ({model_name})", unit="item",
+                   disable=not progress)
+        try:
+            for s in range(0, len(order), batch_size):
+                batch = order[s:s + batch_size]
+                enc = tok([texts[t.item_id] for t in batch], return_tensors="pt", padding=True,
+                          add_special_tokens=not templated).to(dev)
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    gen = hf_model.generate(
+                        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                        max_new_tokens=int(max_answer_tokens), do_sample=False,
+                        temperature=None, top_p=None, top_k=None, num_beams=1,
+                        eos_token_id=stops, pad_token_id=tok.pad_token_id)
+                dt = (time.perf_counter() - t0) / len(batch)
+                rows = []
+                for t, g in zip(batch, gen[:, enc["input_ids"].shape[1]:].tolist()):
+                    kept, stopped = strip_stop(g, set(stops))
+                    answer = tok.decode(kept, skip_special_tokens=True).strip()
+                    item = items[t.item_id]
+                    parsed, correct = scoring.score_answer(item, answer)
+                    rows.append(Trace(
+                        item_id=t.item_id, model=model_name, task=item.task, prompt=t.prompt,
+                        reasoning=t.reasoning, answer_text=answer, parsed_answer=parsed,
+                        correct=bool(correct), reasoning_tokens=t.reasoning_tokens,
+                        answer_tokens=len(kept), finish_reason="stop" if stopped else "length",
+                        backend="hf-forced", seconds=round(dt, 6),
+                        meta={**settings, "forced_reasoning": True, "reasoning_from": t.model,
+                              "prompt_tokens": n_tok[t.item_id],
+                              "model_path": spec.name_or_path,
+                              "mimicry_version": __version__}))
+                append_traces(out, rows)
+                new.update((r.item_id, r) for r in rows)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+    result = GenerateResult(existing.get(i) or new[i] for i in ids)
+    result.summary = {"model": model_name, "out": str(out),
+                      **summarize(result, skipped=len(usable) - len(todo), generated=len(new)),
+                      "skipped_truncated": len(truncated), "not_in_suite": len(not_in_suite)}
+    if progress:
+        s = result.summary
+        acc = "n/a" if s["accuracy"] is None else f"{100 * s['accuracy']:.1f}%"
+        print(f"{model_name}: answered after {s['items']} given reasonings ({s['generated']} "
+              f"new), accuracy {acc}; skipped {len(truncated)} cut before </think> and "
+              f"{len(not_in_suite)} not in the suite -> {out}", file=sys.stderr, flush=True)
+    return result
+
