@@ -6,13 +6,16 @@
   a JSONL file and resuming where it stopped.
 - :func:`import_traces` validates traces made elsewhere (CSV/JSONL) and writes trace JSONL.
 - :func:`segment_ids` splits generated ids at ``</think>`` with exact token counts.
+- :func:`answer_after` lets a model answer after a GIVEN reasoning (e.g. its own, scrambled):
+  the behavioural reliance test (``probes.reliance``).
 
 See docs/generate.md.
 """
 
+from .forced import answer_after
 from .importer import import_traces
 from .run import GenerateResult, generate, summarize
 from .segments import Segmented, segment_ids
 
-__all__ = ["GenerateResult", "Segmented", "generate", "import_traces", "segment_ids",
-           "summarize"]
+__all__ = ["GenerateResult", "Segmented", "answer_after", "generate", "import_traces",
+           "segment_ids", "summarize"]

@@ -16,6 +16,8 @@ reasoning: they are skipped and counted. Re-running skips items already in ``out
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -29,9 +31,11 @@ from ..tasks.items import Item, TaskSuite
 from ..traces import Trace, append_traces, read_traces
 from .hf import default_device, eos_ids
 from .run import GenerateResult, _resolve_suite, repair_partial_tail, summarize
-from .segments import strip_stop
+from .segments import decode_ids, strip_stop
 
-RESUME_KEYS = ("max_answer_tokens", "chat_template", "reasoning_file")
+# Settings that must match for a resumed run to append to an existing file. The reasoning
+# itself is checked by content (each kept row's reasoning == the given one), not by file name.
+RESUME_KEYS = ("max_answer_tokens", "chat_template")
 
 
 def _truncated(t: Trace) -> bool:
@@ -64,9 +68,13 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     given = read_traces(traces) if isinstance(traces, (str, Path)) else list(traces)
     items = {it.item_id: it for it in _resolve_suite(suite)}
     spec = ModelSpec.coerce(model)
+    if chat_template != "auto":  # as generate(): load_tokenizer sets a custom template
+        spec = dataclasses.replace(spec, chat_template=chat_template)
     model_name = name or spec.short_name
     out = Path(out)
-    settings = {"max_answer_tokens": int(max_answer_tokens), "chat_template": chat_template,
+    settings = {"max_answer_tokens": int(max_answer_tokens),
+                "chat_template": chat_template if chat_template in ("auto", "none") else
+                "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12],
                 "reasoning_file": src}
     not_in_suite = [t.item_id for t in given if t.item_id not in items]
     truncated = [t.item_id for t in given if t.item_id in items and _truncated(t)]
@@ -78,6 +86,14 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     ids = [t.item_id for t in usable]
     if len(set(ids)) != len(ids):
         raise InputError(f"{src}: several traces for one item", fix="give one trace per item")
+    for t in usable:
+        if not t.prompt or t.reasoning is None:
+            what = "prompt" if not t.prompt else "reasoning"
+            raise InputError(f"trace {t.item_id!r} has no {what} text",
+                             file=None if src == "<in memory>" else src,
+                             fix="answer_after needs the prompt and reasoning text of every "
+                                 "trace (not only reasoning_tokens)")
+    given_by = {t.item_id: t for t in usable}
 
     existing: dict[str, Trace] = {}
     if out.exists():
@@ -92,6 +108,13 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                             f"{out} already holds forced answers of '{model_name}' made with "
                             f"{k}={t.meta.get(k)!r}; this run asks for {settings[k]!r}",
                             file=out, fix="use the same settings, or another --out")
+                g = given_by.get(t.item_id)
+                if g is not None and (t.reasoning or "") != (g.reasoning or ""):
+                    raise InputError(
+                        f"{out} already holds an answer of '{model_name}' to item "
+                        f"{t.item_id!r} after another reasoning than {src} gives",
+                        file=out, fix="use another --out for other reasoning (e.g. another "
+                                      "scramble seed)")
                 existing[t.item_id] = t
     todo = [t for t in usable if t.item_id not in existing]
     new: dict[str, Trace] = {}
@@ -105,6 +128,10 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         stops = eos_ids(hf_model, tok)
+        if not stops:
+            raise InputError(f"model '{spec.name_or_path}' defines no eos token, so a "
+                             "finished answer cannot be told from a cut one",
+                             fix="set eos_token_id in its generation_config.json")
         templated = chat_template != "none" and bool(getattr(tok, "chat_template", None))
         texts = {}
         for t in todo:
@@ -132,7 +159,8 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                 rows = []
                 for t, g in zip(batch, gen[:, enc["input_ids"].shape[1]:].tolist()):
                     kept, stopped = strip_stop(g, set(stops))
-                    answer = tok.decode(kept, skip_special_tokens=True).strip()
+                    # decoded as generate() decodes a completion, so answers compare
+                    answer = decode_ids(tok, kept).strip()
                     item = items[t.item_id]
                     parsed, correct = scoring.score_answer(item, answer)
                     rows.append(Trace(
@@ -141,7 +169,8 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                         correct=bool(correct), reasoning_tokens=t.reasoning_tokens,
                         answer_tokens=len(kept), finish_reason="stop" if stopped else "length",
                         backend="hf-forced", seconds=round(dt, 6),
-                        meta={**settings, "forced_reasoning": True, "reasoning_from": t.model,
+                        meta={**settings, "forced_reasoning": True, "think_closed": True,
+                              "reasoning_from": t.model,
                               "prompt_tokens": n_tok[t.item_id],
                               "model_path": spec.name_or_path,
                               "mimicry_version": __version__}))
