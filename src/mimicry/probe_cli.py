@@ -1,7 +1,8 @@
 """``mimicry probe NAME CACHE... --out DIR`` and ``mimicry scramble TRACES --out FILE``.
 
 Caches are given as paths or ``name=path`` (the name labels tables and figures; default: the
-file stem). The probes package is imported inside the handler (``mimicry`` never imports
+file stem). ``mimicry probe reliance OWN.jsonl FORCED.jsonl`` takes two TRACES files instead:
+the models' own traces, then their answers after the scrambled reasoning. The probes package is imported inside the handler (``mimicry`` never imports
 ``probes`` at import time).
 """
 
@@ -12,20 +13,22 @@ from pathlib import Path
 
 from .errors import InputError
 
-PROBES = ("difficulty", "entropy", "similarity", "planning", "ablation", "verdict")
+PROBES = ("difficulty", "entropy", "similarity", "planning", "ablation", "verdict", "reliance")
 
 
 def register(subparsers) -> None:
     """Add the ``probe`` and ``scramble`` sub-commands."""
     p = subparsers.add_parser(
         "probe", help="run a probe over HDF5 caches (difficulty, entropy, similarity, planning, "
-                      "ablation, verdict)",
+                      "ablation, verdict) or over traces (reliance)",
         description="Run one probe over caches written by `mimicry capture`; writes NAME.csv, "
                     "extra tables, NAME.json (settings, n, exclusions, seeds) and NAME.png/pdf.")
     p.add_argument("name", choices=PROBES)
     p.add_argument("caches", nargs="+", metavar="CACHE",
                    help="cache .h5 files, optionally name=path (similarity: TEACHER STUDENT; "
-                        "ablation: one model's caches per condition, reference first)")
+                        "ablation: one model's caches per condition, reference first; "
+                        "reliance: OWN.jsonl FORCED.jsonl traces, see `mimicry generate "
+                        "--after-reasoning`)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tasks", help="task suite name or items CSV/JSONL (human difficulty)")
     p.add_argument("--target", default="human", choices=["human", "log_reasoning_tokens"])
@@ -81,6 +84,8 @@ def _probe(args: argparse.Namespace) -> int:
     # lazy: mimicry does not depend on probes at import time
     from probes import ablation, difficulty, entropy, planning, similarity
 
+    if args.name == "reliance":
+        return _reliance(args)
     caches = _open(_named(args.caches))
     names = list(caches)
     tasks = None
@@ -148,6 +153,26 @@ def _probe(args: argparse.Namespace) -> int:
     for r in results:
         if r.name == "verdict":
             print(r.tables["calls"].to_string(index=False))
+    return 0
+
+
+def _reliance(args: argparse.Namespace) -> int:
+    from probes import reliance
+
+    if len(args.caches) != 2:
+        raise InputError(f"reliance takes two traces files (OWN FORCED), got {len(args.caches)}",
+                         fix="mimicry probe reliance own.jsonl after_scrambled.jsonl --out DIR")
+    for f in args.caches:
+        if not Path(f).is_file():
+            raise InputError("traces not found", file=f,
+                             fix="OWN: from `mimicry generate`; FORCED: from `mimicry generate "
+                                 "--after-reasoning`")
+    r = reliance.run(args.caches[0], args.caches[1], tasks=args.tasks, n_boot=args.n_boot,
+                     seed=args.seed)
+    for p in r.save(Path(args.out)):
+        print(p)
+    cols = ["model", "task", "n", "acc_own", "acc_forced", "reliance", "ci_low", "ci_high", "p"]
+    print(r.table[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     return 0
 
 

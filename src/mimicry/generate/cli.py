@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tokenizer", help="openai: local tokenizer to count reasoning tokens")
     g.add_argument("--extra-body", help="openai: JSON merged into each request body, e.g. "
                    "'{\"skip_special_tokens\": false}'")
+    g.add_argument("--after-reasoning", metavar="TRACES",
+                   help="hf: do not generate reasoning; answer after the reasoning in TRACES "
+                        "(e.g. `mimicry scramble` of the model's own traces), greedily, for "
+                        "the reliance probe")
+    g.add_argument("--max-answer-tokens", type=int, default=64,
+                   help="with --after-reasoning: tokens for each answer (default 64)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g.set_defaults(func=_cmd_generate)
 
@@ -67,6 +73,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from ..models import ModelSpec
     from .run import generate
 
+    if args.after_reasoning is not None:
+        return _cmd_after(args)
+    if args.max_answer_tokens != 64:
+        raise InputError("--max-answer-tokens is only used with --after-reasoning",
+                         fix="drop it, or add --after-reasoning TRACES")
     if args.backend == "hf":
         for opt in ("base_url", "tokenizer", "extra_body"):
             if getattr(args, opt):
@@ -93,6 +104,36 @@ def _cmd_generate(args: argparse.Namespace) -> int:
              temperature=args.temperature, top_p=args.top_p, chat_template=args.chat_template,
              device=args.device, dtype=args.dtype, progress=not args.quiet, limit=args.limit,
              name=args.name, **kwargs)
+    return 0
+
+
+def _cmd_after(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..models import ModelSpec
+    from .forced import answer_after
+
+    if args.backend != "hf":
+        raise InputError("--after-reasoning needs local weights (hf backend): the answer is "
+                         "decoded after a reasoning the model did not write",
+                         fix="drop --backend openai and give --model a local folder or hub id")
+    if args.temperature != 0 or args.limit is not None:
+        raise InputError("--after-reasoning answers every given trace greedily: --temperature "
+                         "and --limit do not apply", fix="drop them")
+    if not Path(args.after_reasoning).is_file():
+        raise InputError("traces to answer after not found", file=args.after_reasoning,
+                         fix="give a traces JSONL, e.g. the output of `mimicry scramble`")
+    suite = _load_suite(args.tasks)
+    spec = ModelSpec(name_or_path=args.model, revision=args.revision)
+    res = answer_after(spec, args.after_reasoning, suite, args.out, batch_size=args.batch_size,
+                       max_answer_tokens=args.max_answer_tokens,
+                       chat_template=args.chat_template, device=args.device, dtype=args.dtype,
+                       name=args.name, progress=not args.quiet)
+    if not args.quiet:
+        s = res.summary
+        print(json.dumps({k: s[k] for k in ("model", "items", "generated", "skipped",
+                                            "accuracy", "skipped_truncated", "not_in_suite",
+                                            "length_finished", "out")}))
     return 0
 
 
