@@ -1,15 +1,22 @@
-"""Validation on the model organism: the verdict separates mastery from both mimics.
+"""Validation on the model organism: the verdict separates mastery from both mimics, 3 seeds.
 
 Ground truth by construction (docs/organism.md): ``student_mastery`` = policy transfer,
 ``student_mimic_content`` and ``student_mimic_length`` = surface mimicry. The fixture builds a
-run folder from the committed checkpoints through mimicry's public API — greedy generation
-on the 96-item ``organism`` suite, the teacher's traces scrambled with ``mimicry.scramble``,
-capture of every model over its own traces and of each student over the teacher's and the
-scrambled traces — then ``probes.suite.from_run`` aligns each pair, runs every probe and the
-verdict. Skipped, with the reason, when the organism checkpoints are not in the package.
+run folder from a checkpoint set through mimicry's public API — greedy generation on the
+96-item ``organism`` suite, the teacher's traces scrambled with ``mimicry.scramble``, capture
+of every model over its own traces and of each student over the teacher's and the scrambled
+traces, and each reasoning model's answers after its own reasoning scrambled
+(``mimicry.generate.answer_after``) — then ``probes.suite.from_run`` aligns each pair, runs
+every probe and the verdict.
+
+Three training seeds of the same committed training code: seed 0 is the set shipped in the
+package, seeds 1 and 2 live in ``tests/data/organism/seed{1,2}`` (``mimicry organism train
+--seed N``, 2.9 MB each). Skipped, with the reason, when a set is missing.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -17,13 +24,17 @@ pytestmark = pytest.mark.slow
 
 EXPECTED = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
             "student_mimic_length": "surface mimicry"}
+DATA = Path(__file__).parent / "data" / "organism"
+SEEDS = {0: None, 1: DATA / "seed1", 2: DATA / "seed2"}
 
 
 def build_run(run, root=None):
     """Write traces/ and caches/ for the organism at ``root`` (committed when None) into ``run``."""
     from mimicry.capture import CaptureConfig, capture
     from mimicry.generate import generate
+    from mimicry.generate.forced import answer_after
     from mimicry.organism import ROLES, STUDENT_ROLES, checkpoint_path, organism_suite
+    from mimicry.runsupport import reliance_paths
     from mimicry.scramble import scramble_file
 
     suite = organism_suite()
@@ -32,6 +43,11 @@ def build_run(run, root=None):
         generate(str(checkpoint_path(role, root)), suite, tr / f"{role}.jsonl", name=role,
                  batch_size=96, max_new_tokens=40, progress=False)
     scramble_file(tr / "teacher.jsonl", tr / "teacher__scrambled.jsonl", seed=0)
+    for role in ("teacher", *STUDENT_ROLES):
+        scrambled, forced = reliance_paths(run, role)
+        scramble_file(tr / f"{role}.jsonl", scrambled, seed=0)
+        answer_after(str(checkpoint_path(role, root)), scrambled, suite, forced, name=role,
+                     batch_size=96, max_answer_tokens=4, progress=False)
     cfg = CaptureConfig(batch_tokens=4096)
     jobs = [(r, f"{r}.jsonl", f"{r}.h5") for r in ROLES]
     jobs += [(s, "teacher.jsonl", f"{s}__on_teacher.h5") for s in STUDENT_ROLES]
@@ -42,18 +58,19 @@ def build_run(run, root=None):
     return suite
 
 
-@pytest.fixture(scope="module")
-def organism_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(SEEDS), ids=lambda s: f"seed{s}")
+def organism_run(request, tmp_path_factory):
     from mimicry.errors import ModelNotFoundError
     from mimicry.organism import ROLES, checkpoint_path
 
+    root = SEEDS[request.param]
     try:
         for r in ROLES:
-            checkpoint_path(r)
+            checkpoint_path(r, root)
     except ModelNotFoundError as e:
-        pytest.skip(f"organism checkpoints not shipped yet: {e.render()}")
-    run = tmp_path_factory.mktemp("organism-run")
-    return run, build_run(run)
+        pytest.skip(f"organism checkpoints (seed {request.param}) missing: {e.render()}")
+    run = tmp_path_factory.mktemp(f"organism-run-seed{request.param}")
+    return run, build_run(run, root)
 
 
 def test_verdict_on_the_organism(organism_run):
@@ -63,3 +80,12 @@ def test_verdict_on_the_organism(organism_run):
     v = from_run(run, tasks=suite, n_perm=20, n_boot=500, progress_bar=False)
     calls = dict(zip(v.tables["calls"]["student"], v.tables["calls"]["call"]))
     assert calls == EXPECTED, v.tables["calls"].to_string()
+    ev = v.table.set_index(["student", "evidence"])
+    # the deciding evidence separates mastery from both mimics with non-overlapping CIs,
+    # and the mimics lose nothing when their reasoning is scrambled (McNemar n.s.)
+    mastery = ev.loc[("student_mastery", "reliance")]
+    assert mastery["p"] < 0.05
+    for mimic in ("student_mimic_content", "student_mimic_length"):
+        r = ev.loc[(mimic, "reliance")]
+        assert r["ci_high"] < mastery["ci_low"], (mimic, r.to_dict(), mastery.to_dict())
+        assert r["p"] >= 0.05 or r["value"] <= 0, (mimic, r.to_dict())
