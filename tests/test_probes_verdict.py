@@ -39,6 +39,18 @@ GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0
     ({"ablation_drop": (np.nan,) * 4, "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)},
      "inconclusive"),                                                  # W untested
     ({"ablation_drop": (0.05, -0.1, 0.2, 0.4)}, "policy transfer"),    # undecided: no veto
+    # reliance decides W when present; the activation ablation only stands in without it
+    ({"reliance": (0.4, 0.3, 0.5, 0.001), "ablation_drop": (-0.1, -0.3, -0.01, 0.01),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "policy transfer"),
+    ({"reliance": (0.06, -0.02, 0.15, 0.26), "ablation_drop": (0.03, 0.01, 0.05, 0.001),
+      "accuracy_vs_base": (-0.1, np.nan, np.nan, 0.12)}, "surface mimicry"),  # seed-2 mimic
+    ({"reliance": (0.04, 0.01, 0.08, 0.125),                     # bootstrap CI > 0, exact n.s.
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
+    ({"reliance": (-0.2, -0.3, -0.1, 0.001),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
+    ({"reliance": (0.0, -0.05, 0.05, 1.0)}, "policy transfer"),   # W via accuracy gain
+    ({"reliance": (np.nan,) * 4, "ablation_drop": (-0.1, -0.3, -0.01, 0.01),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),  # ablation stands in
     ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3)}, "inconclusive"),  # teacher has no policy
     ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3), "behaviour_r": (0.0, -0.2, 0.2, 0.9)},
      "inconclusive"),
@@ -47,6 +59,14 @@ def test_rule(change, expected):
     call, reasons = verdict.decide(_ev(**{**GOOD, **change}))
     assert call == expected, reasons
     assert reasons
+
+
+def test_w_reason_names_the_deciding_row():
+    _, reasons = verdict.decide(_ev(**{**GOOD, "reliance": (0.06, -0.02, 0.15, 0.26),
+                                       "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}))
+    assert [r for r in reasons if r.startswith("W:")] == [
+        "W: no accuracy gain over base, and scrambling its reasoning's content does not cost "
+        "accuracy (reliance not > 0 at p < 0.05): the reasoning does no work"]
 
 
 def test_constant_cost_fails_alignment():
@@ -107,6 +127,26 @@ def test_verdict_end_to_end(tmp_path):
         assert ev.loc["delta_r", "source"] == "summary.json"
     assert calls == {"good": "policy transfer", "bad": "surface mimicry"}
     v.plot()
+    # reliance rows come from probes.reliance, matched by the traces' model names
+    from probes import reliance
+
+    forced = []
+    rng = np.random.default_rng(5)
+    for t in traces:
+        if t.model in ("T", "good", "bad"):
+            keep = t.model == "bad" or rng.uniform() < 0.2   # "bad" loses nothing
+            forced.append(Trace(item_id=t.item_id, model=t.model, task="t",
+                                correct=bool(t.correct) and keep))
+    rel = reliance.run([t for t in traces if t.model != "B"], forced, tasks=suite, n_boot=300)
+    al = tmp_path / "good"
+    v3 = verdict.run(teacher="teacher", students="student", alignment=al, planning=plan,
+                     reliance=rel, model_names={"teacher": "T", "student": "good"})
+    ev = v3.table.set_index("evidence")
+    row = rel.table.query("model == 'good' and task == 'all'").iloc[0]
+    assert ev.loc["reliance", "value"] == pytest.approx(row["reliance"])
+    assert ev.loc["reliance", "p"] == pytest.approx(row["p"])
+    assert ev.loc["teacher_reliance", "value"] == pytest.approx(
+        rel.table.query("model == 'T' and task == 'all'").iloc[0]["reliance"])
     v2 = verdict.run(teacher="T", students=["good"])           # nothing given: all n/a
     assert v2.tables["calls"].iloc[0]["call"] == "inconclusive"
     from mimicry.errors import InputError
