@@ -11,7 +11,7 @@ from mimicry.cli import main
 from mimicry.config import config_from_dict, load_config
 from mimicry.errors import InputError, ModelNotFoundError
 from mimicry.estimate import cache_bytes_per_item, estimate_model, human_bytes
-from mimicry.runner import ORGANISM_CONFIG, run_experiment
+from mimicry.runner import ORGANISM_CONFIG, parse_stages, run_experiment
 from mimicry.shapes import KNOWN_SHAPES, shape_from_config_json
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -102,7 +102,8 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, capsys):
                     "role": "student"}]})
     status = run_experiment(cfg, dry_run=True)
     out = capsys.readouterr().out
-    assert status == {s: "planned" for s in ("generate", "align", "capture", "probe", "report")}
+    assert status == {s: "planned" for s in ("generate", "align", "capture", "reliance", "probe",
+                                             "report")}
     assert not (tmp_path / "run").exists()  # a dry run writes nothing
     # Hand computation for Qwen2.5-Math-7B: 28 layers, d 3584, 28 heads, 4 KV heads × 128,
     # MLP 18944, 12 items, prompt ≈ 300 chars / 3 + 32 template tokens = 132, seq 1132.
@@ -123,7 +124,42 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, capsys):
     assert human_bytes(weights + kv) in line and human_bytes(n * per_item) in line
     assert "12.0k" in line  # tokens to generate
     assert "≤ 24.0k tokens to generate" in out
-    assert "stages to run: generate, align, capture, probe, report" in out
+    assert "stages to run: generate, align, capture, reliance, probe, report" in out
+    # reliance: each of the 2 reasoning models prefills ≤ 12 × (132 + 1000) tokens and
+    # decodes 12 × 64 answer tokens (the [reliance] default)
+    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (n * seq, n * 64)
+    assert (f"reliance: ≤ {2 * n * seq / 1e3:.1f}k tokens prefilled (prompt + own reasoning) "
+            f"+ {2 * n * 64 / 1e3:.1f}k decoded" in out)
+    assert "for teacher, student;" in out
+
+
+def test_reliance_section_is_validated_and_hashed(tmp_path):
+    items = items_file(tmp_path)
+    base = {"name": "r", "suites": [str(items)],
+            "models": [{"name": "Qwen/Qwen2.5-Math-7B", "role": "teacher"},
+                       {"name": "Qwen/Qwen2.5-Math-1.5B", "role": "base"},
+                       {"key": "api", "name": "x/y", "role": "student", "generate": False,
+                        "capture": False, "traces": "t.jsonl"}]}
+    cfg = config_from_dict(base)
+    assert (cfg.reliance.max_answer_tokens, cfg.reliance.mode) == (64, "within")
+    # the base (no reasoning role) and an API-only student (no weights) are not loaded
+    assert [m.key for m in cfg.reliance_models()] == ["teacher"]
+    p = tmp_path / "c.toml"
+    p.write_text('name = "x"\n[reliance]\nmax_answer_token = 5\n'
+                 '[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "teacher"\n')
+    with pytest.raises(InputError, match=r"c.toml: unknown key 'max_answer_token' in "
+                                         r"\[reliance\].*valid keys: max_answer_tokens, mode"):
+        load_config(p)
+    for bad, msg in (({"mode": "shuffle"}, "mode 'shuffle' is not valid"),
+                     ({"max_answer_tokens": 0}, "max_answer_tokens must be a whole number > 0")):
+        with pytest.raises(InputError, match=msg):
+            config_from_dict({**base, "reliance": bad})
+    assert parse_stages("probe,reliance") == ["reliance", "probe"]  # pipeline order
+    other = config_from_dict({**base, "reliance": {"max_answer_tokens": 32}})
+    # the setting decides the reliance stage and everything after it, nothing before it
+    for stage, same in (("capture", True), ("reliance", False), ("probe", False),
+                        ("report", False)):
+        assert (cfg.stage_hash(stage) == other.stage_hash(stage)) is same, stage
 
 
 def test_dry_run_warns_when_context_too_short(tmp_path, capsys):
@@ -203,6 +239,8 @@ def test_demo_prints_the_bundled_norms(capsys):
      "role 'boss' is not valid"),
     ('name = "x"\n[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "base"\n',
      ["run", "{d}/c.toml", "--stages", "generate,plot"], "unknown stage(s) ['plot']"),
+    ('name = "x"\n[reliance]\nmode = "shuffle"\n[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\n'
+     'role = "teacher"\n', ["run", "{d}/c.toml", "--dry-run"], "mode 'shuffle' is not valid"),
 ])
 def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys, make, args, msg):
     if make is not None:

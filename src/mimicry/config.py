@@ -23,7 +23,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 ROLES = ("teacher", "student", "base", "control")
-STAGES = ("generate", "align", "capture", "probe", "report")
+STAGES = ("generate", "align", "capture", "reliance", "probe", "report")
+RELIANCE_ROLES = ("teacher", "student", "control")
+SCRAMBLE_MODES = ("within", "across")
 SITES = ("last_prompt", "think_end", "mean_prompt", "mean_reasoning", "mean_answer")
 ORGANISM_PREFIX = "organism:"
 
@@ -152,6 +154,24 @@ class CaptureStageConfig:
 
 
 @dataclass
+class RelianceStageConfig:
+    """Settings of the reliance stage (answers after the model's own reasoning, scrambled).
+
+    Each teacher/student/control with reasoning answers again after its own traces with the
+    reasoning's content scrambled (:func:`mimicry.scramble.scramble_traces`, seed = the
+    experiment's ``seed``); ``probes.reliance`` compares the accuracy with its own run.
+
+    Fields:
+        max_answer_tokens: greedy decoding budget for the answer after ``</think>``.
+        mode: scramble mode, ``within`` (the trace's own tokens shuffled among positions of
+            the same shape) or ``across`` (tokens drawn from all items' traces).
+    """
+
+    max_answer_tokens: int = 64
+    mode: str = "within"
+
+
+@dataclass
 class ProbeStageConfig:
     """Settings of the probe stage.
 
@@ -162,7 +182,7 @@ class ProbeStageConfig:
     """
 
     names: list[str] = field(default_factory=lambda: [
-        "difficulty", "entropy", "similarity", "planning", "ablation", "verdict"])
+        "difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "verdict"])
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -181,7 +201,7 @@ class ExperimentConfig:
         seed: seed for alignment bootstraps, probes and scrambling (recorded in outputs).
         gpus: GPUs the job will use (for the per-GPU memory estimate with device_map auto).
         models: the family (see :class:`ModelConfig`).
-        generation / alignment / capture / probes: stage settings.
+        generation / alignment / capture / reliance / probes: stage settings.
         source: the TOML file it came from (set by ``load_config``).
     """
 
@@ -196,6 +216,7 @@ class ExperimentConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     alignment: AlignStageConfig = field(default_factory=AlignStageConfig)
     capture: CaptureStageConfig = field(default_factory=CaptureStageConfig)
+    reliance: RelianceStageConfig = field(default_factory=RelianceStageConfig)
     probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
     source: str = ""
 
@@ -213,6 +234,17 @@ class ExperimentConfig:
             if m.role in ("teacher", "student", "base") and m.role not in out:
                 out[m.role] = m.key
         return out
+
+    def reliance_models(self) -> list[ModelConfig]:
+        """Return the models whose weights the reliance stage loads (config order).
+
+        Teachers, students and controls that have weights here: a ``local_path``, or weights
+        the run loads anyway (captured, or generated with the ``hf`` backend). A model whose
+        traces were only imported (an API run) is left out; the stage notes it.
+        """
+        hf = self.generation.backend == "hf"
+        return [m for m in self.models if m.role in RELIANCE_ROLES and (
+            m.local_path or m.capture or (m.generate and not m.traces and hf))]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain data (``source`` left out)."""
@@ -232,6 +264,8 @@ class ExperimentConfig:
             parts["alignment"] = d["alignment"]
         if order >= STAGES.index("capture"):
             parts["capture"] = d["capture"]
+        if order >= STAGES.index("reliance"):
+            parts["reliance"] = d["reliance"]
         if order >= STAGES.index("probe"):
             parts["probes"] = d["probes"]
         blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -284,6 +318,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     gen = _build(GenerationConfig, data.pop("generation", {}), "[generation]", source)
     aln = _build(AlignStageConfig, data.pop("alignment", {}), "[alignment]", source)
     cap = _build(CaptureStageConfig, data.pop("capture", {}), "[capture]", source)
+    rel = _build(RelianceStageConfig, data.pop("reliance", {}), "[reliance]", source)
     prb = _build(ProbeStageConfig, data.pop("probes", {}), "[probes]", source)
     if gen.backend not in ("hf", "openai"):
         raise InputError(f"[generation] backend '{gen.backend}' is not valid", file=source,
@@ -303,8 +338,15 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     if cap.store_dtype not in ("float16", "float32"):
         raise InputError(f"[capture] store_dtype '{cap.store_dtype}' is not valid",
                          file=source, fix="use float16 or float32")
+    if rel.mode not in SCRAMBLE_MODES:
+        raise InputError(f"[reliance] mode '{rel.mode}' is not valid", file=source,
+                         fix=f"use {' or '.join(SCRAMBLE_MODES)}")
+    if not isinstance(rel.max_answer_tokens, int) or rel.max_answer_tokens <= 0:
+        raise InputError(f"[reliance] max_answer_tokens must be a whole number > 0, got "
+                         f"{rel.max_answer_tokens!r}", file=source, fix="e.g. 64")
     cfg = _build(ExperimentConfig, {**data, "models": models, "generation": gen,
-                                    "alignment": aln, "capture": cap, "probes": prb},
+                                    "alignment": aln, "capture": cap, "reliance": rel,
+                                    "probes": prb},
                  "the top level", source)
     if not cfg.name:
         raise InputError("'name' is empty", file=source, fix="name = 'my-experiment'")

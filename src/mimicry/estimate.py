@@ -9,7 +9,9 @@ Formulas (all printed numbers follow them; ``b`` = bytes per value, 2 for bf16):
 - capture working set = (layers + 1) × seq_len × d_model × b (every hidden state of one
   sequence) + 3 × seq_len × intermediate × b (the MLP of one layer);
 - cache on disk = captured items × [sites × (layers + 1) × d_model × store bytes
-  + 3 segments × layers × heads × 4 bytes × 3 entropy variants (raw, normalised, no sink)].
+  + 3 segments × layers × heads × 4 bytes × 3 entropy variants (raw, normalised, no sink)];
+- reliance (teachers, students, controls with weights): items × seq_len tokens prefilled
+  (prompt + reasoning, at most prompt + max_new_tokens) and items × max_answer_tokens decoded.
 
 With ``device_map = "auto"`` the layers (their weights, KV cache and hidden states) are
 split over ``gpus`` devices, so the per-GPU numbers are the totals ÷ ``gpus``.
@@ -45,6 +47,8 @@ class ModelEstimate:
     cache_bytes: int
     gpus: int
     warnings: list[str]
+    reliance_prefill_tokens: int = 0
+    reliance_decode_tokens: int = 0
 
     @property
     def generate_gpu_bytes(self) -> int:
@@ -78,10 +82,14 @@ def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | Non
     gpus = cfg.gpus if m.device_map == "auto" else 1
     warns: list[str] = []
     captures = captures_for(cfg, m)
+    rel = any(r.key == m.key for r in cfg.reliance_models())
+    rel_tokens = {"reliance_prefill_tokens": n_items * seq if rel else 0,
+                  "reliance_decode_tokens": n_items * cfg.reliance.max_answer_tokens if rel
+                  else 0}
     if shape is None:
         warns.append("shape unknown: set local_path (config.json is read) to get estimates")
         return ModelEstimate(m.key, m.name, None, gen_tokens, seq, 0, 0, 0, captures, 0, gpus,
-                             warns)
+                             warns, **rel_tokens)
     if shape.max_positions and seq > shape.max_positions:
         warns.append(f"prompt + max_new_tokens = {seq} exceeds the model's "
                      f"max_position_embeddings {shape.max_positions}; lower max_new_tokens "
@@ -93,7 +101,7 @@ def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | Non
     work = (shape.layers + 1) * seq * shape.hidden * b + 3 * seq * shape.intermediate * b
     cache = captures * n_items * cache_bytes_per_item(cfg, shape)
     return ModelEstimate(m.key, m.name, shape, gen_tokens, seq, weights, kv, work, captures,
-                         cache, gpus, warns)
+                         cache, gpus, warns, **rel_tokens)
 
 
 def cache_bytes_per_item(cfg: ExperimentConfig, shape: ArchShape) -> int:
@@ -152,6 +160,14 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
     lines.append(f"total: ≤ {human_count(tot_tok)} tokens to generate "
                  f"(upper bound: items × max_new_tokens; real traces stop earlier), "
                  f"cache on disk {human_bytes(tot_disk)}")
+    if "reliance" in stages:
+        who = [e.key for e in ests if e.reliance_decode_tokens]
+        lines.append(
+            f"reliance: ≤ {human_count(sum(e.reliance_prefill_tokens for e in ests))} tokens "
+            f"prefilled (prompt + own reasoning) + "
+            f"{human_count(sum(e.reliance_decode_tokens for e in ests))} decoded (answers, "
+            f"≤ {cfg.reliance.max_answer_tokens} each) for {', '.join(who) or 'no model'}; "
+            "GPU memory ≈ GPU gen (same batch, same length)")
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
                  "max-length sequence (bf16; split evenly over GPUs with device_map auto)")

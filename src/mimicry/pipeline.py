@@ -2,7 +2,7 @@
 
 Each ``stage_*`` function takes the config, the run folder and the suite, does its work
 through the public API of its step (``mimicry.generate.generate``, ``mimicry.alignment.align``,
-``mimicry.capture.capture``, the ``probes`` package), relies on that step's own resume
+``mimicry.capture.capture``, ``mimicry.generate.forced.answer_after``, the ``probes`` package), relies on that step's own resume
 (finished items are skipped) and returns a :class:`StageResult`. A step that is not
 installed yet makes the stage ``unavailable`` with the reason — never made-up numbers.
 
@@ -11,6 +11,8 @@ Run folder layout::
     RUN/traces/<key>.jsonl                    one per model (generated or imported)
     RUN/traces/<teacher>__scrambled.jsonl     content-scrambled teacher traces (ablation)
     RUN/alignment/                            alignment.csv, summary.json, figures
+    RUN/traces/<key>__self_scrambled.jsonl    a model's own traces, reasoning scrambled (reliance)
+    RUN/traces/<key>__after_scrambled.jsonl   its answers after them (reliance)
     RUN/caches/<key>.h5                       activations on the model's own traces
     RUN/caches/<key>__on_<teacher>.h5         a student reading the teacher's traces
     RUN/caches/<key>__scrambled.h5            ... and the scrambled teacher traces
@@ -20,16 +22,18 @@ Run folder layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig, ModelConfig
+from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
+from .errors import InputError, ModelNotFoundError
 from .io import atomic_path, atomic_write_json
-from .runsupport import call, lookup, model_spec, traces_path
-from .traces import read_traces
+from .runsupport import call, lookup, model_spec, reliance_paths, traces_path
+from .traces import append_traces, read_traces
 
 
 @dataclass
@@ -221,12 +225,139 @@ def _write_scrambled(src: Path, dst: Path, seed: int, suite, notes: list[str]) -
         notes.append(f"scrambled traces: no teacher traces at {src.name}")
         return False
     out = call(scramble, read_traces(src), seed=seed, suite=suite)
-    from .traces import append_traces
-
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
         append_traces(tmp, list(out))
     return True
+
+
+# ---------------------------------------------------------------- reliance
+
+
+def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
+    """Write each reasoning model's own traces scrambled, and its answers after them.
+
+    For every teacher/student/control with reasoning in ``traces/<key>.jsonl``: the traces
+    with the reasoning's content scrambled go to ``traces/<key>__self_scrambled.jsonl``
+    (rewritten only when missing or made from other traces/mode/seed), then the model
+    answers after them greedily into ``traces/<key>__after_scrambled.jsonl`` (resumable).
+    Models without reasoning are skipped with a note; models without local weights or
+    whose load fails are noted and make the stage ``partial``.
+    """
+    answer_after, why = lookup("mimicry.generate.forced", "answer_after")
+    scramble, why2 = lookup("mimicry.scramble", "scramble_traces")
+    if answer_after is None or scramble is None:
+        return StageResult("unavailable", [why or why2])
+    loadable = {m.key for m in cfg.reliance_models()}
+    cands = [m for m in cfg.models if m.role in RELIANCE_ROLES]
+    notes: list[str] = []
+    failed = 0
+    for i, m in enumerate(cands, start=1):
+        own = traces_path(run, m.key)
+        if not own.exists():
+            notes.append(f"{m.key}: no traces at {own.name} (generate did not run)")
+            failed += 1
+            continue
+        traces = read_traces(own)
+        if not any((t.reasoning or "").strip() for t in traces):
+            notes.append(f"{m.key}: skipped, its traces have no reasoning to scramble")
+            continue
+        if m.key not in loadable:
+            notes.append(f"{m.key}: no local weights to answer with (traces imported only); "
+                         "set local_path to include it")
+            failed += 1
+            continue
+        scrambled, forced = reliance_paths(run, m.key)
+        _fresh_scrambled(cfg, m, own, traces, scrambled, forced, scramble, notes)
+        _fresh_forced(cfg, m, forced, notes)
+        _say(f"[{i}/{len(cands)}] {m.key}: answering after its own reasoning scrambled "
+             f"({cfg.reliance.mode}) -> {forced.name}")
+        try:
+            # the scrambled traces are passed in memory, so a moved run folder still resumes
+            # (their provenance is checked above through the own traces' hash)
+            res = call(answer_after, model_spec(m), read_traces(scrambled), suite, forced,
+                       batch_size=cfg.generation.batch_size,
+                       max_answer_tokens=cfg.reliance.max_answer_tokens,
+                       chat_template=m.chat_template, name=m.key, device=default_device(m))
+        except ModelNotFoundError as e:
+            notes.append(f"{m.key}: could not be loaded ({e.render()})")
+            failed += 1
+            continue
+        except InputError as e:
+            if "can be answered after" not in str(e):
+                raise
+            notes.append(f"{m.key}: skipped, every trace was cut before </think>")
+            continue
+        except OSError as e:  # weights missing or unreadable half-way
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            notes.append(f"{m.key}: could not be loaded or run ({type(e).__name__}: {first})")
+            failed += 1
+            continue
+        s = getattr(res, "summary", {})
+        if s.get("skipped_truncated"):
+            notes.append(f"{m.key}: {s['skipped_truncated']} traces cut before </think> "
+                         "not answered after (counted by the probe)")
+        cut = sum(t.finish_reason == "length" for t in res)
+        if cut:
+            notes.append(f"{m.key}: {cut} of {len(res)} answers hit [reliance] "
+                         f"max_answer_tokens = {cfg.reliance.max_answer_tokens} (an answer cut "
+                         "before it is given scores as wrong: raise it if this is not rare)")
+    if failed == 0:
+        return StageResult("done", notes)
+    return StageResult("partial" if failed < len(cands) else "unavailable", notes)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _first_meta(path: Path, model: str | None = None) -> dict[str, Any] | None:
+    try:
+        rows = read_traces(path)
+    except InputError:
+        return None
+    rows = [t for t in rows if model is None or t.model == model]
+    return rows[0].meta if rows else None
+
+
+def _fresh_scrambled(cfg: ExperimentConfig, m: ModelConfig, own: Path, traces: list,
+                     dst: Path, forced: Path, scramble, notes: list[str]) -> None:
+    """Write ``dst`` (own traces scrambled) unless it is already made from the same inputs.
+
+    A scrambled file made from other own traces, mode or seed is rewritten, and the answers
+    after it (``forced``) removed: they were made after another text.
+    """
+    src = _sha(own)
+    if dst.exists():
+        meta = _first_meta(dst) or {}
+        sc = meta.get("scrambled") or {}
+        if (meta.get("scrambled_from") == src and sc.get("mode") == cfg.reliance.mode
+                and sc.get("seed") == cfg.seed):
+            return
+        notes.append(f"{m.key}: {dst.name} was made from other traces or scramble settings: "
+                     f"rewritten, and {forced.name} made anew")
+        forced.unlink(missing_ok=True)
+    out = scramble(traces, mode=cfg.reliance.mode, seed=cfg.seed)
+    for t in out:
+        t.meta["scrambled_from"] = src
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        append_traces(tmp, list(out))
+
+
+def _fresh_forced(cfg: ExperimentConfig, m: ModelConfig, forced: Path, notes: list[str]) -> None:
+    """Remove ``forced`` when its answers were made with another answer budget or template."""
+    if not forced.exists():
+        return
+    meta = _first_meta(forced, m.key)
+    if meta is None:
+        return
+    want = {"max_answer_tokens": cfg.reliance.max_answer_tokens,
+            "chat_template": m.chat_template}
+    if any(meta.get(k) != v for k, v in want.items()):
+        notes.append(f"{m.key}: {forced.name} was made with other settings "
+                     f"({', '.join(f'{k}={meta.get(k)!r}' for k in want)}): made anew")
+        forced.unlink()
 
 
 # ---------------------------------------------------------------- probe
@@ -266,6 +397,7 @@ STAGE_FUNCS = {
     "generate": stage_generate,
     "align": stage_align,
     "capture": stage_capture,
+    "reliance": stage_reliance,
     "probe": stage_probe,
     "report": stage_report,
 }

@@ -1,7 +1,8 @@
 """Glue between the run folder and the ``probes`` package (looked up at call time).
 
 ``run_probe(name, cfg, run, suite)`` opens what probe ``name`` needs from the run folder,
-calls ``probes.<name>.run(...)`` once per model or per teacher/student pair, and writes
+calls ``probes.<name>.run(...)`` once per model or per teacher/student pair (``reliance``:
+once over every model's own traces and its answers after them scrambled), and writes
 ``RUN/probes/<name>.csv`` (all units stacked, with a ``unit`` column), the extra tables as
 ``<name>_<table>.csv``, and one figure per unit ``<name>__<unit>.png/.pdf``. The verdict
 is given the Results of the probes run before it in the same stage. ``mimicry``
@@ -21,9 +22,10 @@ import pandas as pd
 from .config import ExperimentConfig
 from .errors import MimicryError
 from .io import atomic_path, atomic_write_json
-from .runsupport import call, lookup
+from .runsupport import call, lookup, reliance_paths, traces_path
 
 Units = list[tuple[str, Any]]  # (unit label, probe Result)
+TRACE_PROBES = ("reliance",)  # probes that read traces, not caches
 
 
 def cache_paths(run: Path) -> dict[str, Path]:
@@ -133,13 +135,48 @@ def _ablation(fn: Callable, ctx: _Ctx) -> Units:
     return out
 
 
+def _reliance(fn: Callable, ctx: _Ctx) -> Units:
+    """Return ``[("all", reliance over every model with own traces and answers after them)]``.
+
+    Rows are relabelled with the model keys (imported traces may carry another model name).
+    If the joint call is refused (e.g. one model has too few items), each model is tried alone
+    and the ones that fail are left out, with their reason noted.
+    """
+    from dataclasses import replace
+
+    from .traces import read_traces
+
+    pairs = {}
+    for m in ctx.cfg.models:
+        own, forced = traces_path(ctx.run, m.key), reliance_paths(ctx.run, m.key)[1]
+        if own.exists() and forced.exists():
+            pairs[m.key] = tuple([replace(t, model=m.key) for t in read_traces(p)]
+                                 for p in (own, forced))
+    if not pairs:
+        ctx.skipped.append("no answers after scrambled reasoning (the reliance stage did not "
+                           "run or skipped every model)")
+        return []
+    kw = dict(tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts)
+
+    def joint(keys: list[str]):
+        return ([t for k in keys for t in pairs[k][0]], [t for k in keys for t in pairs[k][1]])
+
+    try:
+        return [("all", call(fn, *joint(list(pairs)), **kw))]
+    except MimicryError:
+        pass
+    good = [k for k in pairs if _unit(ctx, k, fn, *joint([k]), **kw)]
+    return [("all", call(fn, *joint(good), **kw))] if good else []
+
+
 def _verdict(fn: Callable, ctx: _Ctx) -> Units:
     """One verdict per student/control, with that pair's alignment and the probes run so far."""
     if not ctx.teacher:
         return []
     r = ctx.results
     per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation") if name in r}
-    one = {name: r[name].get("all") for name in ("planning", "entropy") if name in r}
+    one = {name: r[name].get("all") for name in ("planning", "entropy", "reliance")
+           if name in r}
     first = ctx.cfg.roles().get("student")
     out = []
     for k in ctx.pairs():
@@ -156,6 +193,7 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
 
 ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
     "ablation": _ablation,
+    "reliance": _reliance,
     "verdict": _verdict,
     "planning": _planning,
     "difficulty": _difficulty,
@@ -181,7 +219,7 @@ def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite,
     ctx = _Ctx(cfg, run, suite)
     ctx.opts = dict(cfg.probes.options.get(name, {}))
     ctx.results = results
-    if not ctx.paths:
+    if not ctx.paths and name not in TRACE_PROBES:
         return False, "no caches (capture did not run)"
     try:
         units = adapter(fn, ctx)

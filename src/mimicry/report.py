@@ -3,8 +3,9 @@
 ``write_report(run_dir)`` reads what the stages left (``status.json``, ``alignment/``,
 ``probes/``, ``caches/``) and writes both files. Sections: models, pipeline status (a stage
 that did not run says so and why — no placeholder numbers), behaviour (alignment table,
-log cost vs log RT, r̄ with CIs, Δr, negative transfer, inflation law, exclusions),
-mechanism (each probe's table and figure), the verdict. The HTML embeds every figure as
+log cost vs log RT, r̄ with CIs, Δr, negative transfer, inflation law, exclusions, and the
+reliance probe: does the answer depend on what the reasoning says?), mechanism (each
+activation probe's table and figure), the verdict. The HTML embeds every figure as
 base64 PNG; the Markdown links the PNGs (PDFs sit beside them).
 """
 
@@ -32,8 +33,15 @@ PROBE_TITLES = {
     "similarity": "Teacher × student layer similarity (debiased linear CKA)",
     "planning": "Planning: does the last prompt state predict the effort to come?",
     "ablation": "Ablation: own vs teacher vs content-scrambled traces",
+    "reliance": "Reliance: accuracy after the model's own reasoning vs after it scrambled",
     "verdict": "Verdict",
 }
+BEHAVIOUR_PROBES = ("reliance",)  # shown under Behaviour: they read traces, not activations
+RELIANCE_TEXT = (
+    "Each model answers again after its own reasoning with the content scrambled (format, "
+    "step markers and length kept). reliance = accuracy own − accuracy after the scrambled "
+    "reasoning (paired over items; 95% paired bootstrap CI; McNemar p). Above 0: the answer "
+    "depends on what the reasoning says; about 0: the reasoning does no work.")
 ALIGN_COLS = ["model", "task", "n", "r", "ci_low", "ci_high", "p_perm", "spearman",
               "accuracy", "measure", "reliability", "r_disattenuated", "n_excluded"]
 MAX_ROWS = 40
@@ -199,10 +207,15 @@ def _save_and_fig(fig, stem: Path, saver, caption: str) -> list[Block]:
     return _fig(stem.with_suffix(".png"), caption)
 
 
-def _mechanism_blocks(run: Path, names: list[str]) -> list[Block]:
+def _probe_notes(run: Path) -> dict[str, str]:
+    """Return ``{probe: note}`` from the probe stage's notes in ``status.json``."""
     st = _read_json(run / "status.json").get("probe", {})
-    notes = {n.split(":", 1)[0]: n.split(":", 1)[1].strip() for n in st.get("notes") or []
-             if ":" in n}
+    return {n.split(":", 1)[0]: n.split(":", 1)[1].strip() for n in st.get("notes") or []
+            if ":" in n}
+
+
+def _mechanism_blocks(run: Path, names: list[str]) -> list[Block]:
+    notes = _probe_notes(run)
     out: list[Block] = [("h", 2, "Mechanism: probes on the cached activations")]
     caches = sorted((run / "caches").glob("*.h5")) if (run / "caches").exists() else []
     if caches:
@@ -211,7 +224,7 @@ def _mechanism_blocks(run: Path, names: list[str]) -> list[Block]:
     else:
         out.append(("p", "**No activation caches**: the capture stage has not produced any "
                     "(see Pipeline status)."))
-    for name in [n for n in names if n != "verdict"]:
+    for name in [n for n in names if n not in ("verdict", *BEHAVIOUR_PROBES)]:
         out.append(("h", 3, PROBE_TITLES.get(name, name)))
         out += _probe_body(run, name, notes)
     return out
@@ -304,12 +317,12 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     blocks += _status_blocks(run, list(STAGES))
     blocks += _behaviour_blocks(run, roles, bool(getattr(suite, "synthetic", False)))
     names = (cfg.get("probes") or {}).get("names") or list(PROBE_TITLES)
+    for name in [n for n in BEHAVIOUR_PROBES if n in names]:
+        blocks += [("h", 3, PROBE_TITLES[name]), ("p", RELIANCE_TEXT)] \
+            + _probe_body(run, name, _probe_notes(run))
     blocks += _mechanism_blocks(run, names)
     blocks.append(("h", 2, "Verdict: policy transfer or surface mimicry?"))
-    blocks += _probe_body(run, "verdict", {n.split(":", 1)[0]: n.split(":", 1)[1].strip()
-                                           for n in (_read_json(run / "status.json")
-                                                     .get("probe", {}).get("notes") or [])
-                                           if ":" in n})
+    blocks += _probe_body(run, "verdict", _probe_notes(run))
     return blocks
 
 

@@ -1,7 +1,7 @@
 """``mimicry run CONFIG`` and ``mimicry demo``: the whole pipeline, resumable, cost known first.
 
 ``run_experiment(cfg)`` prints the cost estimate, checks that every model it needs can be
-had (before any stage runs), then runs generate → align → capture → probe → report. Each
+had (before any stage runs), then runs generate → align → capture → reliance → probe → report. Each
 stage delegates to its step's own resume (finished items are skipped) and, when complete,
 leaves a marker ``RUN/.stages/<stage>.json`` holding the config hash: a second run skips
 finished stages; a changed config, ``--force`` or a re-run upstream stage re-runs it.
@@ -41,7 +41,7 @@ ORGANISM_CONFIG: dict[str, Any] = {
                 "entropy": "exact", "store_dtype": "float32", "batch_tokens": 4096,
                 "cross": True},
     "probes": {"names": ["difficulty", "entropy", "similarity", "planning", "ablation",
-                         "verdict"]},
+                         "reliance", "verdict"]},
     "models": [
         {"key": k, "name": f"organism:{k}", "role": r, "dtype": "float32"}
         for k, r in [("teacher", "teacher"), ("base", "base"),
@@ -92,12 +92,27 @@ def plan_stages(run: Path, cfg: ExperimentConfig, stages: list[str], force: bool
 
 def _needs_weights(cfg: ExperimentConfig, run: Path, todo: list[str]):
     """Yield the models whose weights the stages to run will load."""
+    rel = {m.key for m in cfg.reliance_models()} if "reliance" in todo else set()
     for m in cfg.models:
         gen = ("generate" in todo and m.generate and not m.traces
                and cfg.generation.backend == "hf")
         cap = "capture" in todo and m.capture
-        if gen or cap:
+        if gen or cap or (m.key in rel and not _known_without_reasoning(run, m.key)):
             yield m
+
+
+def _known_without_reasoning(run: Path, key: str) -> bool:
+    """Return whether ``key``'s traces exist and hold no reasoning (reliance skips it)."""
+    from .runsupport import traces_path
+    from .traces import read_traces
+
+    p = traces_path(run, key)
+    if not p.exists():
+        return False
+    try:
+        return not any((t.reasoning or "").strip() for t in read_traces(p))
+    except MimicryError:
+        return False
 
 
 def dry_run_text(cfg: ExperimentConfig, run: Path, todo: list[str], suite) -> str:
@@ -270,7 +285,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add ``mimicry run`` and ``mimicry demo``."""
     p = subparsers.add_parser(
-        "run", help="run an experiment config: generate, align, capture, probe, report",
+        "run", help="run an experiment config: generate, align, capture, reliance, probe, report",
         description="Run an experiment config (experiments/*.toml) stage by stage, "
                     "resumably; --dry-run prints the cost without downloading anything.")
     p.add_argument("config", help="TOML experiment config, e.g. experiments/qwen-1.5b.toml")
@@ -287,7 +302,7 @@ def register(subparsers) -> None:
         d = subparsers.add_parser(
             "demo", help="run the model organism end to end and write a report",
             description="Summarise the bundled human norms, then run the organism config "
-                        "(generate, align, capture, probes, report) into --out.")
+                        "(generate, align, capture, reliance, probes, report) into --out.")
         d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
         d.add_argument("--max-items", type=int, default=None,
                        help="keep N items per task, evenly spaced (quicker)")
