@@ -86,6 +86,11 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
     usable pairs is an error naming the counts.
     """
     own_t, forced_t = _read(own, "own"), _read(forced, "forced")
+    swapped = sum(bool(t.meta.get("forced_reasoning")) for t in own_t)
+    if swapped:
+        raise InputError(f"{swapped} of the 'own' traces are answers after a given reasoning "
+                         "(written by answer_after), not the models' own runs",
+                         fix="give the own traces first and the forced answers second")
     task_of = None
     if tasks is not None:
         from mimicry.tasks.registry import load_suite

@@ -181,6 +181,10 @@ def test_run_errors(traces, tmp_path):
     assert set(r.table["model"]) == {"teacher"}
     with pytest.raises(InputError, match="forced traces not found"):
         reliance.run(own, tmp_path / "nope.jsonl")
+    marked = [Trace(**{**f.to_dict(), "meta": {"forced_reasoning": True}}) for f in forced]
+    reliance.run(own, marked, n_boot=10)
+    with pytest.raises(InputError, match="own traces first"):   # arguments swapped
+        reliance.run(marked, own, n_boot=10)
 
 
 def test_plot_is_a_figure(traces):
