@@ -209,3 +209,23 @@ def test_cli_after_reasoning(teacher, tmp_path, capsys):
     assert main([*base2, "--after-reasoning", str(scr), "--temperature", "0.7"]) == 2
     assert main([*base2, "--max-answer-tokens", "16"]) == 2
     assert not out2.exists()
+
+
+def test_organism_reliance_separates_mastery_from_content_mimicry(teacher, tmp_path):
+    """Ground truth of the organism: the teacher's answer is computed in its reasoning; the
+    content mimic's reasoning computes nothing, so scrambling it costs nothing."""
+    from mimicry.organism import checkpoint_path
+    from probes import reliance
+
+    path = str(checkpoint_path("student_mimic_content"))
+    own = generate(path, teacher["suite"], tmp_path / "own.jsonl", max_new_tokens=80,
+                   batch_size=32, progress=False, name="mimic")
+    forced = answer_after(path, scramble_traces(list(own), seed=0), teacher["suite"],
+                          tmp_path / "forced.jsonl", batch_size=32, progress=False,
+                          name="mimic", dtype="float32")
+    t_forced = _after(teacher, scramble_traces(teacher["own"], seed=0), tmp_path / "t.jsonl")
+    r = reliance.run(teacher["own"] + list(own), list(t_forced) + list(forced), n_boot=500)
+    rows = r.table.set_index("model")
+    assert rows.loc["teacher", "reliance"] > 0.3 and rows.loc["teacher", "p"] < 1e-3
+    assert not (rows.loc["mimic", "reliance"] > 0 and rows.loc["mimic", "p"] < 0.05)
+    assert r.meta["n"] == {"teacher": 96, "mimic": 96}
