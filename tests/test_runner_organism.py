@@ -31,7 +31,7 @@ def organism_run(tmp_path_factory):
         out=str(out), max_items_per_task=N_ITEMS,
         alignment={"n_boot": 500, "n_perm": 500},
         probes={"names": ["difficulty", "entropy", "similarity", "planning", "ablation",
-                          "verdict"],
+                          "reliance", "verdict"],
                 "options": {"difficulty": light, "entropy": light, "similarity": light,
                             "planning": light, "ablation": {"n_boot": 100}}})
     status = run_experiment(cfg)
@@ -40,8 +40,9 @@ def organism_run(tmp_path_factory):
 
 def test_every_stage_completes(organism_run):
     out, cfg, status = organism_run
-    for s in ("generate", "align", "capture", "report"):
+    for s in ("generate", "align", "capture", "reliance", "report"):
         assert status[s]["status"] == "done", status
+        assert (out / ".stages" / f"{s}.json").exists()
     # every probe either wrote its table or is reported with the reason (never silently absent)
     notes = " ".join(status["probe"]["notes"])
     for name in cfg.probes.names:
@@ -87,3 +88,42 @@ def test_caches_and_load_run(organism_run):
     assert "verdict:" in repr(run)
     meta = json.loads((out / "probes" / "verdict.run.json").read_text())
     assert meta["seed"] == cfg.seed
+
+
+def test_reliance_stage_and_probe_match_the_traces(organism_run):
+    out, cfg, status = organism_run
+    from mimicry.runsupport import reliance_paths
+
+    # the base answers directly (no reasoning): it is not tested; every reasoning model is
+    t = pd.read_csv(out / "probes" / "reliance.csv")
+    pooled = t[t.task == "all"].set_index("model")
+    assert set(pooled.index) == {"teacher", "student_mastery", "student_mimic_content",
+                                 "student_mimic_length"}
+    assert not any(p.exists() for p in reliance_paths(out, "base"))
+    for key in pooled.index:
+        own = pd.read_json(out / "traces" / f"{key}.jsonl", lines=True)
+        own = own[~((own.finish_reason == "length") & (own.answer_text.fillna("") == ""))]
+        forced = pd.read_json(reliance_paths(out, key)[1], lines=True)
+        m = own.merge(forced, on="item_id", suffixes=("_own", "_forced"))
+        a, b = m.correct_own.to_numpy(bool), m.correct_forced.to_numpy(bool)
+        row = pooled.loc[key]
+        assert row.n == len(m) == N_ITEMS
+        assert row.reliance == pytest.approx(a.mean() - b.mean(), abs=1e-12)
+        k, n = int((a & ~b).sum()), int((a ^ b).sum())
+        assert (row.own_only, row.forced_only) == (k, n - k)
+        if n < 25:  # McNemar: exact binomial on the discordant items
+            p = stats.binomtest(k, n, 0.5).pvalue if n else 1.0
+        else:  # chi² with continuity correction
+            p = stats.chi2.sf((abs(2 * k - n) - 1) ** 2 / n, 1)
+        assert row.p == pytest.approx(p, rel=1e-9)
+        if key in ("teacher", "student_mastery"):  # reasoning that computes the answer
+            assert row.reliance > 0 and row.p < 0.05 and row.ci_low > 0, (key, row)
+    ev = pd.read_csv(out / "probes" / "verdict.csv")
+    rel = ev[(ev.evidence == "reliance")].set_index("student")
+    assert rel.loc["student_mastery", "value"] == pytest.approx(
+        pooled.loc["student_mastery", "reliance"])
+    assert "reliance p < 0.05" in pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
+        "student").loc["student_mastery", "decided_by"]
+    md = (out / "report.md").read_text()
+    behaviour = md.split("## Behaviour", 1)[1].split("## Mechanism", 1)[0]
+    assert "### Reliance" in behaviour and "probes/reliance__all.png" in behaviour
