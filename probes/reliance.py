@@ -173,6 +173,7 @@ def plot(result: Result):
                      fmt="o", color="k")
     axes[1].set_yticks(x, [f"{m} (p={p:.2g})" for m, p in zip(t["model"], t["p"])],
                        fontsize=8)
+    axes[1].set_ylim(len(t) - 0.5, -0.5)   # first model on top, as in the left panel
     axes[1].axvline(0, color="k", lw=0.5)
     axes[1].set_xlabel("reliance: accuracy own − scrambled (95% CI)")
     fig.tight_layout()
