@@ -200,3 +200,23 @@ def test_unloadable_weights_are_noted_and_the_stage_is_partial(tmp_path, tiny_mo
     assert st["reliance"]["status"] == "unavailable"
     assert any(n.startswith("teacher: could not be loaded") for n in st["reliance"]["notes"])
     assert not reliance_paths(tmp_path / "run", "teacher")[1].exists()
+
+
+def test_model_whose_every_trace_was_cut_is_skipped_with_a_note(tmp_path, tiny_model_dir):
+    from mimicry.pipeline import stage_reliance
+    from mimicry.runsupport import load_suites
+
+    data = make_inputs(tmp_path, tiny_model_dir("qwen2"), api=False)
+    data["models"] = [m for m in data["models"] if m["key"] == "teacher"]
+    cfg = config_from_dict(data)
+    own = tmp_path / "run" / "traces" / "teacher.jsonl"
+    own.parent.mkdir(parents=True)
+    rows = [json.loads(x) for x in Path(data["models"][0]["traces"]).read_text().splitlines()]
+    own.write_text("".join(json.dumps({**r, "answer_text": "", "finish_reason": "length"})
+                           + "\n" for r in rows))
+    res = stage_reliance(cfg, tmp_path / "run", load_suites(cfg))
+    assert res.status == "done"  # nothing the stage could do: not retried forever
+    assert res.notes[0].startswith("teacher: skipped, nothing in "
+                                   "teacher__self_scrambled.jsonl to answer after")
+    assert f"{N} cut before </think>" in res.notes[0]
+    assert not reliance_paths(tmp_path / "run", "teacher")[1].exists()

@@ -286,7 +286,8 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
         except InputError as e:
             if "can be answered after" not in str(e):
                 raise
-            notes.append(f"{m.key}: skipped, every trace was cut before </think>")
+            notes.append(f"{m.key}: skipped, nothing in {scrambled.name} to answer after "
+                         f"({e.render()})")
             continue
         except OSError as e:  # weights missing or unreadable half-way
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
