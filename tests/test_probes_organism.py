@@ -11,11 +11,14 @@ every probe and the verdict.
 
 Three training seeds of the same committed training code: seed 0 is the set shipped in the
 package, seeds 1 and 2 live in ``tests/data/organism/seed{1,2}`` (``mimicry organism train
---seed N``, 2.9 MB each). Skipped, with the reason, when a set is missing.
+--seed N``, 2.9 MB each). ``MIMICRY_ORGANISM_SETS=DIR1:DIR2`` adds more trained sets (folders
+written by ``mimicry organism train --out DIR --seed N``). Skipped, with the reason, when a set
+is missing.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,9 @@ pytestmark = pytest.mark.slow
 EXPECTED = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
             "student_mimic_length": "surface mimicry"}
 DATA = Path(__file__).parent / "data" / "organism"
-SEEDS = {0: None, 1: DATA / "seed1", 2: DATA / "seed2"}
+SEEDS = {"seed0": None, "seed1": DATA / "seed1", "seed2": DATA / "seed2"}
+SEEDS.update((Path(d).name, Path(d)) for d in
+             os.environ.get("MIMICRY_ORGANISM_SETS", "").split(os.pathsep) if d)
 
 
 def build_run(run, root=None):
@@ -58,7 +63,7 @@ def build_run(run, root=None):
     return suite
 
 
-@pytest.fixture(scope="module", params=sorted(SEEDS), ids=lambda s: f"seed{s}")
+@pytest.fixture(scope="module", params=list(SEEDS))
 def organism_run(request, tmp_path_factory):
     from mimicry.errors import ModelNotFoundError
     from mimicry.organism import ROLES, checkpoint_path
@@ -68,8 +73,8 @@ def organism_run(request, tmp_path_factory):
         for r in ROLES:
             checkpoint_path(r, root)
     except ModelNotFoundError as e:
-        pytest.skip(f"organism checkpoints (seed {request.param}) missing: {e.render()}")
-    run = tmp_path_factory.mktemp(f"organism-run-seed{request.param}")
+        pytest.skip(f"organism checkpoints ({request.param}) missing: {e.render()}")
+    run = tmp_path_factory.mktemp(f"organism-run-{request.param}")
     return run, build_run(run, root)
 
 
