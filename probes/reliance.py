@@ -16,7 +16,9 @@ Rows per model and task, plus ``task == "all"`` (every item pooled: the test is 
 items, so pooling across tasks is valid). Exclusions are counted per model: own traces cut
 before ``</think>`` (nothing to answer after), items with no forced answer, unscored items.
 Items whose reasoning the scramble could not change (too short) are kept — which can only pull
-the reliance towards 0 — and counted in ``meta["reasoning_unchanged_by_scramble"]``.
+the reliance towards 0 — and counted in ``meta["reasoning_unchanged_by_scramble"]``. Forced
+answers cut by their token budget (``finish_reason == "length"``) are kept, scored as given,
+and counted in the ``forced_cut`` column: many of them inflate the reliance.
 """
 
 from __future__ import annotations
@@ -124,14 +126,14 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
                 f = forced_by[(m, t.item_id)]
                 unchanged += (f.reasoning or "") == (t.reasoning or "")
                 keep.append((task_of[t.item_id] if task_of else (t.task or ""),
-                             bool(t.correct), bool(f.correct)))
+                             bool(t.correct), bool(f.correct), f.finish_reason == "length"))
         excl[m] = ex
         same[m] = unchanged
         if len(keep) < min_items:
             raise InputError(f"model {m!r}: only {len(keep)} items have both an own and a "
                              f"forced answer (excluded: {ex})",
                              fix="answer after the scrambled reasoning of every item")
-        df = pd.DataFrame(keep, columns=["task", "own", "forced"])
+        df = pd.DataFrame(keep, columns=["task", "own", "forced", "cut"])
         pairs[m] = df
         groups = [("all", df)] + ([(k, g) for k, g in df.groupby("task", sort=True)]
                                   if df["task"].nunique() > 1 else [])
@@ -142,7 +144,7 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
                          "acc_forced": mc.acc_b, "reliance": est.diff_,
                          "ci_low": est.ci_[0], "ci_high": est.ci_[1], "p": est.p_,
                          "own_only": mc.a_only, "forced_only": mc.b_only,
-                         "test": mc.method})
+                         "forced_cut": int(g["cut"].sum()), "test": mc.method})
     table = pd.DataFrame(rows)
     meta = {"probe": "reliance", "models": models, "models_without_forced": missing_models,
             "n": {m: len(d) for m, d in pairs.items()}, "exclusions": excl,

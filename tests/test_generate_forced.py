@@ -169,8 +169,13 @@ def test_resume(teacher, tmp_path):
     # a fresh run in one go gives the same answers as the resumed one
     fresh = _after(teacher, scr, tmp_path / "g.jsonl")
     assert [t.answer_text for t in fresh] == [t.answer_text for t in full]
-    with pytest.raises(InputError, match="max_answer_tokens=64"):
+    with pytest.raises(InputError, match="max_answer_tokens='auto'"):
         _after(teacher, scr, out, max_answer_tokens=32)
+    import dataclasses
+
+    longer = [dataclasses.replace(scr[0], answer_tokens=50), *scr[1:]]  # "auto" -> 100
+    with pytest.raises(InputError, match="budget of 64 tokens"):
+        _after(teacher, longer, out)
     other = scramble_traces(teacher["own"][:20], seed=2)
     with pytest.raises(InputError, match="after another reasoning"):
         _after(teacher, other, out)
@@ -229,3 +234,18 @@ def test_organism_reliance_separates_mastery_from_content_mimicry(teacher, tmp_p
     assert rows.loc["teacher", "reliance"] > 0.3 and rows.loc["teacher", "p"] < 1e-3
     assert not (rows.loc["mimic", "reliance"] > 0 and rows.loc["mimic", "p"] < 0.05)
     assert r.meta["n"] == {"teacher": 96, "mimic": 96}
+
+
+def test_auto_answer_budget():
+    from mimicry.generate.forced import answer_budget
+
+    def tr(*n):
+        return [Trace(item_id=str(i), model="m", answer_tokens=k) for i, k in enumerate(n)]
+
+    assert answer_budget("auto", tr(3, 40, None)) == 80      # 2 × the longest own answer
+    assert answer_budget("auto", tr(1, 2)) == 64             # at least 64
+    assert answer_budget("auto", []) == 64
+    assert answer_budget(7, tr(500)) == 7                    # a number is taken as given
+    for bad in (0, -3, "many", 2.5, True):
+        with pytest.raises(InputError, match="'auto' or a whole number"):
+            answer_budget(bad, [])

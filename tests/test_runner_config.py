@@ -126,10 +126,10 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, capsys):
     assert "≤ 24.0k tokens to generate" in out
     assert "stages to run: generate, align, capture, reliance, probe, report" in out
     # reliance: each of the 2 reasoning models prefills ≤ 12 × (132 + 1000) tokens and
-    # decodes 12 × 64 answer tokens (the [reliance] default)
-    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (n * seq, n * 64)
+    # decodes ≤ 12 × 2000 answer tokens (the "auto" default: ≤ 2 × max_new_tokens)
+    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (n * seq, n * 2000)
     assert (f"reliance: ≤ {2 * n * seq / 1e3:.1f}k tokens prefilled (prompt + own reasoning) "
-            f"+ {2 * n * 64 / 1e3:.1f}k decoded" in out)
+            f"+ {2 * n * 2000 / 1e3:.1f}k decoded" in out)
     assert "for teacher, student;" in out
 
 
@@ -141,7 +141,7 @@ def test_reliance_section_is_validated_and_hashed(tmp_path):
                        {"key": "api", "name": "x/y", "role": "student", "generate": False,
                         "capture": False, "traces": "t.jsonl"}]}
     cfg = config_from_dict(base)
-    assert (cfg.reliance.max_answer_tokens, cfg.reliance.mode) == (64, "within")
+    assert (cfg.reliance.max_answer_tokens, cfg.reliance.mode) == ("auto", "within")
     # the base (no reasoning role) and an API-only student (no weights) are not loaded
     assert [m.key for m in cfg.reliance_models()] == ["teacher"]
     p = tmp_path / "c.toml"
@@ -151,7 +151,8 @@ def test_reliance_section_is_validated_and_hashed(tmp_path):
                                          r"\[reliance\].*valid keys: max_answer_tokens, mode"):
         load_config(p)
     for bad, msg in (({"mode": "shuffle"}, "mode 'shuffle' is not valid"),
-                     ({"max_answer_tokens": 0}, "max_answer_tokens must be a whole number > 0")):
+                     ({"max_answer_tokens": 0}, "max_answer_tokens must be \"auto\" or a whole"),
+                     ({"max_answer_tokens": "lots"}, "got 'lots'")):
         with pytest.raises(InputError, match=msg):
             config_from_dict({**base, "reliance": bad})
     assert parse_stages("probe,reliance") == ["reliance", "probe"]  # pipeline order

@@ -162,12 +162,14 @@ class RelianceStageConfig:
     experiment's ``seed``); ``probes.reliance`` compares the accuracy with its own run.
 
     Fields:
-        max_answer_tokens: greedy decoding budget for the answer after ``</think>``.
+        max_answer_tokens: greedy decoding budget for the answer after ``</think>``, or
+            ``"auto"``: max(64, 2 × the model's longest own answer), so that a model that
+            summarises before its final answer (R1-style) is not cut off.
         mode: scramble mode, ``within`` (the trace's own tokens shuffled among positions of
             the same shape) or ``across`` (tokens drawn from all items' traces).
     """
 
-    max_answer_tokens: int = 64
+    max_answer_tokens: int | str = "auto"
     mode: str = "within"
 
 
@@ -341,9 +343,12 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     if rel.mode not in SCRAMBLE_MODES:
         raise InputError(f"[reliance] mode '{rel.mode}' is not valid", file=source,
                          fix=f"use {' or '.join(SCRAMBLE_MODES)}")
-    if not isinstance(rel.max_answer_tokens, int) or rel.max_answer_tokens <= 0:
-        raise InputError(f"[reliance] max_answer_tokens must be a whole number > 0, got "
-                         f"{rel.max_answer_tokens!r}", file=source, fix="e.g. 64")
+    if rel.max_answer_tokens != "auto" and (
+            isinstance(rel.max_answer_tokens, bool) or not isinstance(rel.max_answer_tokens, int)
+            or rel.max_answer_tokens <= 0):
+        raise InputError(f"[reliance] max_answer_tokens must be \"auto\" or a whole number > 0, "
+                         f"got {rel.max_answer_tokens!r}", file=source,
+                         fix='e.g. "auto" (the default) or 512')
     cfg = _build(ExperimentConfig, {**data, "models": models, "generation": gen,
                                     "alignment": aln, "capture": cap, "reliance": rel,
                                     "probes": prb},

@@ -72,6 +72,12 @@ def captures_for(cfg: ExperimentConfig, m: ModelConfig) -> int:
     return n
 
 
+def reliance_budget(cfg: ExperimentConfig, max_new: int) -> int:
+    """Return the answer budget per item for the dry run ("auto": at most 2 × max_new_tokens)."""
+    b = cfg.reliance.max_answer_tokens
+    return 2 * max_new if b == "auto" else int(b)
+
+
 def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | None,
                    n_items: int, prompt_tokens: int) -> ModelEstimate:
     """Return the cost of one model of ``cfg`` over ``n_items`` items."""
@@ -84,7 +90,7 @@ def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | Non
     captures = captures_for(cfg, m)
     rel = any(r.key == m.key for r in cfg.reliance_models())
     rel_tokens = {"reliance_prefill_tokens": n_items * seq if rel else 0,
-                  "reliance_decode_tokens": n_items * cfg.reliance.max_answer_tokens if rel
+                  "reliance_decode_tokens": n_items * reliance_budget(cfg, max_new) if rel
                   else 0}
     if shape is None:
         warns.append("shape unknown: set local_path (config.json is read) to get estimates")
@@ -166,7 +172,8 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             f"reliance: ≤ {human_count(sum(e.reliance_prefill_tokens for e in ests))} tokens "
             f"prefilled (prompt + own reasoning) + "
             f"{human_count(sum(e.reliance_decode_tokens for e in ests))} decoded (answers, "
-            f"≤ {cfg.reliance.max_answer_tokens} each) for {', '.join(who) or 'no model'}; "
+            f"≤ {cfg.reliance.max_answer_tokens} each; auto: bounded by 2 × max_new_tokens) "
+            f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "

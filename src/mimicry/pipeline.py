@@ -300,9 +300,11 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
                          "not answered after (counted by the probe)")
         cut = sum(t.finish_reason == "length" for t in res)
         if cut:
-            notes.append(f"{m.key}: {cut} of {len(res)} answers hit [reliance] "
-                         f"max_answer_tokens = {cfg.reliance.max_answer_tokens} (an answer cut "
-                         "before it is given scores as wrong: raise it if this is not rare)")
+            notes.append(f"{m.key}: {cut} of {len(res)} answers hit the budget of "
+                         f"{s.get('answer_budget', cfg.reliance.max_answer_tokens)} tokens "
+                         f"([reliance] max_answer_tokens = {cfg.reliance.max_answer_tokens!r}; "
+                         "an answer cut before it is given scores as wrong: raise it if this "
+                         "is not rare)")
     if failed == 0:
         return StageResult("done", notes)
     return StageResult("partial" if failed < len(cands) else "unavailable", notes)

@@ -42,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hf: do not generate reasoning; answer after the reasoning in TRACES "
                         "(e.g. `mimicry scramble` of the model's own traces), greedily, for "
                         "the reliance probe")
-    g.add_argument("--max-answer-tokens", type=int, default=64,
-                   help="with --after-reasoning: tokens for each answer (default 64)")
+    g.add_argument("--max-answer-tokens", type=_budget, default="auto",
+                   help="with --after-reasoning: tokens for each answer, or auto (default: "
+                        "max(64, 2 x the longest own answer in TRACES))")
     g.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g.set_defaults(func=_cmd_generate)
 
@@ -69,13 +70,26 @@ def _load_suite(name: str):
     return registry.load_suite(name)
 
 
+def _budget(text: str) -> int | str:
+    """Return ``"auto"`` or the positive int in ``text`` (argparse type of --max-answer-tokens)."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
+    return n
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from ..models import ModelSpec
     from .run import generate
 
     if args.after_reasoning is not None:
         return _cmd_after(args)
-    if args.max_answer_tokens != 64:
+    if args.max_answer_tokens != "auto":
         raise InputError("--max-answer-tokens is only used with --after-reasoning",
                          fix="drop it, or add --after-reasoning TRACES")
     if args.backend == "hf":

@@ -36,6 +36,23 @@ from .segments import decode_ids, strip_stop
 # Settings that must match for a resumed run to append to an existing file. The reasoning
 # itself is checked by content (each kept row's reasoning == the given one), not by file name.
 RESUME_KEYS = ("max_answer_tokens", "chat_template")
+AUTO_MIN = 64  # "auto" budget: max(AUTO_MIN, 2 × the longest own answer of the given traces)
+
+
+def answer_budget(max_answer_tokens: int | str, traces: Sequence[Trace]) -> int:
+    """Return the decoding budget per answer: an int as given, or the ``"auto"`` budget.
+
+    ``"auto"`` = max(64, 2 × the longest ``answer_tokens`` among ``traces``): a model that
+    wrote a long summary before its final answer (R1-style) gets room to write it again,
+    so an answer is not cut — and scored wrong — only for lack of budget.
+    """
+    if max_answer_tokens == "auto":
+        return max(AUTO_MIN, 2 * max((t.answer_tokens or 0 for t in traces), default=0))
+    if isinstance(max_answer_tokens, bool) or not isinstance(max_answer_tokens, int) \
+            or max_answer_tokens < 1:
+        raise InputError(f"max_answer_tokens must be 'auto' or a whole number >= 1, got "
+                         f"{max_answer_tokens!r}")
+    return max_answer_tokens
 
 
 def _truncated(t: Trace) -> bool:
@@ -44,7 +61,8 @@ def _truncated(t: Trace) -> bool:
 
 def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                  suite: TaskSuite | Sequence[Item] | str, out: str | Path, *,
-                 batch_size: int = 8, max_answer_tokens: int = 64, chat_template: str = "auto",
+                 batch_size: int = 8, max_answer_tokens: int | str = "auto",
+                 chat_template: str = "auto",
                  device: str | None = None, dtype: str | None = None, name: str | None = None,
                  progress: bool = True, hf_model=None, tokenizer=None) -> GenerateResult:
     """Return one :class:`Trace` per usable input trace, its answer decoded after its reasoning.
@@ -53,7 +71,10 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     traces). Rows are appended to ``out`` per batch; a re-run skips items ``out`` already holds
     for ``name`` (default: the model's short name). The returned list's ``.summary`` counts
     answered, skipped-as-done and ``skipped_truncated`` items (no ``</think>`` to answer after)
-    and items whose id is not in ``suite`` (``not_in_suite``). ``hf_model``/``tokenizer``: an
+    and items whose id is not in ``suite`` (``not_in_suite``). ``max_answer_tokens``: the
+    decoding budget per answer, or ``"auto"`` (max(64, 2 × the longest own answer among the
+    given traces), recorded as ``answer_budget``); an answer cut by it has
+    ``finish_reason == "length"`` and usually scores as wrong. ``hf_model``/``tokenizer``: an
     already loaded model (else ``model`` is loaded).
     """
     import torch
@@ -61,9 +82,9 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
 
     from ..capture.segments import build_text
 
-    if max_answer_tokens < 1 or batch_size < 1:
-        raise InputError(f"max_answer_tokens and batch_size must be >= 1, got "
-                         f"{max_answer_tokens} and {batch_size}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    answer_budget(max_answer_tokens, [])  # validates
     src = str(traces) if isinstance(traces, (str, Path)) else "<in memory>"
     given = read_traces(traces) if isinstance(traces, (str, Path)) else list(traces)
     items = {it.item_id: it for it in _resolve_suite(suite)}
@@ -72,7 +93,7 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
         spec = dataclasses.replace(spec, chat_template=chat_template)
     model_name = name or spec.short_name
     out = Path(out)
-    settings = {"max_answer_tokens": int(max_answer_tokens),
+    settings = {"max_answer_tokens": max_answer_tokens,
                 "chat_template": chat_template if chat_template in ("auto", "none") else
                 "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12],
                 "reasoning_file": src}
@@ -94,6 +115,7 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                              fix="answer_after needs the prompt and reasoning text of every "
                                  "trace (not only reasoning_tokens)")
     given_by = {t.item_id: t for t in usable}
+    budget = answer_budget(max_answer_tokens, usable)
 
     existing: dict[str, Trace] = {}
     if out.exists():
@@ -108,6 +130,12 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                             f"{out} already holds forced answers of '{model_name}' made with "
                             f"{k}={t.meta.get(k)!r}; this run asks for {settings[k]!r}",
                             file=out, fix="use the same settings, or another --out")
+                if t.meta.get("answer_budget", budget) != budget:
+                    raise InputError(
+                        f"{out} already holds answers of '{model_name}' decoded with a budget "
+                        f"of {t.meta['answer_budget']} tokens; max_answer_tokens="
+                        f"{max_answer_tokens!r} gives {budget} for these traces", file=out,
+                        fix="pass the same max_answer_tokens as a number, or use another --out")
                 g = given_by.get(t.item_id)
                 if g is not None and (t.reasoning or "") != (g.reasoning or ""):
                     raise InputError(
@@ -152,7 +180,7 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                 with torch.inference_mode():
                     gen = hf_model.generate(
                         input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                        max_new_tokens=int(max_answer_tokens), do_sample=False,
+                        max_new_tokens=budget, do_sample=False,
                         temperature=None, top_p=None, top_k=None, num_beams=1,
                         eos_token_id=stops, pad_token_id=tok.pad_token_id)
                 dt = (time.perf_counter() - t0) / len(batch)
@@ -169,7 +197,8 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                         correct=bool(correct), reasoning_tokens=t.reasoning_tokens,
                         answer_tokens=len(kept), finish_reason="stop" if stopped else "length",
                         backend="hf-forced", seconds=round(dt, 6),
-                        meta={**settings, "forced_reasoning": True, "think_closed": True,
+                        meta={**settings, "answer_budget": budget,
+                              "forced_reasoning": True, "think_closed": True,
                               "reasoning_from": t.model,
                               "prompt_tokens": n_tok[t.item_id],
                               "model_path": spec.name_or_path,
@@ -182,12 +211,14 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     result = GenerateResult(existing.get(i) or new[i] for i in ids)
     result.summary = {"model": model_name, "out": str(out),
                       **summarize(result, skipped=len(usable) - len(todo), generated=len(new)),
+                      "answer_budget": budget,
                       "skipped_truncated": len(truncated), "not_in_suite": len(not_in_suite)}
     if progress:
         s = result.summary
         acc = "n/a" if s["accuracy"] is None else f"{100 * s['accuracy']:.1f}%"
         print(f"{model_name}: answered after {s['items']} given reasonings ({s['generated']} "
-              f"new), accuracy {acc}; skipped {len(truncated)} cut before </think> and "
+              f"new), accuracy {acc}; {s['length_finished']} answers cut at the budget of "
+              f"{budget} tokens; skipped {len(truncated)} cut before </think> and "
               f"{len(not_in_suite)} not in the suite -> {out}", file=sys.stderr, flush=True)
     return result
 
