@@ -172,7 +172,9 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             f"reliance: ≤ {human_count(sum(e.reliance_prefill_tokens for e in ests))} tokens "
             f"prefilled (prompt + own reasoning) + "
             f"{human_count(sum(e.reliance_decode_tokens for e in ests))} decoded (answers, "
-            f"≤ {cfg.reliance.max_answer_tokens} each; auto: bounded by 2 × max_new_tokens) "
+            + ("auto budget: 2 × the model's longest own answer, ≤ 2 × max_new_tokens each"
+               if cfg.reliance.max_answer_tokens == "auto"
+               else f"≤ {cfg.reliance.max_answer_tokens} each") + ") "
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
