@@ -15,8 +15,9 @@ The rule (docs/probes.md, "The verdict rule"), with 95% CIs:
                   CI low > 0 (the teacher's is shown beside it, not required)
   W  works        the reasoning does work: accuracy above base (diff > 0, p < 0.05), or
                   reliance (accuracy own − after its own reasoning scrambled) > 0 with
-                  McNemar p < 0.05. Only when the reliance row is missing does the
-                  activation ablation stand in: drop (own − scrambled traces) CI low > 0
+                  McNemar p < 0.05. Only when the reliance row is missing (or the
+                  teacher's own reliance is not > 0, so a flat student says nothing) does
+                  the activation ablation stand in: drop (own − scrambled traces) CI low > 0
 policy transfer  ⇐ T, A, P and W hold, and neither C nor N
 surface mimicry  ⇐ T holds and (A fails, or C, or N, or P fails, or W fails while reliance
                   or the ablation was measured) — each only when its row is present
@@ -269,8 +270,19 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
     else:
         missing.append("P (planning ρ)")
     acc_up = have("accuracy_vs_base") and acc["value"] > 0 and acc_p < 0.05
+    def relies(k):
+        return g[k]["value"] > 0 and _num(g[k]["p"]) < 0.05
+
     rel = have("reliance") and math.isfinite(_num(g["reliance"]["p"]))
-    rel_up = rel and g["reliance"]["value"] > 0 and _num(g["reliance"]["p"]) < 0.05
+    rel_up = rel and relies("reliance")
+    # a teacher whose own answers do not depend on its reasoning leaves nothing functional to
+    # transfer: a student's flat reliance then says nothing against it
+    teacher_flat = have("teacher_reliance") and math.isfinite(
+        _num(g["teacher_reliance"]["p"])) and not relies("teacher_reliance")
+    note = ""
+    if rel and not rel_up and teacher_flat:
+        rel = False
+        note = " (reliance not used: the teacher's own reliance is not > 0)"
     # the activation ablation is a proxy for what reliance measures directly: it stands in
     # only when reliance was not measured
     abl = not rel and ci_ok("ablation_drop")
@@ -280,16 +292,18 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
             (["accuracy significantly above base"] if acc_up else [])
             + (["scrambling its reasoning's content costs accuracy (reliance p < 0.05)"]
                if rel_up else [])
-            + (["ablation drop CI above 0 (content carries the signal)"] if abl_up else [])))
+            + (["ablation drop CI above 0 (content carries the signal)"] if abl_up else []))
+            + note)
     elif rel:
         against.append("W: no accuracy gain over base, and scrambling its reasoning's content "
                        "does not cost accuracy (reliance not > 0 at p < 0.05): the reasoning "
                        "does no work")
     elif abl:
         against.append("W: no accuracy gain over base and the difficulty signal survives "
-                       "content scrambling (ablation drop CI includes or is below 0)")
+                       "content scrambling (ablation drop CI includes or is below 0)" + note)
     else:
-        missing.append("W (no accuracy gain over base shown; reliance and ablation not run)")
+        missing.append("W (no accuracy gain over base shown; reliance and ablation not run)"
+                       + note)
     if against:
         return "surface mimicry", against
     if not missing:

@@ -51,6 +51,14 @@ GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0
     ({"reliance": (0.0, -0.05, 0.05, 1.0)}, "policy transfer"),   # W via accuracy gain
     ({"reliance": (np.nan,) * 4, "ablation_drop": (-0.1, -0.3, -0.01, 0.01),
       "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),  # ablation stands in
+    # a teacher whose answers ignore its own reasoning: a flat student reliance is no evidence
+    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.02, -0.03, 0.07, 0.6),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "policy transfer"),  # ablation decides
+    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.02, -0.03, 0.07, 0.6),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9), "ablation_drop": (np.nan,) * 4},
+     "inconclusive"),
+    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.5, 0.4, 0.6, 0.001),
+      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
     ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3)}, "inconclusive"),  # teacher has no policy
     ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3), "behaviour_r": (0.0, -0.2, 0.2, 0.9)},
      "inconclusive"),
