@@ -116,7 +116,7 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
         for t in (t for t in own_t if t.model == m):
             if task_of is not None and t.item_id not in task_of:
                 ex["not_in_suite"] += 1
-            elif t.finish_reason == "length" and not t.answer_text:
+            elif t.cut_before_answer:
                 ex["truncated_own"] += 1
             elif (m, t.item_id) not in forced_by:
                 ex["no_forced_answer"] += 1

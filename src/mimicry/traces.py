@@ -41,6 +41,11 @@ class Trace:
     seconds: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def cut_before_answer(self) -> bool:
+        """Return whether the token limit cut the trace inside its reasoning (no answer)."""
+        return self.finish_reason == "length" and not self.answer_text
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (one JSONL row)."""
         return asdict(self)

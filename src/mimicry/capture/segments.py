@@ -27,7 +27,7 @@ def build_text(tok, trace: Trace, chat_template: str = "auto") -> tuple[str, int
     rendered = render_prompt(tok, trace.prompt, chat_template)
     reasoning = trace.reasoning or ""
     answer = trace.answer_text or ""
-    truncated = trace.finish_reason == "length" and not answer
+    truncated = trace.cut_before_answer
     text = rendered + ("" if prompt_opens_think(rendered) else THINK_OPEN + "\n") + reasoning
     if truncated:
         return text, len(rendered), len(text), True

@@ -17,7 +17,6 @@ reasoning: they are skipped and counted. Re-running skips items already in ``out
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -25,12 +24,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError
-from ..models import ModelSpec, load_model
+from ..models import ModelSpec
 from ..tasks import scoring
 from ..tasks.items import Item, TaskSuite
 from ..traces import Trace, append_traces, read_traces
-from .hf import default_device, eos_ids
-from .run import GenerateResult, _resolve_suite, repair_partial_tail, summarize
+from .hf import HFBackend
+from .run import GenerateResult, _resolve_suite, repair_partial_tail, summarize, template_setting
 from .segments import decode_ids, strip_stop
 
 # Settings that must match for a resumed run to append to an existing file. The reasoning
@@ -53,10 +52,6 @@ def answer_budget(max_answer_tokens: int | str, traces: Sequence[Trace]) -> int:
         raise InputError(f"max_answer_tokens must be 'auto' or a whole number >= 1, got "
                          f"{max_answer_tokens!r}")
     return max_answer_tokens
-
-
-def _truncated(t: Trace) -> bool:
-    return t.finish_reason == "length" and not t.answer_text
 
 
 def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
@@ -94,12 +89,10 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     model_name = name or spec.short_name
     out = Path(out)
     settings = {"max_answer_tokens": max_answer_tokens,
-                "chat_template": chat_template if chat_template in ("auto", "none") else
-                "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12],
-                "reasoning_file": src}
+                "chat_template": template_setting(chat_template), "reasoning_file": src}
     not_in_suite = [t.item_id for t in given if t.item_id not in items]
-    truncated = [t.item_id for t in given if t.item_id in items and _truncated(t)]
-    usable = [t for t in given if t.item_id in items and not _truncated(t)]
+    truncated = [t.item_id for t in given if t.item_id in items and t.cut_before_answer]
+    usable = [t for t in given if t.item_id in items and not t.cut_before_answer]
     if not usable:
         raise InputError(f"no trace in {src} can be answered after: {len(not_in_suite)} not in "
                          f"the suite, {len(truncated)} cut before </think>",
@@ -147,19 +140,11 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     todo = [t for t in usable if t.item_id not in existing]
     new: dict[str, Trace] = {}
     if todo:
-        if hf_model is None or tokenizer is None:
-            if device is None and spec.device_map is None:
-                device = default_device()
-            hf_model, tokenizer = load_model(spec, device=device, dtype=dtype)
-        tok = tokenizer
-        tok.padding_side = "left"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        stops = eos_ids(hf_model, tok)
-        if not stops:
-            raise InputError(f"model '{spec.name_or_path}' defines no eos token, so a "
-                             "finished answer cannot be told from a cut one",
-                             fix="set eos_token_id in its generation_config.json")
+        # the hf backend loads the model, pads left, finds the stops and builds the greedy
+        # config exactly as for the model's own generation
+        be = HFBackend(spec, device=device, dtype=dtype, model=hf_model, tokenizer=tokenizer)
+        tok, stops = be.tok, be.stop_ids
+        gen_cfg = be.generation_config(budget, 0.0, 1.0)
         templated = chat_template != "none" and bool(getattr(tok, "chat_template", None))
         texts = {}
         for t in todo:
@@ -168,21 +153,18 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
         n_tok = {k: len(tok(v, add_special_tokens=not templated)["input_ids"])
                  for k, v in texts.items()}
         order = sorted(todo, key=lambda t: (-n_tok[t.item_id], t.item_id))
-        dev = next(hf_model.parameters()).device
+        dev = next(be.model.parameters()).device
         bar = tqdm(total=len(order), desc=f"answer after reasoning ({model_name})", unit="item",
                    disable=not progress)
         try:
             for s in range(0, len(order), batch_size):
                 batch = order[s:s + batch_size]
-                enc = tok([texts[t.item_id] for t in batch], return_tensors="pt", padding=True,
-                          add_special_tokens=not templated).to(dev)
+                enc = be.encode([texts[t.item_id] for t in batch], templated).to(dev)
                 t0 = time.perf_counter()
                 with torch.inference_mode():
-                    gen = hf_model.generate(
-                        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                        max_new_tokens=budget, do_sample=False,
-                        temperature=None, top_p=None, top_k=None, num_beams=1,
-                        eos_token_id=stops, pad_token_id=tok.pad_token_id)
+                    gen = be.model.generate(input_ids=enc["input_ids"],
+                                            attention_mask=enc["attention_mask"],
+                                            generation_config=gen_cfg)
                 dt = (time.perf_counter() - t0) / len(batch)
                 rows = []
                 for t, g in zip(batch, gen[:, enc["input_ids"].shape[1]:].tolist()):

@@ -87,7 +87,8 @@ class HFBackend:
         """Return the exact text fed to the model for ``item``."""
         return render_prompt(self.tok, item.prompt, chat_template)
 
-    def _encode(self, texts: Sequence[str], templated: bool):
+    def encode(self, texts: Sequence[str], templated: bool):
+        """Return the left-padded batch encoding (input_ids, attention_mask) of ``texts``."""
         # A chat template already writes BOS where the model wants it; a raw prompt gets the
         # tokenizer's usual special tokens (e.g. Llama's BOS).
         return self.tok(list(texts), return_tensors="pt", padding=True,
@@ -104,12 +105,12 @@ class HFBackend:
         lengths = {k: len(self.tok(v, add_special_tokens=not templated)["input_ids"])
                    for k, v in rendered.items()}
         order = sorted(items, key=lambda it: (-lengths[it.item_id], it.item_id))
-        gen_cfg = self._generation_config(max_new_tokens, temperature, top_p)
+        gen_cfg = self.generation_config(max_new_tokens, temperature, top_p)
         device = next(self.model.parameters()).device
         torch.manual_seed(seed)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            enc = self._encode([rendered[it.item_id] for it in batch], templated).to(device)
+            enc = self.encode([rendered[it.item_id] for it in batch], templated).to(device)
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(input_ids=enc["input_ids"],
@@ -133,7 +134,8 @@ class HFBackend:
                 progress.update(len(batch))
             yield done
 
-    def _generation_config(self, max_new_tokens: int, temperature: float, top_p: float):
+    def generation_config(self, max_new_tokens: int, temperature: float, top_p: float):
+        """Return the model's generation config with this run's budget, stops and sampling."""
         from transformers import GenerationConfig
 
         base = getattr(self.model, "generation_config", None)

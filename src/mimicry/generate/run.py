@@ -63,6 +63,13 @@ def _resolve_suite(suite: TaskSuite | Sequence[Item] | str | Path) -> list[Item]
     return list(suite)
 
 
+def template_setting(chat_template: str) -> str:
+    """Return how ``chat_template`` is recorded in traces: auto, none, or custom:<sha256[:12]>."""
+    if chat_template in ("auto", "none"):
+        return chat_template
+    return "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12]
+
+
 def _check_settings(settings: dict[str, Any], done: list[Trace], out: Path) -> None:
     for t in done:
         for k in RESUME_KEYS:
@@ -146,8 +153,7 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
     _validate(items, batch_size, max_new_tokens, temperature, top_p)
     settings = {"backend": backend, "max_new_tokens": int(max_new_tokens),
                 "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed),
-                "chat_template": chat_template if chat_template in ("auto", "none") else
-                "custom:" + hashlib.sha256(chat_template.encode()).hexdigest()[:12],
+                "chat_template": template_setting(chat_template),
                 "revision": spec.revision, "model_path": spec.name_or_path,
                 "batch_size": int(batch_size)}
 
