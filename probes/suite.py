@@ -131,15 +131,15 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
             abl[s] = conds
     alignment, names = None, {}
     tr = run / "traces"
+    traces = {k: read_traces(tr / f"{k}.jsonl") for k in (teacher, base, *students)
+              if k and (tr / f"{k}.jsonl").exists()}
     own_t, forced_t = [], []
     for k in (teacher, *students):
         forced = reliance_paths(run, k)[1]
-        if forced.exists() and (tr / f"{k}.jsonl").exists():
-            own_t += read_traces(tr / f"{k}.jsonl")
+        if forced.exists() and k in traces:
+            own_t += traces[k]
             forced_t += read_traces(forced)
-    if suite is not None and (tr / f"{teacher}.jsonl").exists():
-        traces = {k: read_traces(tr / f"{k}.jsonl") for k in (teacher, base, *students)
-                  if k and (tr / f"{k}.jsonl").exists()}
+    if suite is not None and teacher in traces:
         names = {k: t[0].model for k, t in traces.items() if t}
         alignment = {}
         for s in students:

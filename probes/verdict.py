@@ -1,8 +1,8 @@
 """Verdict: behavioural and mechanistic evidence side by side, and a call per teacher/student pair.
 
 ``run(teacher=..., students=[...], alignment=..., planning=..., difficulty=..., similarity=...,
-entropy=..., ablation=..., reliance=...)`` reads whatever results are given (missing ones become ``n/a``)
-and returns one evidence row per (student, measure) with its CI, plus ``.tables["calls"]``:
+entropy=..., ablation=..., reliance=...)`` reads whatever results are given (missing ones
+become ``n/a``) and returns one evidence row per (student, measure) with its CI, plus ``.tables["calls"]``:
 "policy transfer", "surface mimicry" or "inconclusive" and the rows that decided it.
 
 The rule (docs/probes.md, "The verdict rule"), with 95% CIs:

@@ -2,8 +2,8 @@
 
 Each ``stage_*`` function takes the config, the run folder and the suite, does its work
 through the public API of its step (``mimicry.generate.generate``, ``mimicry.alignment.align``,
-``mimicry.capture.capture``, ``mimicry.generate.forced.answer_after``, the ``probes`` package), relies on that step's own resume
-(finished items are skipped) and returns a :class:`StageResult`. A step that is not
+``mimicry.capture.capture``, ``mimicry.generate.answer_after``, the ``probes`` package),
+relies on that step's own resume (finished items are skipped) and returns a :class:`StageResult`. A step that is not
 installed yet makes the stage ``unavailable`` with the reason — never made-up numbers.
 
 Run folder layout::
@@ -268,14 +268,14 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             failed += 1
             continue
         scrambled, forced = reliance_paths(run, m.key)
-        _fresh_scrambled(cfg, m, own, traces, scrambled, forced, scramble, notes)
+        given = _fresh_scrambled(cfg, m, own, traces, scrambled, forced, scramble, notes)
         _fresh_forced(cfg, m, forced, notes)
         _say(f"[{i}/{len(cands)}] {m.key}: answering after its own reasoning scrambled "
              f"({cfg.reliance.mode}) -> {forced.name}")
         try:
             # the scrambled traces are passed in memory, so a moved run folder still resumes
             # (their provenance is checked above through the own traces' hash)
-            res = call(answer_after, model_spec(m), read_traces(scrambled), suite, forced,
+            res = call(answer_after, model_spec(m), given, suite, forced,
                        batch_size=cfg.generation.batch_size,
                        max_answer_tokens=cfg.reliance.max_answer_tokens,
                        chat_template=m.chat_template, name=m.key, device=default_device(m))
@@ -298,7 +298,7 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
         if s.get("skipped_truncated"):
             notes.append(f"{m.key}: {s['skipped_truncated']} traces cut before </think> "
                          "not answered after (counted by the probe)")
-        cut = sum(t.finish_reason == "length" for t in res)
+        cut = s.get("length_finished", 0)
         if cut:
             notes.append(f"{m.key}: {cut} of {len(res)} answers hit the budget of "
                          f"{s.get('answer_budget', cfg.reliance.max_answer_tokens)} tokens "
@@ -324,19 +324,23 @@ def _first_meta(path: Path, model: str | None = None) -> dict[str, Any] | None:
 
 
 def _fresh_scrambled(cfg: ExperimentConfig, m: ModelConfig, own: Path, traces: list,
-                     dst: Path, forced: Path, scramble, notes: list[str]) -> None:
-    """Write ``dst`` (own traces scrambled) unless it is already made from the same inputs.
+                     dst: Path, forced: Path, scramble, notes: list[str]) -> list:
+    """Return the own traces scrambled, written to ``dst`` unless it holds them already.
 
     A scrambled file made from other own traces, mode or seed is rewritten, and the answers
     after it (``forced``) removed: they were made after another text.
     """
     src = _sha(own)
     if dst.exists():
-        meta = _first_meta(dst) or {}
+        try:
+            rows = read_traces(dst)
+        except InputError:
+            rows = []
+        meta = rows[0].meta if rows else {}
         sc = meta.get("scrambled") or {}
         if (meta.get("scrambled_from") == src and sc.get("mode") == cfg.reliance.mode
                 and sc.get("seed") == cfg.seed):
-            return
+            return rows
         notes.append(f"{m.key}: {dst.name} was made from other traces or scramble settings: "
                      f"rewritten, and {forced.name} made anew")
         forced.unlink(missing_ok=True)
@@ -344,8 +348,10 @@ def _fresh_scrambled(cfg: ExperimentConfig, m: ModelConfig, own: Path, traces: l
     for t in out:
         t.meta["scrambled_from"] = src
     dst.parent.mkdir(parents=True, exist_ok=True)
+    out = list(out)
     with atomic_path(dst) as tmp:
-        append_traces(tmp, list(out))
+        append_traces(tmp, out)
+    return out
 
 
 def _fresh_forced(cfg: ExperimentConfig, m: ModelConfig, forced: Path, notes: list[str]) -> None:

@@ -2,8 +2,8 @@
 
 Caches are given as paths or ``name=path`` (the name labels tables and figures; default: the
 file stem). ``mimicry probe reliance OWN.jsonl FORCED.jsonl`` takes two TRACES files instead:
-the models' own traces, then their answers after the scrambled reasoning. The probes package is imported inside the handler (``mimicry`` never imports
-``probes`` at import time).
+the models' own traces, then their answers after the scrambled reasoning. The probes package
+is imported inside the handler (``mimicry`` never imports ``probes`` at import time).
 """
 
 from __future__ import annotations

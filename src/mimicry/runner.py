@@ -1,10 +1,10 @@
 """``mimicry run CONFIG`` and ``mimicry demo``: the whole pipeline, resumable, cost known first.
 
 ``run_experiment(cfg)`` prints the cost estimate, checks that every model it needs can be
-had (before any stage runs), then runs generate → align → capture → reliance → probe → report. Each
-stage delegates to its step's own resume (finished items are skipped) and, when complete,
-leaves a marker ``RUN/.stages/<stage>.json`` holding the config hash: a second run skips
-finished stages; a changed config, ``--force`` or a re-run upstream stage re-runs it.
+had (before any stage runs), then runs generate → align → capture → reliance → probe →
+report. Each stage delegates to its step's own resume (finished items are skipped) and, when
+complete, leaves a marker ``RUN/.stages/<stage>.json`` holding the config hash: a second run
+skips finished stages; a changed config, ``--force`` or a re-run upstream stage re-runs it.
 """
 
 from __future__ import annotations
