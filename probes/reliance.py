@@ -70,7 +70,7 @@ def _read(x: Any, what: str) -> list:
     from mimicry.traces import read_traces
 
     if isinstance(x, (str, Path)):
-        if not Path(x).exists():
+        if not Path(x).is_file():
             raise InputError(f"{what} traces not found", file=x,
                              fix="give a traces JSONL (own: from `mimicry generate`; forced: "
                                  "from `mimicry generate --after-reasoning`)")
@@ -99,13 +99,14 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
 
         task_of = {it.item_id: it.task for it in load_suite(tasks)}
     forced_by = {(t.model, t.item_id): t for t in forced_t}
+    forced_models = {t.model for t in forced_t}
     models = list(dict.fromkeys(t.model for t in own_t))
-    missing_models = [m for m in models if not any(k[0] == m for k in forced_by)]
-    models = [m for m in models if m not in missing_models]
+    missing_models = [m for m in models if m not in forced_models]
+    models = [m for m in models if m in forced_models]
     if not models:
         raise InputError("no model has both own and forced traces "
                          f"(own: {sorted({t.model for t in own_t})}, forced: "
-                         f"{sorted({t.model for t in forced_t})})",
+                         f"{sorted(forced_models)})",
                          fix="the forced answers must carry the same model name as the "
                              "model's own traces (--name)")
     rows, excl, pairs, same = [], {}, {}, {}

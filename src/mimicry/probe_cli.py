@@ -162,11 +162,6 @@ def _reliance(args: argparse.Namespace) -> int:
     if len(args.caches) != 2:
         raise InputError(f"reliance takes two traces files (OWN FORCED), got {len(args.caches)}",
                          fix="mimicry probe reliance own.jsonl after_scrambled.jsonl --out DIR")
-    for f in args.caches:
-        if not Path(f).is_file():
-            raise InputError("traces not found", file=f,
-                             fix="OWN: from `mimicry generate`; FORCED: from `mimicry generate "
-                                 "--after-reasoning`")
     r = reliance.run(args.caches[0], args.caches[1], tasks=args.tasks, n_boot=args.n_boot,
                      seed=args.seed)
     for p in r.save(Path(args.out)):
