@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,7 +71,6 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     ``finish_reason == "length"`` and usually scores as wrong. ``hf_model``/``tokenizer``: an
     already loaded model (else ``model`` is loaded).
     """
-    import torch
     from tqdm.auto import tqdm
 
     from ..capture.segments import build_text
@@ -153,21 +151,15 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
         n_tok = {k: len(tok(v, add_special_tokens=not templated)["input_ids"])
                  for k, v in texts.items()}
         order = sorted(todo, key=lambda t: (-n_tok[t.item_id], t.item_id))
-        dev = next(be.model.parameters()).device
         bar = tqdm(total=len(order), desc=f"answer after reasoning ({model_name})", unit="item",
                    disable=not progress)
         try:
             for s in range(0, len(order), batch_size):
                 batch = order[s:s + batch_size]
-                enc = be.encode([texts[t.item_id] for t in batch], templated).to(dev)
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    gen = be.model.generate(input_ids=enc["input_ids"],
-                                            attention_mask=enc["attention_mask"],
-                                            generation_config=gen_cfg)
-                dt = (time.perf_counter() - t0) / len(batch)
+                gen, dt = be.generate_batch([texts[t.item_id] for t in batch], templated,
+                                            gen_cfg)
                 rows = []
-                for t, g in zip(batch, gen[:, enc["input_ids"].shape[1]:].tolist()):
+                for t, g in zip(batch, gen):
                     kept, stopped = strip_stop(g, set(stops))
                     # decoded as generate() decodes a completion, so answers compare
                     answer = decode_ids(tok, kept).strip()

@@ -94,6 +94,20 @@ class HFBackend:
         return self.tok(list(texts), return_tensors="pt", padding=True,
                         add_special_tokens=not templated)
 
+    def generate_batch(self, texts: Sequence[str], templated: bool,
+                       gen_cfg) -> tuple[list[list[int]], float]:
+        """Return (new ids per text, with eos/padding still in; seconds per text) of one batch."""
+        import torch
+
+        enc = self.encode(texts, templated).to(next(self.model.parameters()).device)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=enc["input_ids"],
+                                      attention_mask=enc["attention_mask"],
+                                      generation_config=gen_cfg)
+        dt = (time.perf_counter() - t0) / len(texts)
+        return out[:, enc["input_ids"].shape[1]:].tolist(), dt
+
     def run(self, items: Sequence[Item], *, batch_size: int, max_new_tokens: int,
             temperature: float, top_p: float, seed: int, chat_template: str,
             progress=None) -> Iterator[list[Completion]]:
@@ -106,18 +120,11 @@ class HFBackend:
                    for k, v in rendered.items()}
         order = sorted(items, key=lambda it: (-lengths[it.item_id], it.item_id))
         gen_cfg = self.generation_config(max_new_tokens, temperature, top_p)
-        device = next(self.model.parameters()).device
         torch.manual_seed(seed)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            enc = self.encode([rendered[it.item_id] for it in batch], templated).to(device)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = self.model.generate(input_ids=enc["input_ids"],
-                                          attention_mask=enc["attention_mask"],
-                                          generation_config=gen_cfg)
-            dt = (time.perf_counter() - t0) / len(batch)
-            gen = out[:, enc["input_ids"].shape[1]:].tolist()
+            gen, dt = self.generate_batch([rendered[it.item_id] for it in batch], templated,
+                                          gen_cfg)
             done = []
             for it, ids in zip(batch, gen):
                 kept, stopped = strip_stop(ids, set(self.stop_ids))
