@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the sampled positions")
     p.add_argument("--per-token-stride", type=int, default=d.per_token_stride,
                    help="also store the residual at every N-th token (0 = off)")
+    p.add_argument("--per-token-segment", default=d.per_token_segment,
+                   choices=["all", "reasoning"],
+                   help="take the stride rows over the whole sequence or the reasoning only")
     p.add_argument("--backend", default=d.backend, choices=["hf", "tl", "nnsight"])
     p.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, ...")
     p.add_argument("--store-dtype", default=d.dtype, choices=["float32", "float16"],
@@ -58,7 +61,8 @@ def _capture(args: argparse.Namespace) -> int:
 
     cfg = CaptureConfig(
         sites=args.sites, entropy=args.entropy, n_sampled=args.n_sampled, seed=args.seed,
-        per_token_stride=args.per_token_stride, dtype=args.store_dtype,
+        per_token_stride=args.per_token_stride,
+        per_token_segment=args.per_token_segment, dtype=args.store_dtype,
         batch_tokens=args.batch_tokens, query_chunk=args.query_chunk, backend=args.backend,
         chat_template=args.chat_template)
     spec = ModelSpec(args.model, revision=args.revision, dtype=args.dtype,
