@@ -199,3 +199,10 @@ def progress_iter(it, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(it, desc=desc, leave=False)
+
+
+def n_layers(be: HFBackend) -> int:
+    """Return the number of decoder layers of the backend's model (cache layers: 0..n)."""
+    from ..capture.hf import decoder_layers
+
+    return len(decoder_layers(be.model))
