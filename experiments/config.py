@@ -184,7 +184,8 @@ class ProbeStageConfig:
     """
 
     names: list[str] = field(default_factory=lambda: [
-        "difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "verdict"])
+        "difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "compute",
+        "steer", "patch", "verdict"])
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

@@ -29,8 +29,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, percentile_ci
+from mimicry.stats.columns import perm_p
 
-from ._stats import perm_p
 from .base import PALETTE, Result, cache_layers, model_name
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -198,7 +198,7 @@ def reasoning_rows(cache: Any, fractions: Sequence[float], layers: Sequence[int]
 
 def run(cache: Any, *, tasks: Any = None, target: str | Callable = "running_value",
         fractions: Sequence[float] = FRACTIONS, layers: Sequence[int] | None = None,
-        n_folds: int = 5, n_perm: int = 20, n_boot: int = 1000, alpha: float = 10.0,
+        n_folds: int = 5, n_perm: int = 100, n_boot: int = 1000, alpha: float = 10.0,
         seed: int = 0, name: str | None = None) -> Result:
     """Return a :class:`Result`: decoding accuracy per layer × fraction with CI and controls.
 

@@ -24,9 +24,9 @@ from ..errors import InputError
 from ..generate.hf import HFBackend
 from ..generate.segments import segment_ids, strip_stop
 from ..models import ModelSpec
-from ..prompting import prompt_opens_think
 from ..tasks import scoring
 from ..tasks.items import Item
+from ..traces.prompt import prompt_opens_think
 from .hooks import patch_residual, steer
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import torch
 from ..capture.nnsight_backend import wrap_model
 from ..generate.hf import HFBackend
 from ..generate.segments import segment_ids, strip_stop
-from ..prompting import prompt_opens_think
 from ..tasks import scoring
 from ..tasks.items import Item
+from ..traces.prompt import prompt_opens_think
 from .generation import ROW_COLUMNS
 from .hooks import _layer_index
 
