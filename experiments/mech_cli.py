@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", type=int, help="steer: cache layer to steer (default: middle)")
     p.add_argument("--layers", help="patch: comma-separated cache layers (default: all)")
     p.add_argument("--alphas", default="-1,-0.5,0.5,1",
-                   help="steer: strengths, × the own hard − easy difference norm")
+                   help="steer: strengths, × the own hard − easy difference norm (write '--alphas=-1,1': a leading minus)")
     p.add_argument("--n-random", type=int, default=20, help="steer: random directions")
     p.add_argument("--n-pairs", type=int, default=24, help="patch: pairs per direction")
     p.add_argument("--max-new-tokens", type=int, default=256,
@@ -85,7 +85,6 @@ def run(args: argparse.Namespace, named, open_caches) -> int:
         for p in r.save(Path(args.out)):
             print(p)
     r = results[0]
-    show = r.tables.get("effects") if args.name == "steer" else (
-        r.tables["rise"] if args.name == "compute" else r.table)
+    show = r.tables["rise"] if args.name == "compute" else r.table
     print(show.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     return 0

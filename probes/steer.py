@@ -204,7 +204,10 @@ def run(model: Any, cache: Any, *, tasks: Any, teacher_cache: Any = None,
         positions: str = "all", max_new_tokens: int = 256, batch_size: int = 64,
         n_boot: int = 1000, seed: int = 0, name: str | None = None, tokenizer=None,
         progress_bar: bool = False) -> Result:
-    """Return a :class:`Result`: dose–response curves (``.table``) and effects per direction.
+    """Return a :class:`Result`: effects of the named directions (``.table``), with the band.
+
+    ``.tables``: ``effects`` (every direction, random ones included), ``curves`` (per
+    direction × α: tokens and accuracy with CIs), ``rows`` (one per item × run).
 
     ``model``: the model the ``cache`` was captured from (path, hub id, ModelSpec, or a loaded
     model with ``tokenizer``); ``cache``: its own-traces cache (``last_prompt``, trace
@@ -240,8 +243,9 @@ def run(model: Any, cache: Any, *, tasks: Any, teacher_cache: Any = None,
             "difference of means at this layer", "n_random": n_random,
             "train_frac": train_frac, "n_test": len(test_items), "positions": positions,
             "max_new_tokens": max_new_tokens, "n_boot": n_boot, "seed": seed, **info}
-    return Result("steer", curves, tables={"effects": eff, "rows": rows}, meta=meta,
-                  plotter=plot)
+    main = eff[eff["kind"] != "random"].reset_index(drop=True)
+    return Result("steer", main, tables={"effects": eff, "curves": curves, "rows": rows},
+                  meta=meta, plotter=plot)
 
 
 def _suite(tasks: Any):
@@ -258,7 +262,7 @@ def plot(result: Result):
     """Return a figure: mean reasoning tokens and accuracy vs α, random band in grey."""
     import matplotlib.pyplot as plt
 
-    t = result.table
+    t = result.tables["curves"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, key, lab in ((axes[0], "tokens", "mean reasoning tokens"),
                          (axes[1], "accuracy", "accuracy")):
