@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,7 +383,9 @@ def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     results: dict[str, Any] = {}
     for i, name in enumerate(cfg.probes.names, start=1):
         _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
+        t0 = time.perf_counter()
         ok, note = run_probe(name, cfg, run, suite, results)
+        _say(f"  probe {name}: {'done' if ok else 'not done'} in {time.perf_counter() - t0:.1f} s")
         if ok:
             done += 1
         if note:

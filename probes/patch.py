@@ -164,6 +164,7 @@ def plot(result: Result):
         c = PALETTE[k % len(PALETTE)]
         ax.plot(g["layer"], g["effect"], marker="o", ms=3, color=c, label=d)
         ax.fill_between(g["layer"], g["ci_low"], g["ci_high"], color=c, alpha=0.2)
+    ax.set_xticks(sorted(set(int(x) for x in t["layer"])))
     ax.axhline(0, color="k", lw=0.5)
     ax.axhline(1, color="0.5", lw=0.5, ls=":")
     ax.set_xlabel("patched layer (0 = embeddings)")
