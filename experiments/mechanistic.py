@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mimicry.errors import MimicryError
+
 from .support import model_source, traces_path
 
 STEER_DEFAULTS = {"alphas": (-1.0, -0.5, 0.5, 1.0), "n_random": 20, "train_frac": 0.5}
@@ -47,8 +49,8 @@ def compute_units(fn: Callable, ctx) -> list[tuple[str, Any]]:
         try:
             cache = token_cache(model_source(m), traces_path(ctx.run, m.key), path,
                                 device=None)
-        except Exception as e:  # noqa: BLE001 - a model that cannot be captured is noted
-            ctx.skipped.append(f"compute:{m.key} not computed ({e})")
+        except MimicryError as e:  # a model that cannot be captured is noted, not fatal
+            ctx.skipped.append(f"compute:{m.key} not computed ({e.render()})")
             continue
         kw = {"target": "answer", **ctx.opts}
         out += _unit(ctx, m.key, fn, cache, tasks=ctx.suite, seed=ctx.cfg.seed, name=m.key,
