@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import runscale
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
 from .errors import InputError, ModelNotFoundError
 from .io import atomic_path, atomic_write_json
@@ -206,7 +207,14 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m))
+        if runscale.world(cfg) > 1:  # torchrun ranks, each a slice into its own shard
+            note = runscale.launch_capture(cfg, model_spec(m), tpath, cpath, conf)
+            if note:
+                notes.append(note)
+                continue
+        else:
+            capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m),
+                    gpus_per_rank=c.gpus_per_rank)
         done += 1
     if done == len(jobs):
         return StageResult("done", notes)
@@ -278,7 +286,8 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             res = call(answer_after, model_spec(m), given, suite, forced,
                        batch_size=cfg.generation.batch_size,
                        max_answer_tokens=cfg.reliance.max_answer_tokens,
-                       chat_template=m.chat_template, name=m.key, device=default_device(m))
+                       chat_template=m.chat_template, name=m.key, device=default_device(m),
+                       **runscale.reliance_kwargs(cfg))
         except ModelNotFoundError as e:
             notes.append(f"{m.key}: could not be loaded ({e.render()})")
             failed += 1
