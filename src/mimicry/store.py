@@ -18,7 +18,10 @@ Layout of a cache file (schema ``mimicry.cache/1``; plain h5py can read it)::
                            are positions[offsets[i]:offsets[i+1]]
     /tokens/resid, /tokens/positions, /tokens/offsets  per-token stride rows, same ragged form
 
-Writing (with resume and crash safety) lives in :mod:`mimicry.capture.writer`.
+A cache written by ``mimicry capture`` is an index: ``items/*`` and offsets are real, the other
+datasets are HDF5 virtual datasets over the shard files in ``PATH.parts`` (root attrs
+``layout = "virtual"`` and ``shards``); both read the same. Writing (with resume and crash
+safety) lives in :mod:`mimicry.capture.writer` and :mod:`mimicry.capture.shards`.
 """
 
 from __future__ import annotations
