@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from mimicry.capture import CaptureConfig, capture
-from mimicry.capture.shards import index_current, list_parts
+from mimicry.store.shards import index_current, list_parts
 from mimicry.store import parts_dir
 
 N_ITEMS = 30
@@ -79,7 +79,7 @@ def _committed(out: Path, ref: dict) -> set[str]:
 def _start(model_dir: str, traces: Path, out: Path, log) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-c", "import sys; from mimicry.cli import main; "
+    cmd = [sys.executable, "-c", "import sys; from experiments.cli import main; "
            "sys.exit(main(sys.argv[1:]))", "capture", "--model", model_dir, "--traces",
            str(traces), "--out", str(out), *ARGS]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)

@@ -22,7 +22,7 @@ import pytest
 
 from mimicry.capture import CaptureConfig, capture
 from mimicry.capture.launch import RankInfo, deal, rank_device, rank_info, torchrun_command
-from mimicry.capture.shards import index_current, list_parts
+from mimicry.store.shards import index_current, list_parts
 from mimicry.errors import InputError
 
 N_ITEMS = 16
@@ -89,7 +89,7 @@ def job(tmp_path_factory, tiny_model_dir):
 
 @pytest.mark.slow
 def test_two_ranks_equal_one_rank_item_by_item(job, capsys):
-    from mimicry.cli import main
+    from experiments.cli import main
 
     model_dir, traces, tmp, ref = job
     out = tmp / "two.h5"

@@ -7,12 +7,12 @@ from test_runner_config import items_file
 
 from mimicry.capture import CaptureConfig
 from mimicry.capture.cli import register
-from mimicry.config import config_from_dict
+from experiments.config import config_from_dict
 from mimicry.errors import InputError
-from mimicry.estimate import estimate_model, format_estimates, human_bytes, human_count
+from experiments.cost import estimate_model, format_estimates, human_bytes, human_count
 from mimicry.models import ModelSpec
-from mimicry.runscale import capture_argv, launch_capture, per_rank_lines, reliance_kwargs
-from mimicry.shapes import KNOWN_SHAPES
+from experiments.scale import capture_argv, launch_capture, per_rank_lines, reliance_kwargs
+from experiments.shapes import KNOWN_SHAPES
 
 
 def _cfg(tmp_path, **sections):

@@ -15,7 +15,7 @@ import pytest
 from mimicry import open_cache
 from mimicry.capture import CaptureConfig, capture
 from mimicry.capture.config import ENTROPY_SEGMENTS
-from mimicry.capture.shards import index_current, is_index
+from mimicry.store.shards import index_current, is_index
 from mimicry.errors import CacheMismatchError, MimicryError
 from mimicry.store import parts_dir
 
@@ -151,8 +151,8 @@ def test_mismatched_cache_is_refused_and_untouched(job, tiny_model_dir):
 
 
 def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys):
-    from mimicry.capture import writer
-    from mimicry.cli import main
+    from experiments.cli import main
+    from mimicry.store import writer
 
     model_dir, traces, tmp = job
     (tmp / "afile").write_text("x")
@@ -174,7 +174,7 @@ def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys
 def test_stale_shards_after_consolidation_are_not_duplicated(job):
     import shutil
 
-    from mimicry.capture.shards import pack as consolidate
+    from mimicry.store.shards import pack as consolidate
 
     model_dir, traces, tmp = job
     out = tmp / "c.h5"
@@ -215,8 +215,8 @@ def test_open_cache_errors(tmp_path):
 def test_cache_consolidate_cli_joins_shards_of_a_killed_run(job, capsys):
     import shutil
 
-    from mimicry.capture.shards import pack
-    from mimicry.cli import main
+    from experiments.cli import main
+    from mimicry.store.shards import pack
 
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(batch_tokens=100), limit=6,
@@ -256,7 +256,7 @@ def test_cache_without_its_shards_is_refused_not_read_as_nan(job):
 
 
 def test_cache_info_cli(job, capsys):
-    from mimicry.cli import main
+    from experiments.cli import main
 
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(entropy="off"), limit=5,

@@ -85,7 +85,7 @@ def _capture(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from ..store import open_cache, parts_dir
-    from .shards import list_parts, shard_summary
+    from ..store.shards import list_parts, shard_summary
 
     with open_cache(args.file) as c:
         print(repr(c))
@@ -113,8 +113,8 @@ def _info(args: argparse.Namespace) -> int:
 def _consolidate(args: argparse.Namespace) -> int:
     import os
 
-    from .shards import assemble, pack
-    from .writer import lock_cache
+    from ..store.shards import assemble, pack
+    from ..store.writer import lock_cache
 
     fd = lock_cache(Path(args.file))
     try:

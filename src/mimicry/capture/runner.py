@@ -14,12 +14,12 @@ from pathlib import Path
 from .. import __version__
 from ..errors import CacheMismatchError, InputError, MimicryError
 from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
+from ..store.shards import RankWriter, assemble, close_job, index_current, open_job
 from ..traces import Trace, read_traces
 from .base import EncodedItem
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
 from .launch import DEFAULT_TIMEOUT_S, Group, deal, rank_device, rank_info
 from .segments import encode_traces
-from .shards import RankWriter, assemble, close_job, index_current, open_job
 
 # backend name -> (module, class) ; tl/nnsight are written by the capture-peers
 BACKEND_CLASSES = {

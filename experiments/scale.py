@@ -3,7 +3,7 @@
 ``[capture]`` ``ranks_per_node`` × ``nodes`` data-parallel ranks (``torchrun``), each with
 ``gpus_per_rank`` GPUs for a ``device_map``-split model; ``[reliance] backend = "openai"``
 answers through the ``[generation]`` server's ``/v1/completions`` instead of local weights.
-This module validates them, launches a one-node capture under torchrun from the runner,
+This module (runner side) validates them, launches a one-node capture under torchrun from the runner,
 prints the command for several nodes, and adds the per-rank cost to the dry run.
 """
 
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import InputError, MimicryError
+from mimicry.errors import InputError, MimicryError
 
 log = logging.getLogger(__name__)
 LAUNCH_FIELDS = ("ranks_per_node", "nodes", "gpus_per_rank")  # change no stored number
@@ -65,7 +65,7 @@ def launch_capture(cfg, spec, traces: Path, out: Path, conf) -> str | None:
     Several nodes cannot be started from here: the note then holds the command to run on
     every node (same command, rank-0 node's address as rendezvous endpoint).
     """
-    from .capture.launch import torchrun_command
+    from mimicry.capture.launch import torchrun_command
 
     cap = cfg.capture
     argv = capture_argv(spec, traces, out, conf)
@@ -96,7 +96,7 @@ def reliance_kwargs(cfg) -> dict:
 
 def per_rank_lines(cfg, ests, n_items: int) -> list[str]:
     """Return the dry-run lines of the capture launcher: ranks, GPUs and work per rank."""
-    from .estimate import human_bytes, human_count
+    from .cost import human_bytes, human_count
 
     n = world(cfg)
     cap = cfg.capture

@@ -21,7 +21,7 @@ Layout of a cache file (schema ``mimicry.cache/1``; plain h5py can read it)::
 A cache written by ``mimicry capture`` is an index: ``items/*`` and offsets are real, the other
 datasets are HDF5 virtual datasets over the shard files in ``PATH.parts`` (root attrs
 ``layout = "virtual"`` and ``shards``); both read the same. Writing (with resume and crash
-safety) lives in :mod:`mimicry.capture.writer` and :mod:`mimicry.capture.shards`.
+safety) lives in :mod:`mimicry.store.writer` and :mod:`mimicry.store.shards`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import CacheMismatchError, InputError
+from ..errors import CacheMismatchError, InputError
 
 SCHEMA = "mimicry.cache/1"
 # Root attrs a resumed capture must match exactly (capture_config is compared by identity).
@@ -70,7 +70,7 @@ def read_attrs(f) -> dict:
 
 def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
     """Raise :class:`CacheMismatchError` naming the first attr where ``found`` != ``expected``."""
-    from .capture.config import CaptureConfig
+    from ..capture.config import CaptureConfig
 
     fix = "write to a new --out path, or delete the file (and its .parts folder) to start over"
     if found.get("schema") != SCHEMA:

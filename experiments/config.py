@@ -3,7 +3,7 @@
 An experiment (``experiments/qwen-1.5b.toml``) names the models of one family with their
 roles, the task suites, and the settings of each stage. ``load_config(path)`` validates it
 (unknown keys, bad values: one line naming the file, the key and the fix) and returns an
-:class:`ExperimentConfig`; :mod:`mimicry.estimate` prints what it will cost before it runs.
+:class:`ExperimentConfig`; :mod:`experiments.cost` prints what it will cost before it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from mimicry.errors import InputError
 
 try:  # Python 3.11+
     import tomllib
@@ -143,7 +143,7 @@ class CaptureStageConfig:
         cross: also capture each student/control over the teacher's traces and over
             content-scrambled teacher traces (what the ablation probe needs).
         ranks_per_node, nodes, gpus_per_rank: data-parallel capture under ``torchrun``
-            (each rank a slice of the items, its own shard; :mod:`mimicry.runscale`); a rank
+            (each rank a slice of the items, its own shard; :mod:`experiments.scale`); a rank
             splits its model over ``gpus_per_rank`` GPUs with ``device_map``.
     """
 
@@ -164,7 +164,7 @@ class RelianceStageConfig:
     """Settings of the reliance stage (answers after the model's own reasoning, scrambled).
 
     Each teacher/student/control with reasoning answers again after its own traces with the
-    reasoning's content scrambled (:func:`mimicry.scramble.scramble_traces`, seed = the
+    reasoning's content scrambled (:func:`mimicry.traces.scramble.scramble_traces`, seed = the
     experiment's ``seed``); ``probes.reliance`` compares the accuracy with its own run.
 
     Fields:
@@ -364,7 +364,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
                                     "alignment": aln, "capture": cap, "reliance": rel,
                                     "probes": prb},
                  "the top level", source)
-    from .runscale import validate
+    from .scale import validate
 
     validate(cfg, source)
     if not cfg.name:

@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import runscale
+from mimicry.errors import InputError, ModelNotFoundError
+from mimicry.io import atomic_path, atomic_write_json
+from mimicry.traces import append_traces, read_traces
+
+from . import scale
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
-from .errors import InputError, ModelNotFoundError
-from .io import atomic_path, atomic_write_json
-from .runsupport import call, lookup, model_spec, reliance_paths, traces_path
-from .traces import append_traces, read_traces
+from .support import call, lookup, model_spec, reliance_paths, traces_path
 
 
 @dataclass
@@ -207,8 +208,8 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        if runscale.world(cfg) > 1:  # torchrun ranks, each a slice into its own shard
-            note = runscale.launch_capture(cfg, model_spec(m), tpath, cpath, conf)
+        if scale.world(cfg) > 1:  # torchrun ranks, each a slice into its own shard
+            note = scale.launch_capture(cfg, model_spec(m), tpath, cpath, conf)
             if note:
                 notes.append(note)
                 continue
@@ -223,9 +224,9 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
 
 def _write_scrambled(src: Path, dst: Path, seed: int, suite, notes: list[str]) -> bool:
     """Write content-scrambled copies of ``src`` traces to ``dst``; False if unavailable."""
-    scramble, why = lookup("mimicry.scramble", "scramble_traces")
+    scramble, why = lookup("mimicry.traces.scramble", "scramble_traces")
     if scramble is None:
-        scramble, why = lookup("mimicry.scramble", "scramble")
+        scramble, why = lookup("mimicry.traces.scramble", "scramble")
     if scramble is None:
         notes.append(f"scrambled traces: {why}")
         return False
@@ -253,7 +254,7 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     whose load fails are noted and make the stage ``partial``.
     """
     answer_after, why = lookup("mimicry.generate.forced", "answer_after")
-    scramble, why2 = lookup("mimicry.scramble", "scramble_traces")
+    scramble, why2 = lookup("mimicry.traces.scramble", "scramble_traces")
     if answer_after is None or scramble is None:
         return StageResult("unavailable", [why or why2])
     loadable = {m.key for m in cfg.reliance_models()}
@@ -287,7 +288,7 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
                        batch_size=cfg.generation.batch_size,
                        max_answer_tokens=cfg.reliance.max_answer_tokens,
                        chat_template=m.chat_template, name=m.key, device=default_device(m),
-                       **runscale.reliance_kwargs(cfg))
+                       **scale.reliance_kwargs(cfg))
         except ModelNotFoundError as e:
             notes.append(f"{m.key}: could not be loaded ({e.render()})")
             failed += 1
@@ -383,7 +384,7 @@ def _fresh_forced(cfg: ExperimentConfig, m: ModelConfig, forced: Path, notes: li
 
 def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Run each configured probe that is installed; write ``probes/<name>.csv`` and figures."""
-    from .probe_glue import run_probe
+    from .probing import run_probe
 
     notes: list[str] = []
     done = 0

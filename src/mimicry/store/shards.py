@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..capture.base import EncodedItem, ItemActivations
 from ..errors import CacheMismatchError, MimicryError
-from ..store import ITEM_INT_COLUMNS, ITEM_STR_COLUMNS, RAGGED, SCHEMA, check_attrs, parts_dir
-from ..store import read_attrs as _read_attrs
 from . import writer as _writer
-from .base import EncodedItem, ItemActivations
+from .reader import ITEM_INT_COLUMNS, ITEM_STR_COLUMNS, RAGGED, SCHEMA, check_attrs, parts_dir
+from .reader import read_attrs as _read_attrs
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Formulas (all printed numbers follow them; ``b`` = bytes per value, 2 for bf16):
 
 - tokens to generate (upper bound) = items × max_new_tokens, per model that generates;
-- weights = params × b (params from :mod:`mimicry.shapes`);
+- weights = params × b (params from :mod:`experiments.shapes`);
 - KV cache at the max length = 2 (K,V) × layers × kv_heads × head_dim × b × seq_len × batch,
   with seq_len = longest prompt + max_new_tokens;
 - capture working set = (layers + 1) × seq_len × d_model × b (every hidden state of one
@@ -177,7 +177,7 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
                else f"≤ {cfg.reliance.max_answer_tokens} each") + ") "
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
-    from .runscale import per_rank_lines
+    from .scale import per_rank_lines
 
     lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
