@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from mimicry.capture import CaptureConfig, capture
-from mimicry.store.shards import index_current, list_parts
 from mimicry.store import parts_dir
+from mimicry.store.shards import index_current, list_parts
 
 N_ITEMS = 30
 ARGS = ["--batch-tokens", "128", "--per-token-stride", "8", "--no-progress"]

@@ -22,8 +22,8 @@ import pytest
 
 from mimicry.capture import CaptureConfig, capture
 from mimicry.capture.launch import RankInfo, deal, rank_device, rank_info, torchrun_command
-from mimicry.store.shards import index_current, list_parts
 from mimicry.errors import InputError
+from mimicry.store.shards import index_current, list_parts
 
 N_ITEMS = 16
 ARGS = ["--batch-tokens", "96", "--per-token-stride", "8", "--no-progress"]

@@ -12,7 +12,7 @@ from test_openai_backend import server  # noqa: E402,F401  (the real server fixt
 from mimicry.errors import InputError  # noqa: E402
 from mimicry.generate import answer_after, generate  # noqa: E402
 from mimicry.models import load_model  # noqa: E402
-from mimicry.scramble import scramble_traces  # noqa: E402
+from mimicry.traces.scramble import scramble_traces  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

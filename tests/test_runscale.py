@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from test_runner_config import items_file
 
-from mimicry.capture import CaptureConfig
-from mimicry.capture.cli import register
 from experiments.config import config_from_dict
-from mimicry.errors import InputError
 from experiments.cost import estimate_model, format_estimates, human_bytes, human_count
-from mimicry.models import ModelSpec
 from experiments.scale import capture_argv, launch_capture, per_rank_lines, reliance_kwargs
 from experiments.shapes import KNOWN_SHAPES
+from mimicry.capture import CaptureConfig
+from mimicry.capture.cli import register
+from mimicry.errors import InputError
+from mimicry.models import ModelSpec
 
 
 def _cfg(tmp_path, **sections):

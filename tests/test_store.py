@@ -15,9 +15,9 @@ import pytest
 from mimicry import open_cache
 from mimicry.capture import CaptureConfig, capture
 from mimicry.capture.config import ENTROPY_SEGMENTS
-from mimicry.store.shards import index_current, is_index
 from mimicry.errors import CacheMismatchError, MimicryError
 from mimicry.store import parts_dir
+from mimicry.store.shards import index_current, is_index
 
 WORDS = "the mall is north of station bar south east west step first answer so".split()
 
@@ -174,7 +174,7 @@ def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys
 def test_stale_shards_after_consolidation_are_not_duplicated(job):
     import shutil
 
-    from mimicry.store.shards import pack as consolidate
+    from mimicry.store.vds import pack as consolidate
 
     model_dir, traces, tmp = job
     out = tmp / "c.h5"
@@ -216,7 +216,7 @@ def test_cache_consolidate_cli_joins_shards_of_a_killed_run(job, capsys):
     import shutil
 
     from experiments.cli import main
-    from mimicry.store.shards import pack
+    from mimicry.store.vds import pack
 
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(batch_tokens=100), limit=6,

@@ -113,7 +113,7 @@ def _info(args: argparse.Namespace) -> int:
 def _consolidate(args: argparse.Namespace) -> int:
     import os
 
-    from ..store.shards import assemble, pack
+    from ..store.vds import assemble, pack
     from ..store.writer import lock_cache
 
     fd = lock_cache(Path(args.file))

@@ -14,7 +14,8 @@ from pathlib import Path
 from .. import __version__
 from ..errors import CacheMismatchError, InputError, MimicryError
 from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
-from ..store.shards import RankWriter, assemble, close_job, index_current, open_job
+from ..store.shards import RankWriter, close_job, index_current, open_job
+from ..store.vds import assemble
 from ..traces import Trace, read_traces
 from .base import EncodedItem
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig

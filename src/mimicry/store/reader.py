@@ -21,7 +21,7 @@ Layout of a cache file (schema ``mimicry.cache/1``; plain h5py can read it)::
 A cache written by ``mimicry capture`` is an index: ``items/*`` and offsets are real, the other
 datasets are HDF5 virtual datasets over the shard files in ``PATH.parts`` (root attrs
 ``layout = "virtual"`` and ``shards``); both read the same. Writing (with resume and crash
-safety) lives in :mod:`mimicry.store.writer` and :mod:`mimicry.store.shards`.
+safety) lives in :mod:`mimicry.store.writer`, :mod:`mimicry.store.shards` and :mod:`mimicry.store.vds`.
 """
 
 from __future__ import annotations
