@@ -95,3 +95,36 @@ def test_two_nodes_give_the_command_to_run_on_each(tmp_path):
     assert "nodes = 2: run on every node" in note
     assert "torchrun --nproc_per_node 8 --nnodes 2 --rdzv_backend c10d" in note
     assert f"-m mimicry capture --model Qwen/QwQ-32B --traces {tmp_path / 't.jsonl'}" in note
+
+
+@pytest.mark.slow
+def test_one_node_launcher_runs_torchrun_and_resumes(tmp_path, tiny_model_dir):
+    """The runner's launcher on one node: torchrun with 2 ranks writes a complete cache over
+    both ranks' shards, equal to an in-process capture; a second launch has nothing to do."""
+    import json
+
+    import numpy as np
+
+    from mimicry import open_cache
+    from mimicry.capture import capture
+    from mimicry.store.shards import list_parts
+
+    model = tiny_model_dir("qwen2")
+    traces = tmp_path / "t.jsonl"
+    with open(traces, "w") as f:
+        for i in range(6):
+            f.write(json.dumps(dict(item_id=f"q{i}", model="teacher", prompt=f"Item {i}?",
+                                    reasoning="step " * (5 + 7 * i), answer_text="north")) + "\n")
+    cfg = _cfg(tmp_path, capture={"ranks_per_node": 2})
+    conf = CaptureConfig(batch_tokens=64)
+    out = tmp_path / "c.h5"
+    assert launch_capture(cfg, ModelSpec(model), traces, out, conf) is None
+    assert {p.rank for p in list_parts(out)} == {0, 1}
+    ref = capture(model, traces, tmp_path / "ref.h5", conf, progress=False, log=lambda s: None)
+    with open_cache(out) as a, open_cache(ref) as b:
+        assert list(a.items.item_id) == list(b.items.item_id) == [f"q{i}" for i in range(6)]
+        np.testing.assert_allclose(a.resid(-1, "mean_reasoning"), b.resid(-1, "mean_reasoning"),
+                                   atol=1e-5)
+    before = sorted(p.path.name for p in list_parts(out))
+    assert launch_capture(cfg, ModelSpec(model), traces, out, conf) is None
+    assert sorted(p.path.name for p in list_parts(out)) == before
