@@ -101,7 +101,7 @@ def _keys(f) -> list[str]:
 def committed(path: str | Path, attrs: dict | None) -> dict[str, Part]:
     """Return key -> part for every committed item of cache ``path``, after checking attrs.
 
-    Call under the cache lock before any rank writes. A self-contained ``path`` (copied
+    ``attrs`` None: every part must match the first one's. Call under the cache lock before any rank writes. A self-contained ``path`` (copied
     consolidation) is moved into the parts folder as a base (a rename, not a copy), after
     deleting parts whose items it already holds (a kill between its rename and their
     deletion). Leftover temp files of killed writes are removed.
@@ -137,8 +137,9 @@ def committed(path: str | Path, attrs: dict | None) -> dict[str, Part]:
     out: dict[str, Part] = {}
     for part in list_parts(path):
         with h5py.File(part.path, "r") as f:
-            if attrs is not None:
-                check_attrs(part.path, _read_attrs(f), attrs)
+            found = _read_attrs(f)
+            attrs = found if attrs is None else attrs  # none given: all must match the first
+            check_attrs(part.path, found, attrs)
             for k in _keys(f):
                 out.setdefault(k, part)
     return out
