@@ -148,9 +148,15 @@ class ProcrustesProbe(ProbeEstimator):
         Y = self._xy(Y)[0]
         return ((Y - self.mean_y_) @ self.components_y_) / self.scale_y_
 
-    def _sums(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
-        """Return ``(<X R, Y>, ||X R||², ||Y||²)`` in the shared space (the score's parts)."""
+    def _sums(self, X: np.ndarray, Y: np.ndarray, perm: np.ndarray | None = None
+              ) -> tuple[float, float, float]:
+        """Return ``(<X R, Y>, ||X R||², ||Y||²)`` in the shared space (the score's parts).
+
+        ``perm``: reorder the projected rows of ``Y`` (procrustes_cv's shuffled control).
+        """
         xt, yt = self.transform(X), self.transform_y(Y)
+        if perm is not None:
+            yt = yt[perm]
         return float((xt * yt).sum()), float((xt * xt).sum()), float((yt * yt).sum())
 
     def score(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -179,10 +185,8 @@ def procrustes_cv(X: np.ndarray, Y: np.ndarray, *, n_folds: int = 5, max_dim: in
     for f in range(n_folds):
         te, tr = folds == f, folds != f
         probe = ProcrustesProbe(max_dim=max_dim).fit(X[tr], Y[tr])
-        yte = Y[te]
-        if shuffle_test:
-            yte = yte[rng.permutation(len(yte))]
-        a, b, c = probe._sums(X[te], yte)
+        perm = rng.permutation(int(te.sum())) if shuffle_test else None
+        a, b, c = probe._sums(X[te], Y[te], perm)
         num += a
         nx += b
         ny += c
