@@ -22,7 +22,8 @@ import numpy as np
 import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
-from ._stats import spearman_cols
+from mimicry.stats.columns import spearman_cols
+
 from .base import ProbeEstimator, group_kfold
 
 ALPHA_GRID = np.logspace(-3, 4, 15)  # relative to the mean eigenvalue per item (see below)
