@@ -120,7 +120,8 @@ def rank_device(device: str | None, info: RankInfo, gpus_per_rank: int = 1,
                 device_map=None) -> str | None:
     """Return the device this rank loads its model on, after restricting visible GPUs.
 
-    One GPU per rank: ``cuda`` becomes ``cuda:LOCAL_RANK``. Several (``gpus_per_rank`` k, for
+    One GPU per rank: ``cuda`` (or no device, when CUDA is available) becomes
+    ``cuda:LOCAL_RANK``. Several (``gpus_per_rank`` k, for
     a model split with ``device_map``): ``CUDA_VISIBLE_DEVICES`` is narrowed to GPUs
     ``[LOCAL_RANK·k, (LOCAL_RANK+1)·k)`` of the node before CUDA starts, so ``device_map=auto``
     spreads the layers over this rank's GPUs only.
@@ -149,7 +150,11 @@ def rank_device(device: str | None, info: RankInfo, gpus_per_rank: int = 1,
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
             log.info("rank %d uses GPUs %s", info.rank, ",".join(mine))
         return device
-    if device is not None and device.startswith("cuda") and ":" not in device:
+    if device is None:  # ranks default to their own GPU when there is one
+        import torch
+
+        return f"cuda:{info.local_rank}" if torch.cuda.is_available() else None
+    if device.startswith("cuda") and ":" not in device:
         return f"cuda:{info.local_rank}"
     return device
 

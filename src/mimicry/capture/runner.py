@@ -153,7 +153,7 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
     attrs = build_attrs(name, spec, dtype_name, tokenizer, dims, config)
     out = Path(out)
     info = rank_info()
-    if info.world > 1 or gpus_per_rank > 1:
+    if info.world > 1:  # one process keeps every visible GPU (device_map spreads over them)
         device = rank_device(device, info, gpus_per_rank,
                              None if spec is None else spec.device_map)
     group = Group(info, timeout_s)
