@@ -181,6 +181,9 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
         from .mechanistic import cost_lines
 
         lines += cost_lines(cfg, ests, n_items)
+    from .scale import per_rank_lines
+
+    lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
                  "max-length sequence (bf16; split evenly over GPUs with device_map auto)")
