@@ -97,7 +97,7 @@ def prompt_states(be: HFBackend, items: Sequence[Item], *, batch_size: int = 32,
 
     order, rendered, templated = _order(be, items, chat_template)
     model = be.model
-    n_layers = len(decoder_layers(model))
+    n_lay = len(decoder_layers(model))
     out = None
     for s in range(0, len(order), batch_size):
         rows = order[s:s + batch_size]
@@ -110,15 +110,15 @@ def prompt_states(be: HFBackend, items: Sequence[Item], *, batch_size: int = 32,
         def on_layer(i, hs, got=got):
             got[i] = hs[:, -1, :].detach().double().cpu()
 
-        with torch.no_grad(), residual_hooks(model, on_layer, stop_after=n_layers):
+        with torch.no_grad(), residual_hooks(model, on_layer, stop_after=n_lay):
             try:
                 model.base_model(input_ids=ids, attention_mask=mask, position_ids=pos,
                                  use_cache=False)
             except _StopForward:
                 pass
-        block = torch.stack([got[i] for i in range(n_layers + 1)], 1).numpy()
+        block = torch.stack([got[i] for i in range(n_lay + 1)], 1).numpy()
         if out is None:
-            out = np.empty((len(items), n_layers + 1, block.shape[-1]))
+            out = np.empty((len(items), n_lay + 1, block.shape[-1]))
         out[np.asarray(rows)] = block
     return out
 
