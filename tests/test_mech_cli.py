@@ -82,3 +82,26 @@ def test_user_errors(tmp_path):
     assert r.returncode == 2 and "--model" in r.stderr and not any(tmp_path.iterdir())
     r = _cli("compute", "--out", tmp_path)
     assert r.returncode == 2 and "--tasks" in r.stderr
+
+
+def test_run_models_plumbing(data, tmp_path):
+    from probes import mechanistic
+
+    d, suite, caches = data
+    models = {k: str(ORG / k) for k in ("teacher", "student_mastery")}
+    traces = {k: d / f"{k}.jsonl" for k in models}
+    res = mechanistic.run_models(
+        models, traces, tasks=load_suite("organism"), teacher="teacher",
+        students=["student_mastery"], out=tmp_path,
+        caches={k: open_cache(v) for k, v in caches.items()},
+        steer_kw={"alphas": (-1.0, 1.0), "n_random": 2, "max_new_tokens": 40, "n_boot": 50},
+        patch_kw={"n_pairs": 3, "layers": [1], "max_new_tokens": 40, "n_boot": 50},
+        compute_kw={"n_perm": 5, "n_boot": 50})
+    assert set(res["compute"]) == {"teacher", "student_mastery"} and not res["skipped"]
+    assert (tmp_path / "student_mastery__tokens.h5").exists()
+    ref = compute.run(open_cache(caches["student_mastery"]), tasks=load_suite("organism"),
+                      target="answer", n_perm=5, n_boot=50).tables["rise"]
+    got = res["compute"]["student_mastery"].tables["rise"]
+    assert got["rise"].tolist() == pytest.approx(ref["rise"].tolist())
+    assert "teacher_mapped" in set(res["steer"]["student_mastery"].table["kind"])
+    assert list(res["patch"]["student_mastery"].table["layer"].unique()) == [1]
