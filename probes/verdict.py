@@ -31,12 +31,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mimicry.errors import InputError
 
-from .base import PALETTE, Result
+from .base import Result
 
 NA = float("nan")
 
@@ -358,37 +357,7 @@ def _reading(r: pd.Series) -> str:
 
 
 def plot(result: Result):
-    """Return a figure: one forest panel per evidence, students as points with 95% CIs."""
-    import matplotlib.pyplot as plt
+    """Return a figure: one row per evidence with its unit; rows that decided the call marked."""
+    from .figures_calls import verdict_figure
 
-    t = result.table.dropna(subset=["value"])
-    evs = list(dict.fromkeys(t["evidence"]))
-    studs = list(dict.fromkeys(result.table["student"]))
-    calls = result.meta["calls"]
-    ncol = min(4, max(1, len(evs)))
-    nrow = int(np.ceil(len(evs) / ncol)) or 1
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 0.5 + 0.45 * len(studs) * nrow + 1),
-                             squeeze=False)
-    for ax, ev in zip(axes.ravel(), evs):
-        d = t[t["evidence"] == ev]
-        for k, s in enumerate(studs):
-            r = d[d["student"] == s]
-            if not len(r):
-                continue
-            r = r.iloc[0]
-            c = PALETTE[k % len(PALETTE)]
-            ax.plot(r["value"], k, "o", color=c)
-            if math.isfinite(r["ci_low"]):
-                ax.hlines(k, r["ci_low"], r["ci_high"], color=c)
-        ax.axvline(0, color="k", lw=0.5)
-        ax.set_yticks(range(len(studs)), [f"{s}\n({calls.get(s, '')})" for s in studs],
-                      fontsize=7)
-        ax.set_title(ev, fontsize=9)
-        ax.set_ylim(-0.5, len(studs) - 0.5)
-    for ax in axes.ravel()[len(evs):]:
-        ax.axis("off")
-    fig.suptitle(f"evidence against teacher '{result.meta['teacher']}' (points: value; "
-                 "lines: 95% CI)",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig
+    return verdict_figure(result)

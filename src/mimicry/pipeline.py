@@ -121,6 +121,10 @@ def _import_traces(m: ModelConfig, out: Path) -> None:
 # ---------------------------------------------------------------- align
 
 
+# a pair's scatter and forest would repeat the main ones byte for byte
+PAIR_FIGURES = ("delta_r", "negative_transfer", "inflation")
+
+
 def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Write ``alignment/`` (table, summary, figures) for all models, with their roles."""
     align, why = lookup("mimicry.alignment", "align")
@@ -145,7 +149,8 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     for key in students[1:]:
         r2 = dict(roles, student=names[key])
         _say(f"aligning pair {r2}")
-        call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key)
+        call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key,
+                                                         figures=PAIR_FIGURES)
     # A control trained after the student (e.g. RL on top of SFT: DeepScaleR after
     # R1-Distill): compare it with that student as the reference, so Δr = r(control) −
     # r(student) with a paired CI answers "does it restore the alignment SFT lost?".
@@ -156,7 +161,8 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             if "base" in roles:
                 r3["base"] = roles["base"]
             _say(f"aligning control {key} against {students[0]}: {r3}")
-            call(align, traces, suite, roles=r3, **akw).save(run / "alignment" / "pairs" / key)
+            call(align, traces, suite, roles=r3, **akw).save(
+                run / "alignment" / "pairs" / key, figures=PAIR_FIGURES)
     missing = [m.key for m in cfg.models if m.key not in names]
     notes = [f"no traces for {', '.join(missing)}"] if missing else []
     return StageResult("partial" if missing else "done", notes)

@@ -93,8 +93,8 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
 
 def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
     roles_cfg = roles
+    from .figures_behaviour import inflation_figure, negative_transfer_figure
     from .probe_glue import save_figure
-    from .report_figures import inflation_figure, negative_transfer_figure
 
     ad = run / "alignment"
     out: list[Block] = [("h", 2, "Behaviour: does reasoning cost track human difficulty?")]
@@ -147,10 +147,13 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
             across = (s.get("negative_transfer") or {}).get("across_tasks")
             if across:
                 out.append(("p", "Across tasks (paired test): " + _kv(across)))
-            fig = negative_transfer_figure(nt, roles.get("student", "student"),
-                                           roles.get("base", "base"), _colours(summ))
-            out += _save_and_fig(fig, d / "negative_transfer", save_figure,
-                                 "Accuracy per task, base vs student (95% Wilson CIs).")
+            cap = "Accuracy per task, base vs student (95% Wilson CIs)."
+            if (d / "negative_transfer.png").exists():  # drawn by the align stage
+                out += _fig(d / "negative_transfer.png", cap)
+            else:
+                fig = negative_transfer_figure(nt, roles.get("student", "student"),
+                                               roles.get("base", "base"))
+                out += _save_and_fig(fig, d / "negative_transfer", save_figure, cap)
         inf = _read_csv(d / "inflation.csv")
         if inf is not None and len(inf):
             info = s.get("inflation") or {}
@@ -165,10 +168,15 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                 out.append(("p", "No task has a defined inverse efficiency for both models: "
                             "no inflation-law figure."))
             else:
-                fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"))
-                out += _save_and_fig(fig, d / "inflation", save_figure,
-                                     "Inverse efficiency (tokens per correct answer), one "
-                                     "point per task, with the fitted slope and its 95% CI.")
+                cap = ("Inverse efficiency (tokens per correct answer), one point per task, "
+                       "with the fitted slope and its 95% CI.")
+                if (d / "inflation.png").exists():  # drawn by the align stage
+                    out += _fig(d / "inflation.png", cap)
+                else:
+                    fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"),
+                                           student=roles.get("student", "student"),
+                                           base=roles.get("base", "base"))
+                    out += _save_and_fig(fig, d / "inflation", save_figure, cap)
     ex = summ.get("exclusions")
     if ex is not None:
         out += [("h", 3, "Exclusions"),
@@ -177,13 +185,6 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                  + (_kv(ex.get("by_model", {})) or "none") + ". Details: alignment/"
                  "exclusions.csv.")]
     return out
-
-
-def _colours(summ: dict) -> dict[str, str]:
-    """Return model → colour in the order the alignment figures use (Okabe–Ito)."""
-    from .plots import PALETTE as OKABE_ITO
-
-    return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(summ.get("models", []))}
 
 
 def _role_of(model: str, summ: dict) -> str:

@@ -152,6 +152,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         if not dry_run:
             raise
         suite = None
+    from .plots import set_model_roles
+
+    set_model_roles({m.key: m.role for m in cfg.models})  # one colour per model, every figure
     todo = plan_stages(run, cfg, stages, force)
     print(dry_run_text(cfg, run, todo, suite), flush=True)
     skipped = [s for s in stages if s not in todo]
