@@ -194,6 +194,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         else:
             _marker(run, stage).unlink(missing_ok=True)
     print(f"done in {time.time() - t_all:.1f} s; outputs in {run}", flush=True)
+    from experiments.headline import print_headline
+
+    print_headline(run)
     return status
 
 
