@@ -43,7 +43,7 @@ def test_ok_run_prints_and_writes(tmp_path, capsys):
     rc = main(["align", *map(str, files), "--tasks", str(norms), "--out", str(out),
                "--roles", "teacher=A,student=B", "--n-boot", "200", "--n-perm", "200"])
     assert rc == 0
-    assert "r-bar" in capsys.readouterr().out
+    assert "r̄ " in capsys.readouterr().out
     assert (out / "alignment.csv").exists() and (out / "delta_r.csv").exists()
 
 

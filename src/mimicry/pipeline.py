@@ -125,6 +125,10 @@ def _import_traces(m: ModelConfig, out: Path) -> None:
 PAIR_FIGURES = ("delta_r", "negative_transfer", "inflation")
 
 
+def _roles(roles: dict[str, str]) -> str:
+    return ", ".join(f"{r} = {m}" for r, m in roles.items()) or "no roles"
+
+
 def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Write ``alignment/`` (table, summary, figures) for all models, with their roles."""
     align, why = lookup("mimicry.alignment", "align")
@@ -139,7 +143,7 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             traces.extend(read_traces(traces_path(run, m.key)))
     students = [m.key for m in cfg.models if m.role == "student" and m.key in names]
     roles = {role: names[k] for role, k in cfg.roles().items() if k in names}
-    _say(f"aligning {len(traces)} traces from {len(names)} models, roles {roles}")
+    _say(f"aligning {len(traces)} traces from {len(names)} models ({_roles(roles)})")
     a = cfg.alignment
     akw = dict(seed=cfg.seed, n_boot=a.n_boot, n_perm=a.n_perm, min_items=a.min_items,
                exclude_truncated=a.exclude_truncated, cooks=a.cooks, cost=a.cost)
@@ -148,7 +152,7 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     # One more alignment per extra student, so each teacher/student pair has its own Δr.
     for key in students[1:]:
         r2 = dict(roles, student=names[key])
-        _say(f"aligning pair {r2}")
+        _say(f"aligning pair {_roles(r2)}")
         call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key,
                                                          figures=PAIR_FIGURES)
     # A control trained after the student (e.g. RL on top of SFT: DeepScaleR after
@@ -160,7 +164,7 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             r3 = {"teacher": names[students[0]], "student": names[key]}
             if "base" in roles:
                 r3["base"] = roles["base"]
-            _say(f"aligning control {key} against {students[0]}: {r3}")
+            _say(f"aligning control {key} against {students[0]} ({_roles(r3)})")
             call(align, traces, suite, roles=r3, **akw).save(
                 run / "alignment" / "pairs" / key, figures=PAIR_FIGURES)
     missing = [m.key for m in cfg.models if m.key not in names]
