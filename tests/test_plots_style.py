@@ -38,7 +38,7 @@ def test_panel_grid_has_at_most_two_columns():
 
 
 def test_alignment_figures_subset_and_delta_r_at_zero(tmp_path):
-    from mimicry.figures_behaviour import delta_r_figure
+    from mimicry.alignment.figures import delta_r_figure
 
     d = pd.DataFrame({"task": ["a"], "delta_r": [0.0], "ci_low": [0.0], "ci_high": [0.0]})
     fig = delta_r_figure(d, {"teacher": "t", "student": "s"})
@@ -50,7 +50,7 @@ def test_alignment_figures_subset_and_delta_r_at_zero(tmp_path):
 
 
 def test_negative_transfer_title_follows_the_direction():
-    from mimicry.figures_behaviour import negative_transfer_figure
+    from mimicry.alignment.figures import negative_transfer_figure
 
     up = pd.DataFrame({"task": ["a"], "n": [50], "acc_base": [0.4], "acc_student": [0.8],
                        "p": [0.001], "q_bh": [0.001]})

@@ -238,9 +238,9 @@ _LEGACY = ("scatter_figure", "forest_figure", "delta_r_figure", "negative_transf
 
 
 def __getattr__(name: str) -> Any:
-    """The behavioural figures live in :mod:`mimicry.figures_behaviour` (kept importable here)."""
+    """The behavioural figures live in :mod:`mimicry.alignment.figures` (kept importable here)."""
     if name in _LEGACY:
-        from . import figures_behaviour
+        from .alignment import figures as figures_behaviour
 
         return getattr(figures_behaviour, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .io import atomic_write_text
-from .io import read_csv_if_exists as _read_csv
+from mimicry import __version__
+from mimicry.io import atomic_write_text
+from mimicry.io import read_csv_if_exists as _read_csv
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", df[, csv]) | ("fig", path, caption)
 
@@ -111,8 +111,9 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
 
 def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
     roles_cfg = roles
-    from .figures_behaviour import inflation_figure, negative_transfer_figure
-    from .probe_glue import save_figure
+    from mimicry.alignment.figures import inflation_figure, negative_transfer_figure
+
+    from .probing import save_figure
 
     ad = run / "alignment"
     out: list[Block] = [("h", 2, "Behaviour: does reasoning cost track human difficulty?")]
@@ -279,7 +280,7 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
 
 def _summary_blocks(run: Path) -> list[Block]:
     """Return the headline: one row per model (r̄, Δr, reliance, call, what decided it)."""
-    from experiments.headline import headline
+    from .headline import headline
 
     df = headline(run)
     if not len(df) or (df.iloc[:, 2:] .replace("", "–") == "–").all().all():
@@ -441,7 +442,7 @@ def _rel(path: Path, run: Path | None) -> str:
 def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run``; return both paths.
 
-    ``cfg``: the :class:`~mimicry.config.ExperimentConfig` (default: ``RUN/config.json``);
+    ``cfg``: the :class:`~experiments.config.ExperimentConfig` (default: ``RUN/config.json``);
     ``suite``: the task suite, for the suite table (left out when None).
     """
     import matplotlib

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .plots import (
+from ..plots import (
     MEASURE_LABEL,
     TASK_MARKERS,
     fit_band,
