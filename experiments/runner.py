@@ -23,7 +23,6 @@ from mimicry.io import atomic_write_json
 from .config import STAGES, ExperimentConfig, config_from_dict, load_config
 from .cost import estimate_model, format_estimates
 from .shapes import shape_for
-from .stages import STAGE_FUNCS, write_status
 from .support import check_fetchable, load_suites, model_source
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -180,6 +179,8 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
             continue
         print(f"[{k}/{len(stages)}] {stage} ...", flush=True)
         t0 = time.time()
+        from .stages import STAGE_FUNCS, write_status  # pandas, torch: not for --help
+
         res = STAGE_FUNCS[stage](cfg, run, suite)
         dt = time.time() - t0
         for n in res.notes:
