@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                       "ablation, verdict) or over traces (reliance)",
         description="Run one probe over caches written by `mimicry capture`; writes NAME.csv, "
                     "extra tables, NAME.json (settings, n, exclusions, seeds) and NAME.png/pdf.")
-    p.add_argument("name", choices=PROBES)
+    p.add_argument("name", choices=PROBES, help="the probe to run")
     p.add_argument("caches", nargs="+", metavar="CACHE",
                    help="cache .h5 files, optionally name=path (similarity: TEACHER STUDENT; "
                         "ablation: one model's caches per condition, reference first; "
@@ -31,10 +31,12 @@ def register(subparsers) -> None:
                         "--after-reasoning`)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tasks", help="task suite name or items CSV/JSONL (human difficulty)")
-    p.add_argument("--target", default="human", choices=["human", "log_reasoning_tokens"])
+    p.add_argument("--target", default="human", choices=["human", "log_reasoning_tokens"],
+                   help="what the probe predicts: the difficulty norm or the model's own effort")
     p.add_argument("--site", help="residual site (default: per probe)")
     p.add_argument("--segment", default="reasoning", help="entropy segment")
-    p.add_argument("--variant", default="raw", choices=["raw", "norm", "nosink"])
+    p.add_argument("--variant", default="raw", choices=["raw", "norm", "nosink"],
+                   help="entropy: raw nats, ÷ log visible keys (norm), or without the position-0 sink")
     p.add_argument("--teacher", help="name of the teacher cache (planning, verdict; "
                                      "default: the first)")
     p.add_argument("--random-cache", help="difficulty: cache of a random-init model of the "
@@ -42,19 +44,21 @@ def register(subparsers) -> None:
     p.add_argument("--alignment", help="verdict: the --out folder of `mimicry align`")
     p.add_argument("--ablation", action="append", default=[], metavar="STUDENT:cond=path,...",
                    help="verdict: ablation caches of one student (repeatable)")
-    p.add_argument("--n-folds", type=int, default=5)
-    p.add_argument("--n-perm", type=int, default=100)
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-folds", type=int, default=5, help="cross-validation folds (grouped)")
+    p.add_argument("--n-perm", type=int, default=100, help="label permutations for the null")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--seed", type=int, default=0, help="seed of folds, permutations, bootstrap")
     p.set_defaults(func=_probe)
 
     s = subparsers.add_parser(
         "scramble", help="format-preserving content scramble of a traces file (for ablations)",
         description="Keep <think> tags, lines, step markers and lengths; destroy content.")
-    s.add_argument("traces")
-    s.add_argument("--out", required=True)
-    s.add_argument("--mode", default="within", choices=["within", "across"])
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("traces", help="traces JSONL to scramble")
+    s.add_argument("--out", required=True,
+                   help="scrambled traces JSONL (name it *__scrambled.jsonl: align skips it)")
+    s.add_argument("--mode", default="within", choices=["within", "across"],
+                   help="shuffle words within each trace, or swap content across traces")
+    s.add_argument("--seed", type=int, default=0, help="shuffle seed (recorded)")
     s.add_argument("--tokenizer", help="tokenizer path/name to recount reasoning_tokens")
     s.set_defaults(func=_scramble)
 

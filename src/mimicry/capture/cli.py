@@ -20,13 +20,15 @@ def register(subparsers) -> None:
     p.add_argument("--traces", required=True, help="traces JSONL (any model's)")
     p.add_argument("--out", required=True, help="cache file, e.g. cache/RUN/MODEL.h5")
     p.add_argument("--sites", default=",".join(d.sites), help=f"any of {','.join(ALL_SITES)}")
-    p.add_argument("--entropy", default=d.entropy, choices=["exact", "sampled", "off"])
+    p.add_argument("--entropy", default=d.entropy, choices=["exact", "sampled", "off"],
+                   help="attention entropy: every query (exact), --n-sampled positions, or none")
     p.add_argument("--n-sampled", type=int, default=d.n_sampled,
                    help="query positions per item in sampled mode")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the sampled positions")
     p.add_argument("--per-token-stride", type=int, default=d.per_token_stride,
                    help="also store the residual at every N-th token (0 = off)")
-    p.add_argument("--backend", default=d.backend, choices=["hf", "tl", "nnsight"])
+    p.add_argument("--backend", default=d.backend, choices=["hf", "tl", "nnsight"],
+                   help="hf (fast, default path), TransformerLens or nnsight (parity)")
     p.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, ...")
     p.add_argument("--store-dtype", default=d.dtype, choices=["float32", "float16"],
                    help="dtype of stored residuals (h5py has no bfloat16)")
@@ -44,10 +46,10 @@ def register(subparsers) -> None:
     c = subparsers.add_parser("cache", help="inspect or repair an HDF5 activation cache")
     cs = c.add_subparsers(dest="cache_command", metavar="ACTION")
     i = cs.add_parser("info", help="print a summary of a cache file")
-    i.add_argument("file")
+    i.add_argument("file", help="HDF5 cache written by mimicry capture")
     i.set_defaults(func=_info)
     k = cs.add_parser("consolidate", help="merge the batch shards of an interrupted capture")
-    k.add_argument("file")
+    k.add_argument("file", help="HDF5 cache written by mimicry capture")
     k.set_defaults(func=_consolidate)
     c.set_defaults(func=lambda a: (c.print_help(), 0)[1])
 
