@@ -325,6 +325,8 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
     students = [students] if isinstance(students, str) else list(students)
     per_student = isinstance(alignment, dict) and set(alignment) & set(students) \
         and not {"per_model", "delta_r"} & set(alignment)
+    _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
+                 entropy, ablation, reliance, model_names)
     rows, calls = [], []
     for s in students:
         table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
@@ -344,6 +346,31 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
             "calls": {c["student"]: c["call"] for c in calls}}
     return Result("verdict", out, tables={"calls": pd.DataFrame(calls)}, meta=meta,
                   plotter=plot)
+
+
+def _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
+                 entropy, ablation, reliance, model_names) -> None:
+    """Raise InputError when a result is keyed by names the verdict was not given (probes.names)."""
+    from .names import check_names
+
+    names = model_names or {}
+    aligned: set[str] = set()
+    if alignment is not None:
+        for s in students:
+            table, summ, _ = load_alignment(alignment.get(s) if per_student else alignment)
+            models = set(map(str, table["model"])) if table is not None and "model" in table \
+                else set(map(str, summ.get("models") or []))
+            aligned |= models
+            missing = [m for m in (teacher, s) if models and names.get(m, m) not in models]
+            if missing:
+                raise InputError(
+                    f"the alignment has no model {missing} (it has {sorted(models)})",
+                    fix="give the verdict the model names the traces use, or pass "
+                        "model_names={verdict name: trace model name}")
+    check_names(teacher, students, {"planning": planning, "difficulty": difficulty,
+                                    "similarity": similarity, "entropy": entropy,
+                                    "ablation": ablation, "reliance": reliance},
+                known=aligned, model_names=names)
 
 
 def _reading(r: pd.Series) -> str:
