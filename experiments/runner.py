@@ -116,6 +116,21 @@ def _known_without_reasoning(run: Path, key: str) -> bool:
         return False
 
 
+def _longest_answer(run: Path, key: str) -> int | None:
+    """Return the longest answer (tokens) in the model's own traces in ``run``, if any."""
+    path = run / "traces" / f"{key}.jsonl"
+    if not path.is_file():
+        return None
+    longest = 0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                longest = max(longest, int(json.loads(line).get("answer_tokens") or 0))
+            except (ValueError, TypeError, AttributeError):
+                continue
+    return longest or None
+
+
 def dry_run_text(cfg: ExperimentConfig, run: Path, todo: list[str], suite) -> str:
     """Return the cost estimate and plan, computed from shapes (nothing is downloaded)."""
     n_items = len(suite) if suite is not None else 0
@@ -131,7 +146,8 @@ def dry_run_text(cfg: ExperimentConfig, run: Path, todo: list[str], suite) -> st
             shape = shape_for(m.name, local)
         except MimicryError as e:
             shape, why = None, e.render()
-        est = estimate_model(cfg, m, shape, n_items, prompt_tokens)
+        est = estimate_model(cfg, m, shape, n_items, prompt_tokens,
+                             longest_answer=_longest_answer(run, m.key))
         if why:
             est.warnings = [why]
         ests.append(est)

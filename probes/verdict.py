@@ -314,19 +314,22 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         planning: Result | None = None, difficulty: dict[str, Result] | None = None,
         similarity: dict[str, Result] | None = None, entropy: Result | None = None,
         ablation: dict[str, Result] | None = None, reliance: Result | None = None,
-        model_names: dict[str, str] | None = None) -> Result:
+        model_names: dict[str, str] | None = None, known_models: Any = ()) -> Result:
     """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call.
 
     ``alignment``: an AlignmentResult, an align ``--out`` folder, a summary dict, or
     ``{student: one of those}`` (one alignment per student, run with roles
     teacher/student/base — what Δr and negative transfer need). ``model_names``: the
     models' names in the alignment when they differ from the keys used here.
+    ``known_models``: other models the results may name (e.g. the base); a result keyed by a
+    name that is none of these, the teacher, the students or the alignment's models raises
+    :class:`InputError` (a naming mismatch is never silently n/a).
     """
     students = [students] if isinstance(students, str) else list(students)
     per_student = isinstance(alignment, dict) and set(alignment) & set(students) \
         and not {"per_model", "delta_r"} & set(alignment)
     _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
-                 entropy, ablation, reliance, model_names)
+                 entropy, ablation, reliance, model_names, known_models)
     rows, calls = [], []
     for s in students:
         table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
@@ -349,7 +352,7 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
 
 
 def _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
-                 entropy, ablation, reliance, model_names) -> None:
+                 entropy, ablation, reliance, model_names, known_models=()) -> None:
     """Raise InputError when a result is keyed by names the verdict was not given (probes.names)."""
     from .names import check_names
 
@@ -370,7 +373,7 @@ def _check_names(teacher, students, alignment, per_student, planning, difficulty
     check_names(teacher, students, {"planning": planning, "difficulty": difficulty,
                                     "similarity": similarity, "entropy": entropy,
                                     "ablation": ablation, "reliance": reliance},
-                known=aligned, model_names=names)
+                known=aligned | set(known_models), model_names=names)
 
 
 def _reading(r: pd.Series) -> str:

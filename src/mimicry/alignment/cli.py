@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import MimicryError
+
+# file stems the pipeline and the CLI give derived traces: teacher__scrambled,
+# student__self_scrambled, student__after_scrambled (answers forced after a given reasoning)
+DERIVED = re.compile(r"__(self_)?scrambled$|__after_[A-Za-z0-9_]+$")
 
 
 def register(subparsers) -> None:
@@ -64,7 +69,15 @@ def run(args: argparse.Namespace) -> int:
                            fix="give a folder path (it is created if missing)")
     roles = parse_roles(args.roles)
     suite = load_suite(args.tasks)
-    res = align([Path(t) for t in args.traces], suite, roles=roles, seed=args.seed,
+    paths = [Path(t) for t in args.traces]
+    own = [p for p in paths if not DERIVED.search(p.stem)]
+    if len(own) < len(paths):  # a glob over a run's traces/ also matches these
+        print("skipping derived traces (scrambled reasoning or answers forced after it; not "
+              "a model's own behaviour): " + ", ".join(p.name for p in paths if p not in own))
+    if not own:
+        raise MimicryError("every traces file given is derived (scrambled or forced)",
+                           fix="pass the models' own traces, e.g. run/traces/teacher.jsonl")
+    res = align(own, suite, roles=roles, seed=args.seed,
                 n_boot=args.n_boot, n_perm=args.n_perm, min_items=args.min_items,
                 exclude_truncated=not args.keep_truncated, cooks=args.cooks, cost=args.cost)
     written = res.save(args.out)
