@@ -151,11 +151,13 @@ def _probe(args: argparse.Namespace) -> int:
                                  f"STUDENT one of {names}")
             abl[student] = _open(_named(conds.split(",")))
         teacher, students = _verdict_roles(args.roles, teacher, names)
+        rel = _reliance_input(args.reliance, Path(args.out))
         v = run_all(caches, teacher=teacher, students=students, tasks=tasks,
-                    alignment=args.alignment, ablation=abl or None,
-                    reliance=_reliance_input(args.reliance, Path(args.out)),
+                    alignment=args.alignment, ablation=abl or None, reliance=rel,
                     n_perm=args.n_perm, progress_bar=False, **common)
         for key, r in v.arrays["results"].items():   # the component probes, saved beside it
+            if key == "reliance" and not isinstance(rel, tuple):
+                continue  # read from a saved table: already on disk
             for unit, res in (r.items() if isinstance(r, dict) else [("", r)]):
                 res.name = f"{key}__{unit}" if unit else key   # as the runner names them
                 results.append(res)

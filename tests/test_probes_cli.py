@@ -109,8 +109,10 @@ def test_cli_verdict_writes_every_component(real_cache, tmp_path, capsys):
     calls = pd.read_csv(out / "verdict_calls.csv")
     assert list(calls["student"]) == ["student"] and "call" in capsys.readouterr().out
     # --roles: the base is never a student; a saved reliance.csv beside is picked up
-    pd.DataFrame({"model": ["student", "teacher"], "task": "all", "reliance": [0.3, 0.5],
-                  "ci_low": [0.1, 0.2], "ci_high": [0.5, 0.7], "p": 0.01, "n": 40}).to_csv(
+    pd.DataFrame({"model": ["student", "teacher"], "task": "all", "n": 40,
+                  "acc_own": [0.8, 0.9], "acc_forced": [0.5, 0.4], "reliance": [0.3, 0.5],
+                  "ci_low": [0.1, 0.2], "ci_high": [0.5, 0.7], "p": 0.01,
+                  "test": "chi2-cc"}).to_csv(
         out / "reliance.csv", index=False)
     rc = main(["probe", "verdict", f"teacher={path}", f"student={path}", f"base={path}",
                "--roles", "teacher=teacher,student=student,base=base", "--tasks",
