@@ -92,6 +92,13 @@ def _open(paths: dict[str, Path]) -> dict:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    from .console import quiet_numeric_warnings
+
+    with quiet_numeric_warnings(f"probe {args.name}"):
+        return _probe_run(args)
+
+
+def _probe_run(args: argparse.Namespace) -> int:
     # lazy: mimicry does not depend on probes at import time
     from probes import ablation, difficulty, entropy, planning, similarity
 

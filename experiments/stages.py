@@ -385,14 +385,17 @@ def _fresh_forced(cfg: ExperimentConfig, m: ModelConfig, forced: Path, notes: li
 
 def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Run each configured probe that is installed; write ``probes/<name>.csv`` and figures."""
+    from .console import quiet_numeric_warnings, stage_progress
     from .probing import run_probe
 
     notes: list[str] = []
     done = 0
     results: dict[str, Any] = {}
-    for i, name in enumerate(cfg.probes.names, start=1):
-        _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
-        ok, note = run_probe(name, cfg, run, suite, results)
+    bar = stage_progress(cfg.probes.names, "probes")
+    for name in bar:
+        bar.set_postfix_str(name)
+        with quiet_numeric_warnings(f"probe {name}"):
+            ok, note = run_probe(name, cfg, run, suite, results)
         if ok:
             done += 1
         if note:
