@@ -25,7 +25,7 @@ def stage_progress(items: Iterable[Any], desc: str, total: int | None = None) ->
 
     return tqdm(items, desc=desc, total=total, unit="step", dynamic_ncols=True,
                     bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed} elapsed, ETA "
-                               "{remaining}] {postfix}")
+                               "{remaining}]")
 
 
 @contextmanager

@@ -393,7 +393,7 @@ def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     results: dict[str, Any] = {}
     bar = stage_progress(cfg.probes.names, "probes")
     for name in bar:
-        bar.set_postfix_str(name)
+        bar.set_description(f"probes (now: {name})")
         with quiet_numeric_warnings(f"probe {name}"):
             ok, note = run_probe(name, cfg, run, suite, results)
         if ok:

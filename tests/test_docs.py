@@ -1,4 +1,4 @@
-"""The docs are tested: the README's IPython sessions run against a fresh demo run (sybil).
+"""The docs are tested: the README's sessions and docs blocks run against a demo run (sybil).
 
 Every ``python`` block of the files in ``DOCS`` is run as a doctest (outputs compared with
 NORMALIZE_WHITESPACE and ELLIPSIS) in a folder whose ``cache/demo`` is one demo run made for
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md"]
+DOCS = ["README.md", "docs/alignment.md"]
 
 
 @pytest.fixture(scope="session")
