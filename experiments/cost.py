@@ -246,6 +246,9 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
     dtypes = ", ".join(sorted({m.dtype for m in cfg.models})) or "?"
+    from .scale import per_rank_lines
+
+    lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
                  f"max-length sequence ({dtypes}; split evenly over GPUs with device_map auto); "
