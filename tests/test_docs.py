@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/alignment.md"]
+DOCS = ["README.md", "docs/alignment.md", "docs/experiments.md"]
 
 
 @pytest.fixture(scope="session")
