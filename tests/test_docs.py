@@ -47,13 +47,15 @@ def _examples(name: str):
     return doc, list(doc.examples())
 
 
-@pytest.mark.parametrize("name", DOCS)
-def test_doc_sessions_run_and_print_what_they_show(name, demo_root, monkeypatch):
+def test_doc_sessions_run_and_print_what_they_show(demo_root, monkeypatch):
+    # one test, not one per file: under pytest-xdist a session fixture is made once per
+    # worker, and the demo run is the expensive part
     monkeypatch.chdir(demo_root)
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    doc, examples = _examples(name)
-    assert examples, f"{name}: no python examples found"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for ex in examples:
-            ex.evaluate()
+    for name in DOCS:
+        doc, examples = _examples(name)
+        assert examples, f"{name}: no python examples found"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for ex in examples:
+                ex.evaluate()
