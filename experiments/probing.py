@@ -192,7 +192,7 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
             else ctx.run / "alignment" / "pairs" / k
         out += _unit(ctx, k, fn, teacher=ctx.teacher, students=[k],
                      alignment=align_dir if (align_dir / "summary.json").exists() else None,
-                     **per, **one, **ctx.opts)
+                     known_models=[m.key for m in ctx.cfg.models], **per, **one, **ctx.opts)
     return out
 
 
