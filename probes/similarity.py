@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._stats import perm_p
+from mimicry.stats.columns import perm_p
+
 from .base import Result, align_items, cache_layers, model_name, progress
 
 
@@ -34,20 +35,29 @@ def gram(X: np.ndarray) -> np.ndarray:
 
 
 def center_gram(K: np.ndarray, debiased: bool = True) -> np.ndarray:
-    """Return the U-centred (``debiased``) or doubly centred (``H K H``) Gram ``[n, n]``."""
+    """Return the U-centred (``debiased``) or doubly centred (``H K H``) Gram ``[n, n]``.
+
+    Entries at the level of float64 rounding of ``K`` (≤ 1e-12 × max|K|) are set to 0: for
+    identical rows (e.g. the same template token at layer 0) the exact centred Gram is 0 and
+    CKA is undefined (NaN), whatever residue the BLAS summation order leaves behind.
+    """
     K = np.array(K, np.float64, copy=True)
     n = K.shape[0]
+    tol = 1e-12 * (np.abs(K).max() if K.size else 0.0)
     if not debiased:
         r = K.mean(1)
-        return K - r[:, None] - r[None, :] + r.mean()
-    if n < 4:
-        raise ValueError("debiased CKA needs at least 4 items")
-    np.fill_diagonal(K, 0.0)
-    r = K.sum(1)
-    K -= r[:, None] / (n - 2)
-    K -= r[None, :] / (n - 2)
-    K += r.sum() / ((n - 1) * (n - 2))
-    np.fill_diagonal(K, 0.0)
+        K = K - r[:, None] - r[None, :] + r.mean()
+    else:
+        if n < 4:
+            raise ValueError("debiased CKA needs at least 4 items")
+        np.fill_diagonal(K, 0.0)
+        r = K.sum(1)
+        K -= r[:, None] / (n - 2)
+        K -= r[None, :] / (n - 2)
+        K += r.sum() / ((n - 1) * (n - 2))
+        np.fill_diagonal(K, 0.0)
+    if K.size and np.abs(K).max() <= tol:
+        K[:] = 0.0
     return K
 
 
