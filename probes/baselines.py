@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from mimicry.stats import bootstrap_indices
-from mimicry.stats_core import _rank_resampled, _row_pearson
+from mimicry.stats.columns import spearman_cols
+from mimicry.stats.core import _rank_resampled, _row_pearson
 
-from ._stats import spearman_cols
 from .ridge import ridge_cv_predict
 
 TOKEN = re.compile(r"\w+|[^\w\s]")

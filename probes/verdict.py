@@ -13,7 +13,7 @@ transfer"; only evidence that the student is WORSE than the teacher or its base 
 the against-tests measured) gives "surface mimicry"; everything else is "inconclusive", with
 "(underpowered)" and the items needed when a CI cannot tell the student from the teacher.
 On the multi-task path every test pools over items (stratified by task): see
-:mod:`mimicry.stattools_pooled`.
+:mod:`mimicry.stats.pooled`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Calibration of the verdict by simulation: how often does each scenario get each call?
 
 Each simulated data set builds item-level evidence for a teacher, a student and a base at given
-task sizes and runs the SAME estimators the real path runs — :func:`mimicry.stattools_pooled.
-pooled_corr_diff` (T, A, C), :func:`~mimicry.stattools_pooled.pooled_paired_binary` (N),
+task sizes and runs the SAME estimators the real path runs — :func:`mimicry.stats.pooled.
+pooled_corr_diff` (T, A, C), :func:`~mimicry.stats.pooled.pooled_paired_binary` (N),
 :class:`probes.reliance.Reliance` (W with the empty and filler controls) and
 :func:`probes.baselines.layer_evidence` (P: 13 layers, max-stat permutation p, gain over a
 text baseline) — then :func:`probes.verdict_rule.decide`.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mimicry.stattools_pooled import pooled_corr_diff, pooled_paired_binary
+from mimicry.stats.pooled import pooled_corr_diff, pooled_paired_binary
 
 from .baselines import layer_evidence
 from .reliance import Reliance

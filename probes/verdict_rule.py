@@ -58,7 +58,7 @@ def _num(x) -> float:
 
 
 def _items_needed(lo: float, hi: float, n: float, effect: float) -> float:
-    from mimicry.stattools_pooled import items_needed
+    from mimicry.stats.pooled import items_needed
 
     return items_needed(lo, hi, n, effect)
 

@@ -38,7 +38,9 @@ def build_run(run, root=None):
     from experiments.support import reliance_paths
     from mimicry.capture import CaptureConfig, capture
     from mimicry.generate import generate
+    from mimicry.generate.controls import control_file
     from mimicry.generate.forced import answer_after
+    from mimicry.models import load_tokenizer
     from mimicry.organism import ROLES, STUDENT_ROLES, checkpoint_path, organism_suite
     from mimicry.traces.scramble import scramble_file
 
@@ -53,6 +55,14 @@ def build_run(run, root=None):
         scramble_file(tr / f"{role}.jsonl", scrambled, seed=0)
         answer_after(str(checkpoint_path(role, root)), scrambled, suite, forced, name=role,
                      batch_size=96, max_answer_tokens=4, progress=False)
+        # reliance controls: answers after an empty and after a length-matched filler reasoning
+        tok = load_tokenizer(str(checkpoint_path(role, root)))
+        for c in ("empty", "filler"):
+            given = control_file(tr / f"{role}.jsonl", tr / f"{role}__self_{c}.jsonl", c,
+                                 tokenizer=tok)
+            answer_after(str(checkpoint_path(role, root)), given, suite,
+                         tr / f"{role}__after_{c}.jsonl", name=role, batch_size=96,
+                         max_answer_tokens=4, progress=False)
     cfg = CaptureConfig(batch_tokens=4096)
     jobs = [(r, f"{r}.jsonl", f"{r}.h5") for r in ROLES]
     jobs += [(s, "teacher.jsonl", f"{s}__on_teacher.h5") for s in STUDENT_ROLES]

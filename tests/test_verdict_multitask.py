@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from mimicry import stats as S
-from mimicry.stattools_pooled import (
+from mimicry.stats.pooled import (
     bootstrap_p,
     items_needed,
     pooled_corr,
@@ -65,7 +65,7 @@ def test_bootstrap_p_matches_the_ci_rule(n):
     """Defect 8: p < 0.05 exactly when the (expanded) interval excludes 0."""
     rng = np.random.default_rng(1)
     agree = 0
-    for k in range(300):
+    for _ in range(300):
         dist = rng.normal(rng.uniform(-0.5, 0.5), 0.2, size=2000)
         lo, hi = S.percentile_ci(dist, 0.95, n)
         excl = lo > 0 or hi < 0

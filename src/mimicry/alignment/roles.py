@@ -193,10 +193,10 @@ def _pooled_delta_r(pts: pd.DataFrame, teacher: str, student: str, tasks: list[s
                     seed: int, n_boot: int) -> dict | None:
     """Return r̄ teacher, r̄ student and Δr̄ (Fisher-z means over tasks) with stratified CIs.
 
-    Items are resampled within their task, once for both models (stattools_pooled); the
+    Items are resampled within their task, once for both models (mimicry.stats.pooled); the
     same tasks and items as the per-task rows. None when no task qualifies.
     """
-    from .stattools_pooled import pooled_corr_diff
+    from ..stats.pooled import pooled_corr_diff
 
     if not tasks:
         return None
@@ -244,7 +244,7 @@ def negative_transfer(df: pd.DataFrame, student: str, base: str, summary: dict, 
     out["q_bh"] = stats.bh_fdr(out.p)[0] if len(out) else []
     pooled = None
     if len(out):
-        from .stattools_pooled import pooled_paired_binary
+        from ..stats.pooled import pooled_paired_binary
 
         keys = [(t, i) for t in out.task for i in
                 s[s.task == t].index.intersection(b[b.task == t].index)]

@@ -40,8 +40,12 @@ def _filler(n: int, tokenizer: Any, unit: str) -> str:
         return text.strip() if n > 0 else ""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     while len(ids) < n:                      # a unit may merge: extend, then cut to n ids
+        before = len(ids)
         text += unit * (n - len(ids))
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= before:
+            raise InputError(f"the tokenizer gives no tokens for the filler unit {unit!r}",
+                             fix="pass another unit= that the tokenizer encodes")
     return tokenizer.decode(ids[:n])
 
 

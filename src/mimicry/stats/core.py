@@ -362,7 +362,7 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
 
     All arrays are ``[n]`` over the same items (``y_b`` defaults to ``y``). Each bootstrap
     draw resamples item indices once and uses them for both correlations. p is the two-sided
-    bootstrap p of the same interval rule as the CI (``stattools_pooled.bootstrap_p``), so
+    bootstrap p of the same interval rule as the CI (``stats.pooled.bootstrap_p``), so
     p < 1 − level exactly when the CI excludes 0.
     """
     x_a, y = _xy(x_a, y)
@@ -375,7 +375,7 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
     for s, rows in _index_chunks("boot", x_a.size, n_boot, seed):
         d[s:s + len(rows)] = (_corr_rows(x_b, y_b, rows, method)
                               - _corr_rows(x_a, y, rows, method))
-    from .stattools_pooled import bootstrap_p  # the p that matches the CI's interval rule
+    from .pooled import bootstrap_p  # the p that matches the CI's interval rule
 
     d = d[np.isfinite(d)]
     lo, hi = _ci(d, level, x_a.size, ci)

@@ -19,7 +19,7 @@ the task structure by resampling items within their task (a stratified bootstrap
 - :func:`items_needed` — the item count at which a CI of this width would no longer contain
   both 0 and a stated effect (an "underpowered" row's estimate of what it would take).
 
-A self-contained module, so that it can move as a whole into ``mimicry.stats`` (issue 13).
+Import from here (``from mimicry.stats.pooled import pooled_corr_diff``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as sps
 
-from .stats_core import _row_pearson, percentile_ci
+from .core import _row_pearson, percentile_ci
 
 # --------------------------------------------------------------------------- p and indices
 
