@@ -322,3 +322,59 @@ def test_calibration_fast():
             assert r["surface mimicry"] >= 0.8, r
         if sc == "a":
             assert r["policy transfer"] >= 0.6, r
+
+
+def test_four_task_end_to_end_policy_transfer_and_post_hoc():
+    """align() on 4 tasks + planning on fake caches + reliance: every rule on one path.
+
+    'S' tracks difficulty like the teacher, plans its length beyond the (constant) prompt
+    text and its answers depend on its reasoning -> policy transfer; 'P' is the same student
+    whose answers ignore its reasoning (post-hoc) -> surface mimicry (the old rule passed it
+    through accuracy above base).
+    """
+    from _probes_fake import FakeCache
+
+    from mimicry.alignment import align
+    from probes import planning, reliance
+
+    suite, traces = _four_task(7, 0.7, 0.7, acc_student=0.9, acc_base=0.5)
+    traces += [Trace(**{**t.to_dict(), "model": "P"}) for t in traces if t.model == "S"]
+    ids = [it.item_id for it in suite]
+    rng = np.random.default_rng(8)
+
+    def cache(model, strength):
+        tok = np.array([t.reasoning_tokens for t in traces if t.model == model], float)
+        z = (np.log(tok) - np.log(tok).mean()) / np.log(tok).std()
+        resid = {(la, "last_prompt"): rng.standard_normal((len(ids), 8)) for la in range(4)}
+        resid[(2, "last_prompt")][:, 0] += strength * z
+        items = pd.DataFrame({"item_id": ids, "task": [it.task for it in suite],
+                              "reasoning_tokens": tok, "n_prompt": 12})
+        return FakeCache(items, resid)
+
+    caches = {"T": cache("T", 3), "S": cache("S", 3), "P": cache("P", 3)}
+    plan = planning.run(caches, tasks=suite, teacher="T", n_perm=40, n_boot=300,
+                        transfer=False, progress_bar=False)
+    forced = []
+    for t in traces:
+        if t.model in ("T", "S", "P"):
+            keep = t.model == "P" or rng.uniform() < 0.3
+            forced.append(Trace(item_id=t.item_id, model=t.model, task=t.task,
+                                correct=bool(t.correct) and keep if t.model != "P"
+                                else bool(rng.uniform() < 0.9)))
+    rel = reliance.run([t for t in traces if t.model != "B"], forced, tasks=suite, n_boot=500)
+    calls = {}
+    for s in ("S", "P"):
+        al = align([t for t in traces if t.model in ("T", s, "B")], suite,
+                   roles={"teacher": "T", "student": s, "base": "B"}, n_boot=1000, n_perm=200,
+                   progress=False)
+        v = verdict.run(teacher="T", students=s, alignment=al, planning=plan, reliance=rel)
+        calls[s] = v.tables["calls"].iloc[0]
+        ev = v.table.set_index("evidence")
+        assert ev.loc["delta_r", "n"] == sum(SIZES.values()) and np.isfinite(
+            ev.loc["delta_r", "ci_low"])
+        assert ev.loc["planning_rho", "p"] == pytest.approx(1 / 41)      # max-stat p
+        assert ev.loc["planning_rho", "gain_low"] > 0                     # text: constant
+        assert ev.loc["accuracy_vs_base", "value"] > 0.2
+    assert calls["S"]["call"] == "policy transfer", calls["S"]["decided_by"]
+    assert calls["P"]["call"] == "surface mimicry", calls["P"]["decided_by"]
+    assert calls["P"]["decided_by"].startswith("W-")
