@@ -104,7 +104,7 @@ def layer_evidence(y: np.ndarray, preds: np.ndarray, null: np.ndarray | None = N
     layer under the SAME permutations (column j = permutation j for every layer);
     ``baselines``: text-only predictions (see :func:`text_baselines`; None = text constant
     over items, ρ 0); without any, the gain columns stay NaN. Columns: ``rho,
-    p_maxstat, rho_sim_low, rho_sim_high, baseline, baseline_rho, gain, gain_sim_low,
+    p_maxstat, p_min, rho_sim_low, rho_sim_high, baseline, baseline_rho, gain, gain_sim_low,
     gain_sim_high, n_layers_tested``.
     """
     preds = np.atleast_2d(np.asarray(preds, float))
@@ -114,10 +114,12 @@ def layer_evidence(y: np.ndarray, preds: np.ndarray, null: np.ndarray | None = N
     rho[ok] = spearman_cols(y, preds[ok].T)
     out = pd.DataFrame({"rho": rho, "n_layers_tested": int(ok.sum())})
     out["p_maxstat"] = np.nan
+    out["p_min"] = np.nan
     if null is not None and ok.any():
         nmax = np.nanmax(np.asarray(null, float)[ok], axis=0)          # [n_perm]
         nmax = nmax[np.isfinite(nmax)]
         if nmax.size:
+            out["p_min"] = 1 / (1 + nmax.size)   # the smallest p this many permutations give
             out.loc[ok, "p_maxstat"] = [(1 + np.sum(nmax >= r - 1e-12)) / (1 + nmax.size)
                                         for r in rho[ok]]
     for c in ("rho_sim_low", "rho_sim_high", "baseline_rho", "gain", "gain_sim_low",

@@ -188,7 +188,7 @@ def _corrected(rows: list[dict], lab: Labels, folds, groups, preds, null, cache,
     bl = text_baselines(lab.y, folds, prompt_tokens=pt, texts=prompt_texts(lab.item_ids, tasks),
                         groups=groups, seed=seed)
     ev = layer_evidence(lab.y, preds, null, bl, n_boot=n_boot, seed=seed)
-    cols = ["p_maxstat", "rho_sim_low", "rho_sim_high", "baseline", "baseline_rho", "gain",
+    cols = ["p_maxstat", "p_min", "rho_sim_low", "rho_sim_high", "baseline", "baseline_rho", "gain",
             "gain_sim_low", "gain_sim_high", "n_layers_tested"]
     return [{**r, **ev.iloc[k][cols].to_dict()} for k, r in enumerate(rows)]
 

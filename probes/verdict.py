@@ -175,6 +175,11 @@ def _peak(df: pd.DataFrame) -> pd.Series | None:
 def _peak_row(student, ev, r, source, note=""):
     """Return the evidence row of a peak layer, corrected for choosing it among layers."""
     if "p_maxstat" in r.index and math.isfinite(_num(r["p_maxstat"])):
+        pmin = _num(r.get("p_min"))
+        if pmin >= 0.05:
+            note = (note + "; " if note else "") + (
+                f"too few permutations: the smallest attainable p is {pmin:.3g} >= 0.05, "
+                "so this row cannot hold (raise n_perm)")
         return _row(student, ev, "mechanistic", r["rho"], r["rho_sim_low"], r["rho_sim_high"],
                     r["p_maxstat"], r["n"], r["layer"], source=source,
                     note=(note + "; " if note else "") + f"peak of {int(r['n_layers_tested'])} "

@@ -112,10 +112,8 @@ def test_reliance_stage_and_probe_match_the_traces(organism_run):
         assert row.reliance == pytest.approx(a.mean() - b.mean(), abs=1e-12)
         k, n = int((a & ~b).sum()), int((a ^ b).sum())
         assert (row.own_only, row.forced_only) == (k, n - k)
-        if n < 25:  # McNemar: exact binomial on the discordant items
-            p = stats.binomtest(k, n, 0.5).pvalue if n else 1.0
-        else:  # chi² with continuity correction
-            p = stats.chi2.sf((abs(2 * k - n) - 1) ** 2 / n, 1)
+        # McNemar: exact binomial on the discordant items, at every size
+        p = stats.binomtest(k, n, 0.5).pvalue if n else 1.0
         assert row.p == pytest.approx(p, rel=1e-9)
         if key in ("teacher", "student_mastery"):  # reasoning that computes the answer
             assert row.reliance > 0 and row.p < 0.05 and row.ci_low > 0, (key, row)
@@ -123,7 +121,7 @@ def test_reliance_stage_and_probe_match_the_traces(organism_run):
     rel = ev[(ev.evidence == "reliance")].set_index("student")
     assert rel.loc["student_mastery", "value"] == pytest.approx(
         pooled.loc["student_mastery", "reliance"])
-    assert "reliance p < 0.05" in pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
+    assert "W: its reasoning does work" in pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
         "student").loc["student_mastery", "decided_by"]
     md = (out / "report.md").read_text()
     behaviour = md.split("## Behaviour", 1)[1].split("## Mechanism", 1)[0]

@@ -255,6 +255,11 @@ def test_difficulty_rows_carry_maxstat_and_gain():
     assert {"p_maxstat", "gain", "gain_sim_low", "baseline"} <= set(t.columns)
     pk = t.loc[t["rho"].idxmax()]
     assert pk["p_maxstat"] == pytest.approx(1 / 31) and pk["baseline"] == "prompt_tokens"
+    assert pk["p_min"] == pytest.approx(1 / 31)
+    few = difficulty.run(cache, tasks=labels, n_perm=10, n_boot=100, progress_bar=False)
+    row = verdict._peak_row("s", "difficulty_peak_rho", few.table.loc[few.table["rho"].idxmax()],
+                            "difficulty")
+    assert "smallest attainable p is 0.0909" in row["note"]
     assert pk["gain"] == pytest.approx(pk["rho"] - pk["baseline_rho"])
 
 
