@@ -61,7 +61,10 @@ def main() -> None:
     for c in ("policy transfer", "surface mimicry", "inconclusive (underpowered)",
               "inconclusive", "wrong"):
         fmt[c] = (100 * fmt[c]).map("{:.1f}%".format)
-    print(fmt.to_markdown(index=False))
+    cols = list(fmt.columns)
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in fmt.itertuples(index=False):
+        print("| " + " | ".join(str(v) for v in r) + " |")
 
 
 if __name__ == "__main__":

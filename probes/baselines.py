@@ -88,6 +88,10 @@ def _sim_bounds(point: np.ndarray, dist: np.ndarray, level: float) -> tuple[np.n
     se = d.std(0, ddof=1)
     se = np.where(se > 0, se, np.nan)
     t = (d - point) / se
+    if not np.isfinite(t).any():                     # no spread anywhere: no bounds
+        nan = np.full(point.shape, np.nan)
+        return nan, nan
+    t = t[:, np.isfinite(t).all(0)] if np.isfinite(t).all(0).any() else t
     a = (1 - level) / 2
     c_hi = np.nanquantile(np.nanmax(t, 1), 1 - a)     # draws above: bounds the estimate below
     c_lo = np.nanquantile(np.nanmax(-t, 1), 1 - a)
