@@ -383,3 +383,25 @@ def test_four_task_end_to_end_policy_transfer_and_post_hoc():
     assert calls["S"]["call"] == "policy transfer", calls["S"]["decided_by"]
     assert calls["P"]["call"] == "surface mimicry", calls["P"]["decided_by"]
     assert calls["P"]["decided_by"].startswith("W-")
+
+
+def test_cli_control_and_reliance_with_controls(tmp_path, capsys):
+    from experiments.cli import main
+    from mimicry.traces import append_traces, read_traces
+
+    own = [Trace(item_id=f"i{k}", model="m", task="t", prompt="p", reasoning="a b c",
+                 reasoning_tokens=3, correct=k % 4 != 0) for k in range(20)]
+    append_traces(tmp_path / "own.jsonl", own)
+    assert main(["scramble", str(tmp_path / "own.jsonl"), "--out", str(tmp_path / "f.jsonl"),
+                 "--control", "filler"]) == 0
+    assert [t.reasoning for t in read_traces(tmp_path / "f.jsonl")] == [". . ."] * 20
+    forced = [Trace(**{**t.to_dict(), "correct": k % 2 == 0}) for k, t in enumerate(own)]
+    empty = [Trace(**{**t.to_dict(), "correct": False}) for t in own]
+    append_traces(tmp_path / "forced.jsonl", forced)
+    append_traces(tmp_path / "empty.jsonl", empty)
+    assert main(["probe", "reliance", str(tmp_path / "own.jsonl"), str(tmp_path / "forced.jsonl"),
+                 "--empty", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "out"),
+                 "--n-boot", "50"]) == 0
+    t = pd.read_csv(tmp_path / "out" / "reliance.csv").set_index("control")
+    assert t.loc["empty", "reliance"] == pytest.approx(15 / 20)      # 15 own-correct, 0 after
+    assert t.loc["scrambled", "reliance"] == pytest.approx(15 / 20 - 10 / 20)
