@@ -177,6 +177,13 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
                else f"≤ {cfg.reliance.max_answer_tokens} each") + ") "
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
+    if "probe" in stages:
+        from .mechanistic import cost_lines
+
+        lines += cost_lines(cfg, ests, n_items)
+    from .scale import per_rank_lines
+
+    lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
                  "max-length sequence (bf16; split evenly over GPUs with device_map auto)")

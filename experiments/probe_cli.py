@@ -13,7 +13,11 @@ from pathlib import Path
 
 from mimicry.errors import InputError
 
-PROBES = ("difficulty", "entropy", "similarity", "planning", "ablation", "verdict", "reliance")
+from . import mech_cli
+from .mech_cli import MECH_PROBES
+
+PROBES = ("difficulty", "entropy", "similarity", "planning", "ablation", "verdict", "reliance",
+          "compute", "steer", "patch")
 
 
 def register(subparsers) -> None:
@@ -24,14 +28,16 @@ def register(subparsers) -> None:
         description="Run one probe over caches written by `mimicry capture`; writes NAME.csv, "
                     "extra tables, NAME.json (settings, n, exclusions, seeds) and NAME.png/pdf.")
     p.add_argument("name", choices=PROBES)
-    p.add_argument("caches", nargs="+", metavar="CACHE",
+    p.add_argument("caches", nargs="*", metavar="CACHE",
                    help="cache .h5 files, optionally name=path (similarity: TEACHER STUDENT; "
                         "ablation: one model's caches per condition, reference first; "
                         "reliance: OWN.jsonl FORCED.jsonl traces, see `mimicry generate "
                         "--after-reasoning`)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tasks", help="task suite name or items CSV/JSONL (human difficulty)")
-    p.add_argument("--target", default="human", choices=["human", "log_reasoning_tokens"])
+    p.add_argument("--target", default="human", choices=["human", "log_reasoning_tokens",
+                                                          "answer", "running_value"],
+                   help="compute: answer (default) or running_value")
     p.add_argument("--site", help="residual site (default: per probe)")
     p.add_argument("--segment", default="reasoning", help="entropy segment")
     p.add_argument("--variant", default="raw", choices=["raw", "norm", "nosink"])
@@ -48,6 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--n-perm", type=int, default=100)
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    mech_cli.add_arguments(p)
     p.set_defaults(func=_probe)
 
     s = subparsers.add_parser(
@@ -92,6 +99,10 @@ def _probe(args: argparse.Namespace) -> int:
 
     if args.name == "reliance":
         return _reliance(args)
+    if args.name in MECH_PROBES:
+        return mech_cli.run(args, _named, _open)
+    if not args.caches:
+        raise InputError(f"probe {args.name} needs at least one CACHE")
     caches = _open(_named(args.caches))
     names = list(caches)
     tasks = None

@@ -178,7 +178,8 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
     if not ctx.teacher:
         return []
     r = ctx.results
-    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation") if name in r}
+    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation", "compute",
+                                            "steer", "patch") if name in r}
     one = {name: r[name].get("all") for name in ("planning", "entropy", "reliance")
            if name in r}
     first = ctx.cfg.roles().get("student")
@@ -195,7 +196,18 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
     return out
 
 
+def _mech(name: str) -> Callable[[Callable, _Ctx], Units]:
+    def adapter(fn: Callable, ctx: _Ctx) -> Units:
+        from . import mechanistic
+
+        return getattr(mechanistic, f"{name}_units")(fn, ctx)
+    return adapter
+
+
 ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
+    "compute": _mech("compute"),
+    "steer": _mech("steer"),
+    "patch": _mech("patch"),
     "ablation": _ablation,
     "reliance": _reliance,
     "verdict": _verdict,

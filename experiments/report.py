@@ -34,6 +34,9 @@ PROBE_TITLES = {
     "planning": "Planning: does the last prompt state predict the effort to come?",
     "ablation": "Ablation: own vs teacher vs content-scrambled traces",
     "reliance": "Reliance: accuracy after the model's own reasoning vs after it scrambled",
+    "compute": "Computation: the gold answer decoded along the model's own reasoning",
+    "steer": "Steering along effort directions: dose–response vs random directions",
+    "patch": "Patching the plan state (last_prompt) between hard and easy items",
     "verdict": "Verdict",
 }
 BEHAVIOUR_PROBES = ("reliance",)  # shown under Behaviour: they read traces, not activations

@@ -42,7 +42,10 @@ ORGANISM_CONFIG: dict[str, Any] = {
                 "entropy": "exact", "store_dtype": "float32", "batch_tokens": 4096,
                 "cross": True},
     "probes": {"names": ["difficulty", "entropy", "similarity", "planning", "ablation",
-                         "reliance", "verdict"]},
+                         "reliance", "compute", "steer", "patch", "verdict"],
+               "options": {"steer": {"alphas": [-1.0, 1.0], "n_random": 20,
+                                     "max_new_tokens": 64},
+                           "patch": {"max_new_tokens": 64}}},
     "models": [
         {"key": k, "name": f"organism:{k}", "role": r, "dtype": "float32"}
         for k, r in [("teacher", "teacher"), ("base", "base"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from mimicry.errors import InputError, ModelNotFoundError
 from mimicry.io import atomic_path, atomic_write_json
 from mimicry.traces import append_traces, read_traces
 
+from . import scale
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
 from .support import call, lookup, model_spec, reliance_paths, traces_path
 
@@ -207,7 +209,14 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m))
+        if scale.world(cfg) > 1:  # torchrun ranks, each a slice into its own shard
+            note = scale.launch_capture(cfg, model_spec(m), tpath, cpath, conf)
+            if note:
+                notes.append(note)
+                continue
+        else:
+            capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m),
+                    gpus_per_rank=c.gpus_per_rank)
         done += 1
     if done == len(jobs):
         return StageResult("done", notes)
@@ -279,7 +288,8 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             res = call(answer_after, model_spec(m), given, suite, forced,
                        batch_size=cfg.generation.batch_size,
                        max_answer_tokens=cfg.reliance.max_answer_tokens,
-                       chat_template=m.chat_template, name=m.key, device=default_device(m))
+                       chat_template=m.chat_template, name=m.key, device=default_device(m),
+                       **scale.reliance_kwargs(cfg))
         except ModelNotFoundError as e:
             notes.append(f"{m.key}: could not be loaded ({e.render()})")
             failed += 1
@@ -382,7 +392,9 @@ def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     results: dict[str, Any] = {}
     for i, name in enumerate(cfg.probes.names, start=1):
         _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
+        t0 = time.perf_counter()
         ok, note = run_probe(name, cfg, run, suite, results)
+        _say(f"  probe {name}: {'done' if ok else 'not done'} in {time.perf_counter() - t0:.1f} s")
         if ok:
             done += 1
         if note:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from mimicry.errors import InputError
 
+from . import mechanistic_row
 from .base import PALETTE, Result
 from .verdict_rule import decide, reading
 
@@ -281,13 +282,17 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         planning: Result | None = None, difficulty: dict[str, Result] | None = None,
         similarity: dict[str, Result] | None = None, entropy: Result | None = None,
         ablation: dict[str, Result] | None = None, reliance: Result | None = None,
-        model_names: dict[str, str] | None = None) -> Result:
+        model_names: dict[str, str] | None = None, compute: dict[str, Result] | None = None,
+        steer: dict[str, Result] | None = None, patch: dict[str, Result] | None = None
+        ) -> Result:
     """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call.
 
     ``alignment``: an AlignmentResult, an align ``--out`` folder, a summary dict, or
     ``{student: one of those}`` (one alignment per student, run with roles
     teacher/student/base — what Δr and negative transfer need). ``model_names``: the
-    models' names in the alignment when they differ from the keys used here.
+    models' names in the alignment when they differ from the keys used here. ``compute``,
+    ``steer``, ``patch``: ``{model: Result}`` of the causal/computation probes (row M and
+    the rows beside it, :mod:`probes.mechanistic_row`).
     """
     students = [students] if isinstance(students, str) else list(students)
     per_student = isinstance(alignment, dict) and set(alignment) & set(students) \
@@ -297,7 +302,8 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
         ev = _behaviour(s, teacher, table, summary, model_names, excl) \
             + _reliance(s, teacher, reliance, model_names) + _mechanistic(
-                s, teacher, planning, difficulty, similarity, entropy, ablation)
+                s, teacher, planning, difficulty, similarity, entropy, ablation) \
+            + mechanistic_row.rows(s, teacher, compute=compute, steer=steer, patch=patch)
         df = pd.DataFrame(ev)
         call, reasons = decide(df)
         rows.extend(ev)

@@ -179,6 +179,12 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
             open_.append(f"W: ablation drop CI includes 0 ({why}: the ablation stands in)")
     else:
         open_.append("W: reliance (with the teacher's > 0) and ablation not available")
+    # row M (probes/mechanistic_row.py, another issue's rule merged after this one was
+    # frozen): applied as that module judges it; a missing M row adds nothing
+    from . import mechanistic_row
+
+    m_support, m_against = mechanistic_row.judge(g)
+    support, against = support + m_support, against + m_against
     if against:
         return "surface mimicry", against + [f"(against-tests: {', '.join(tests) or 'none'}, "
                                              f"each at p < {a_k:.3g})"]
