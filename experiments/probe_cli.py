@@ -57,6 +57,8 @@ def register(subparsers) -> None:
                         "traces files (default: --out/reliance.csv when it exists)")
     p.add_argument("--ablation", action="append", default=[], metavar="STUDENT:cond=path,...",
                    help="verdict: ablation caches of one student (repeatable)")
+    p.add_argument("--empty", help="reliance: answers after an EMPTY reasoning (control)")
+    p.add_argument("--filler", help="reliance: answers after a length-matched filler (control)")
     p.add_argument("--n-folds", type=int, default=5, help="cross-validation folds (grouped)")
     p.add_argument("--n-perm", type=int, default=100, help="label permutations for the null")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
@@ -73,7 +75,11 @@ def register(subparsers) -> None:
     s.add_argument("--mode", default="within", choices=["within", "across"],
                    help="shuffle words within each trace, or swap content across traces")
     s.add_argument("--seed", type=int, default=0, help="shuffle seed (recorded)")
-    s.add_argument("--tokenizer", help="tokenizer path/name to recount reasoning_tokens")
+    s.add_argument("--tokenizer", help="tokenizer path/name to recount reasoning_tokens "
+                                       "(with --control filler: to match lengths exactly)")
+    s.add_argument("--control", choices=["empty", "filler"],
+                   help="write a reliance control instead of a scramble: the reasoning emptied, "
+                        "or replaced by a content-free filler of the same length")
     s.set_defaults(func=_scramble)
 
 
@@ -242,10 +248,11 @@ def _reliance(args: argparse.Namespace) -> int:
         raise InputError(f"reliance takes two traces files (OWN FORCED), got {len(args.caches)}",
                          fix="mimicry probe reliance own.jsonl after_scrambled.jsonl --out DIR")
     r = reliance.run(args.caches[0], args.caches[1], tasks=args.tasks, n_boot=args.n_boot,
-                     seed=args.seed)
+                     seed=args.seed, empty=args.empty, filler=args.filler)
     for p in r.save(Path(args.out)):
         print(p)
-    cols = ["model", "task", "n", "acc_own", "acc_forced", "reliance", "ci_low", "ci_high", "p"]
+    cols = ["model", "task", "control", "n", "acc_own", "acc_forced", "reliance", "ci_low",
+            "ci_high", "p"]
     print(r.table[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     return 0
 
@@ -258,6 +265,13 @@ def _scramble(args: argparse.Namespace) -> int:
         from mimicry.models import ModelSpec, load_tokenizer
 
         tok = load_tokenizer(ModelSpec(args.tokenizer))
+    if args.control:
+        from mimicry.generate.controls import control_file
+        from mimicry.traces import read_traces
+
+        control_file(args.traces, args.out, args.control, tokenizer=tok)
+        print(f"{args.control} control of {len(read_traces(args.out))} traces -> {args.out}")
+        return 0
     n = scramble_file(args.traces, args.out, mode=args.mode, seed=args.seed, tokenizer=tok)
     print(f"scrambled {n} traces ({args.mode}, seed {args.seed}) -> {args.out}")
     return 0

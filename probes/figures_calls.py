@@ -34,7 +34,10 @@ REASON_ROWS = {"T": ("teacher_behaviour_r",), "A": ("behaviour_r",), "C": ("delt
 
 def reliance_figure(result) -> Figure:
     """Return accuracy after own vs scrambled reasoning per model, and reliance with its CI."""
-    t = result.table[result.table["task"] == "all"].reset_index(drop=True)
+    t = result.table[result.table["task"] == "all"]
+    if "control" in t.columns:   # the empty/filler control rows are tables of their own
+        t = t[t["control"] == "scrambled"]
+    t = t.reset_index(drop=True)
     x = np.arange(len(t))
     fig = new_figure(10.0, 3.6)
     axes = fig.subplots(1, 2)

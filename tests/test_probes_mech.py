@@ -189,9 +189,12 @@ def test_make_pairs_within_task_across_median():
             assert (ka < 3 <= kb) if d == "hard_to_easy" else (kb < 3 <= ka)
 
 
+# evidence that passes every other row of the verdict rule (issue 10: the teacher's reliance
+# beside the student's, planning with a gain over the text baseline: gain_low below)
 GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0.85, 0.001),
-            delta_r=(-0.05, -0.2, 0.1, 0.5), accuracy_vs_base=(0.1, np.nan, np.nan, 0.01),
-            planning_rho=(0.5, 0.3, 0.7, 0.01), reliance=(0.5, 0.4, 0.6, 0.001))
+            delta_r=(-0.05, -0.2, 0.1, 0.5), accuracy_vs_base=(0.1, 0.02, 0.18, 0.01),
+            planning_rho=(0.5, 0.3, 0.7, 0.01), reliance=(0.5, 0.4, 0.6, 0.001),
+            teacher_reliance=(0.6, 0.5, 0.7, 0.001))
 
 
 @pytest.mark.parametrize("change,expected", [
@@ -209,7 +212,8 @@ GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0
       "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
 ])
 def test_rule_row_m(change, expected):
-    rows = [verdict._row("s", k, "x", *v) for k, v in {**GOOD, **change}.items()]
+    rows = [verdict._row("s", k, "x", *v, gain_low=0.1 if k == "planning_rho" else np.nan)
+            for k, v in {**GOOD, **change}.items()]
     call, reasons = verdict.decide(pd.DataFrame(rows))
     assert call == expected, reasons
 
