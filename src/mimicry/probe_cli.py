@@ -56,6 +56,7 @@ def register(subparsers) -> None:
     s.add_argument("--mode", default="within", choices=["within", "across"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--tokenizer", help="tokenizer path/name to recount reasoning_tokens")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_scramble)
 
 
@@ -172,8 +173,10 @@ def _reliance(args: argparse.Namespace) -> int:
 
 
 def _scramble(args: argparse.Namespace) -> int:
+    from .preflight import check_output_file
     from .scramble import scramble_file
 
+    check_output_file(args.out, overwrite=args.force)
     tok = None
     if args.tokenizer:
         from .models import ModelSpec, load_tokenizer

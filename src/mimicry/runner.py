@@ -21,7 +21,9 @@ from .config import STAGES, ExperimentConfig, config_from_dict, load_config
 from .errors import InputError, MimicryError
 from .estimate import estimate_model, format_estimates
 from .io import atomic_write_json
+from .locking import writer_lock
 from .pipeline import STAGE_FUNCS, write_status
+from .preflight import check_output_dir
 from .runsupport import check_fetchable, load_suites, model_source
 from .shapes import shape_for
 
@@ -159,12 +161,20 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         print(f"already done (config hash matches): {', '.join(skipped)}", flush=True)
     if dry_run:
         return {s: "planned" for s in todo}
+    check_output_dir(run)
     for m in _needs_weights(cfg, run, todo):  # fail before any stage runs
         check_fetchable(m, cfg.source or "the config")
     status: dict[str, Any] = {s: {"status": "skipped (done)"} for s in skipped}
     if not todo:
         print(f"nothing to do; outputs in {run} (--force re-runs)", flush=True)
         return status
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(run, "run"):  # one writer per run folder; refused before any write
+        return _run_stages(cfg, run, suite, stages, todo, status)
+
+
+def _run_stages(cfg: ExperimentConfig, run: Path, suite, stages: list[str], todo: list[str],
+                status: dict[str, Any]) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", {**cfg.to_dict(), "source": cfg.source,
                                             "mimicry_version": __version__})
@@ -223,6 +233,7 @@ class _pd_wide:
 def demo(out: str | Path = "cache/demo", *, max_items: int | None = None,
          force: bool = False) -> dict[str, Any]:
     """Run the organism end to end into ``out`` (report.md + report.html); return statuses."""
+    check_output_dir(Path(out))
     print_norms_summary()
     over: dict[str, Any] = {"out": str(out)}
     if max_items:

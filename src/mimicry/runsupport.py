@@ -93,6 +93,14 @@ def check_fetchable(m: ModelConfig, config_file: str) -> None:
            f"--local-dir DIR), copy DIR here and set local_path = \"DIR\" under the "
            f"[[models]] entry key = \"{m.key}\" in {config_file}")
     status = weights_status(m)
+    if status in ("local", "organism"):
+        from .preflight import check_model_folder
+
+        try:
+            check_model_folder(model_source(m))
+        except ModelNotFoundError as e:
+            raise ModelNotFoundError(f"model '{m.key}': {e.problem}", file=config_file,
+                                     fix=e.fix) from None
     if status == "missing" and m.is_organism and not m.local_path:
         role = m.name.removeprefix("organism:")
         raise ModelNotFoundError(

@@ -34,7 +34,7 @@ from .errors import CacheMismatchError, InputError
 
 SCHEMA = "mimicry.cache/1"
 # Root attrs a resumed capture must match exactly (capture_config is compared by identity).
-IDENTITY_ATTRS = ("schema", "model", "revision", "dtype", "tokenizer_hash",
+IDENTITY_ATTRS = ("schema", "model", "weights_hash", "revision", "dtype", "tokenizer_hash",
                   "chat_template_hash", "n_layers", "d_model", "n_heads")
 ITEM_STR_COLUMNS = ("item_id", "task", "trace_model")
 ITEM_INT_COLUMNS = ("row", "n_tokens", "n_prompt", "n_reasoning", "n_answer", "last_prompt",
@@ -74,6 +74,14 @@ def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
         raise CacheMismatchError(
             f"not a {SCHEMA} cache (schema={found.get('schema')!r})", file=path, fix=fix)
     for k in IDENTITY_ATTRS:
+        if k == "weights_hash" and found.get(k) != expected.get(k):
+            raise CacheMismatchError(
+                f"cache holds activations of other weights (weights_hash "
+                f"{found.get(k) or 'not recorded'}) than this run's model "
+                f"({expected.get(k) or 'unknown'}), though the name may match; refusing to "
+                "mix two models", file=path,
+                fix="write to a new --out path, or capture with the model the cache was "
+                    "made from")
         if str(found.get(k)) != str(expected.get(k)):
             raise CacheMismatchError(
                 f"cache has {k}={found.get(k)!r} but this run has {k}={expected.get(k)!r}; "

@@ -87,14 +87,10 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    import os
+    from ..locking import writer_lock
+    from .writer import consolidate
 
-    from .writer import consolidate, lock_cache
-
-    fd = lock_cache(Path(args.file))
-    try:
+    with writer_lock(Path(args.file), "capture"):
         consolidate(args.file)
-    finally:
-        os.close(fd)  # closing the fd releases the lock
     print(f"consolidated {args.file}")
     return 0

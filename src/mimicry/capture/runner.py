@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
+from ..diskspace import check_room
 from ..errors import InputError
 from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
 from ..traces import Trace, read_traces
 from .base import EncodedItem
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
 from .segments import encode_traces
-from .writer import CacheWriter
+from .writer import SHARD_OVERHEAD, CacheWriter
 
 # backend name -> (module, class) ; tl/nnsight are written by the capture-peers
 BACKEND_CLASSES = {
@@ -93,8 +94,12 @@ def _dtype_name(d) -> str:
 def build_attrs(model_name: str, spec: ModelSpec | None, dtype: str, tok, dims: dict,
                 config: CaptureConfig) -> dict:
     """Return the root attrs of a cache for this model/tokenizer/config."""
+    from ..fingerprint import model_identity
+
     return {
         "model": Path(model_name.rstrip("/")).name, "model_path": model_name,
+        "weights_hash": model_identity(model_name, spec.revision if spec else None)[
+            "weights_hash"],
         "revision": (spec.revision if spec else None) or "", "dtype": dtype,
         **tokenizer_fingerprint(tok), "capture_config": config.to_json(),
         "mimicry_version": __version__, **dims,
@@ -125,6 +130,12 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
         name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
         dtype_name = _dtype_name(next(model.parameters()).dtype)
     else:
+        from ..models import check_model_source
+        from ..preflight import check_chat_template, check_device
+
+        check_device(device)
+        check_chat_template(config.chat_template)
+        check_model_source(spec, weights=True)
         tokenizer = load_tokenizer(spec)
         dims, cfg = _dims_from_config(spec)
         want = resolve_dtype(dtype or spec.dtype)
@@ -150,19 +161,24 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
         todo = [it for it in items if it.key not in done]
         n_tok = sum(it.length for it in todo)
         n_rows = sum(len(it.token_positions) for it in todo if it.token_positions is not None)
+        batches = pack_batches(todo, config.batch_tokens)
         size = estimate_bytes(len(todo), dims, config, n_rows)
+        # at the peak (the final merge) the shards (each batch a small HDF5 file with its
+        # own per-dataset overhead) and the merged file exist together
+        peak = 2 * size + len(batches) * SHARD_OVERHEAD
         say(f"capture: {len(items)} traces, {len(items) - len(todo)} already in cache "
             f"(skipped), {len(todo)} to capture: {n_tok:,} tokens (longest "
             f"{max((it.length for it in todo), default=0):,}); {dims['n_layers']} layers x "
             f"d_model {dims['d_model']}, sites {','.join(config.sites)}, entropy "
-            f"{config.entropy}; ~{size / 2**20:,.1f} MiB more in {out}")
+            f"{config.entropy}; ~{size / 2**20:,.1f} MiB more in {out} (~"
+            f"{peak / 2**20:,.1f} MiB at the peak: {len(batches)} batch shards + the merge)")
         if todo:
+            check_room(out.parent, peak, "this capture", largest=size)
             if not loaded:
                 model, _ = load_model(spec, device=device, dtype=dtype)
             elif device is not None:
                 model.to(device)
             backend = make_backend(config.backend, model, tokenizer, config)
-            batches = pack_batches(todo, config.batch_tokens)
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_tok, unit="tok", disable=not progress, desc="capture")

@@ -44,6 +44,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from ..preflight import check_output_file
+
+    check_output_file(args.out, overwrite=args.force)
     suite = load_suite(args.suite)
     path = export_suite(suite, args.out)
     print(f"wrote {len(suite)} items of suite '{suite.name}' to {path}")
@@ -70,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ep = sub.add_parser("export", help="write a suite as JSONL in the items-file schema")
     ep.add_argument("suite", metavar="SUITE", help="suite name or items file (.csv/.jsonl)")
     ep.add_argument("--out", required=True, help="output .jsonl (written atomically)")
+    ep.add_argument("--force", action="store_true", help="replace --out if it exists")
     ep.set_defaults(func=_cmd_export)
     cp = sub.add_parser("check", help="validate a suite or items file and summarise it")
     cp.add_argument("suite", metavar="SUITE", help="suite name or items file (.csv/.jsonl)")
