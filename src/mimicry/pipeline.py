@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
+from .config_schema import inside_run
 from .errors import InputError, ModelNotFoundError
 from .io import atomic_path, atomic_write_json
 from .runsupport import call, lookup, model_spec, reliance_paths, traces_path
@@ -172,7 +173,7 @@ def capture_jobs(cfg: ExperimentConfig, run: Path) -> list[tuple[ModelConfig, Pa
     for m in cfg.models:
         if not m.capture:
             continue
-        jobs.append((m, traces_path(run, m.key), run / "caches" / f"{m.key}.h5"))
+        jobs.append((m, traces_path(run, m.key), inside_run(run, "caches", f"{m.key}.h5")))
         if cfg.capture.cross and teacher and m.key != teacher and m.role in ("student",
                                                                              "control"):
             jobs.append((m, traces_path(run, teacher),

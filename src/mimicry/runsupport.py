@@ -180,8 +180,10 @@ def _spread(suite, n: int | None) -> list:
 
 
 def traces_path(run: Path, key: str) -> Path:
-    """Return the traces file of model ``key`` in ``run``."""
-    return run / "traces" / f"{key}.jsonl"
+    """Return the traces file of model ``key`` in ``run`` (refused if it resolves outside)."""
+    from .config_schema import inside_run
+
+    return inside_run(run, "traces", f"{key}.jsonl")
 
 
 def reliance_paths(run: Path, key: str) -> tuple[Path, Path]:
@@ -191,5 +193,7 @@ def reliance_paths(run: Path, key: str) -> tuple[Path, Path]:
     content scrambled; ``traces/<key>__after_scrambled.jsonl`` the model's answers after them
     (:func:`mimicry.generate.answer_after`), read by ``probes.reliance``.
     """
-    d = Path(run) / "traces"
-    return d / f"{key}__self_scrambled.jsonl", d / f"{key}__after_scrambled.jsonl"
+    from .config_schema import inside_run
+
+    return (inside_run(run, "traces", f"{key}__self_scrambled.jsonl"),
+            inside_run(run, "traces", f"{key}__after_scrambled.jsonl"))

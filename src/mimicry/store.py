@@ -95,6 +95,26 @@ def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
                 f"{k}={new.get(k)!r}; refusing to append", file=path, fix=fix)
 
 
+def _corrupt(path, e: BaseException) -> InputError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    return InputError(f"cache file is corrupt or truncated ({first})", file=path,
+                      fix="re-run the capture into a new --out (a checksum or structure check "
+                          "failed; the numbers cannot be trusted)")
+
+
+def _guarded(fn):
+    """Wrap a reader method: HDF5 read failures (checksum, truncation) -> one InputError."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self, *a, **kw):
+        try:
+            return fn(self, *a, **kw)
+        except (OSError, RuntimeError) as e:
+            raise _corrupt(self.path, e) from None
+    return wrapper
+
+
 class Cache:
     """Lazy reader of one HDF5 cache: every accessor reads only the slice it returns.
 
@@ -160,6 +180,7 @@ class Cache:
 
     # --- data --------------------------------------------------------------------------
     @property
+    @_guarded
     def items(self) -> pd.DataFrame:
         """Return the items table (one row per cache row, in cache order).
 
@@ -187,6 +208,7 @@ class Cache:
             raise IndexError(f"layer {layer} out of range for {n} rows")
         return idx
 
+    @_guarded
     def resid(self, layer: int, site: str, rows=slice(None)) -> np.ndarray:
         """Return the residual stream ``[n_items, d_model]`` float32 at ``layer`` and ``site``.
 
@@ -199,6 +221,7 @@ class Cache:
         li = self._layer(layer, ds.shape[1])
         return np.asarray(ds[rows, li, :], dtype=np.float32)
 
+    @_guarded
     def entropy(self, segment: str, variant: str = "raw", rows=slice(None)) -> np.ndarray:
         """Return attention entropy ``[n_items, n_layers, n_heads]`` float32 (NaN = empty).
 
@@ -219,6 +242,7 @@ class Cache:
         a, b = int(off[i]), int(off[i + 1])
         return self._f[name][a:b]
 
+    @_guarded
     def token_resid(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(positions [n_rows], resid [n_rows, n_layers + 1, d_model])`` of item ``i``."""
         if "tokens/resid" not in self._f:
@@ -226,6 +250,7 @@ class Cache:
         return (self._ragged("tokens/positions", i).astype(np.int64),
                 np.asarray(self._ragged("tokens/resid", i), dtype=np.float32))
 
+    @_guarded
     def sampled_positions(self, i: int) -> np.ndarray:
         """Return the query positions ``[n_sampled]`` used for item ``i`` in sampled mode."""
         if "entropy/positions" not in self._f:
@@ -274,3 +299,5 @@ def open_cache(path: str | Path) -> Cache:
     except OSError as e:
         raise InputError(f"cannot open as HDF5 ({str(e).splitlines()[0][:120]})", file=p,
                          fix="is this a cache written by `mimicry capture`?") from None
+    except (RuntimeError, KeyError, ValueError, UnicodeDecodeError) as e:
+        raise _corrupt(p, e) from None
