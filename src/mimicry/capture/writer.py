@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diskspace import check_room, write_error
+from ..diskspace import check_room, mark_hdf5_broken, quiet_hdf5_cleanup, write_error
 from ..errors import CacheMismatchError, MimicryError
 from ..locking import WriterLock
 from ..store import (
@@ -230,14 +230,19 @@ class CacheWriter:
         """Commit one batch atomically as a shard; return the shard path."""
         final = self.parts / f"part-{self._seq:06d}.h5"
         tmp = self.parts / f".part-{self._seq:06d}.h5.tmp"
-        try:
-            check_room(self.parts, _shard_bytes(acts), "writing a batch")
-            write_shard(tmp, self.attrs, items, acts, self.store_dtype)
-            _fsync_path(tmp)
-            os.replace(tmp, final)
-        except (OSError, RuntimeError) as e:
-            tmp.unlink(missing_ok=True)
-            raise _io_error(final, e, "writing a batch") from None
+        err = None
+        with quiet_hdf5_cleanup():  # the failed file's objects are freed inside, quietly
+            try:
+                check_room(self.parts, _shard_bytes(acts), "writing a batch")
+                write_shard(tmp, self.attrs, items, acts, self.store_dtype)
+                _fsync_path(tmp)
+                os.replace(tmp, final)
+            except (OSError, RuntimeError) as e:
+                tmp.unlink(missing_ok=True)
+                err = _io_error(final, e, "writing a batch")
+                mark_hdf5_broken()
+        if err is not None:
+            raise err
         self._seq += 1
         return final
 
@@ -303,15 +308,20 @@ def consolidate(path: str | Path, attrs: dict | None = None) -> Path:
     n = len(entries)
     dest_of = {(si, li): d for d, (_, _, si, li) in enumerate(entries)}
     tmp = path.with_name(f".{path.name}.consolidate.tmp")
-    try:
-        # the merged file needs about the sources' size: refuse now rather than crash in HDF5
-        check_room(path.parent, sum(s.stat().st_size for s in sources), "consolidating")
-        _merge(tmp, sources, entries, dest_of, n, ref_attrs)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
-        raise _io_error(path, e, "consolidating the cache") from None
+    err = None
+    with quiet_hdf5_cleanup():
+        try:
+            # the merged file needs about the sources' size: refuse now, not crash in HDF5
+            check_room(path.parent, sum(s.stat().st_size for s in sources), "consolidating")
+            _merge(tmp, sources, entries, dest_of, n, ref_attrs)
+            _fsync_path(tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:
+            tmp.unlink(missing_ok=True)
+            err = _io_error(path, e, "consolidating the cache")
+            mark_hdf5_broken()
+    if err is not None:
+        raise err
     for p in parts:
         p.unlink(missing_ok=True)
     try:
