@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _faults import assert_one_line_error, env, leftovers, run_cli, tmpfs, write_items, write_traces
 
 from mimicry.capture import CaptureConfig, capture
 from mimicry.store import open_cache, parts_dir
-
-from _faults import (assert_one_line_error, env, leftovers, run_cli, tmpfs, write_items,
-                     write_traces)
 
 ARGS = ("--batch-tokens", "64", "--per-token-stride", "1", "--no-progress")
 NO_GUARD = """import resource, sys

@@ -14,11 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _faults import assert_one_line_error, run_cli, start_cli, write_items, write_traces
 
 from mimicry.locking import WriterLock, lock_path
 from mimicry.store import parts_dir
-
-from _faults import assert_one_line_error, run_cli, start_cli, write_items, write_traces
 
 
 def _cache_rows(path: Path) -> dict[str, np.ndarray]:
