@@ -117,7 +117,10 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
     already in ``out`` (or its shards) are skipped; a cache from another model/config is
     refused. ``log`` receives the cost summary and progress lines (default: stderr).
     """
+    from ..preflight import check_output_file
+
     config = config or CaptureConfig()
+    check_output_file(out)
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     loaded = not isinstance(model, (str, Path, ModelSpec))
     spec = None if loaded else ModelSpec.coerce(str(model) if isinstance(model, Path) else model)
