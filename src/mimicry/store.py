@@ -110,8 +110,12 @@ def _guarded(fn):
     def wrapper(self, *a, **kw):
         try:
             return fn(self, *a, **kw)
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, ValueError) as e:
             raise _corrupt(self.path, e) from None
+        except KeyError as e:
+            if "Unable to" in str(e) or "not aligned" in str(e):  # h5py: broken structure
+                raise _corrupt(self.path, e) from None
+            raise  # ours: an unknown site/segment, said as such
     return wrapper
 
 
@@ -162,17 +166,20 @@ class Cache:
         return self.n_items
 
     @property
+    @_guarded
     def sites(self) -> list[str]:
         """Return the residual sites stored (``last_prompt``, ``mean_reasoning``, ...)."""
         return list(self._f["resid"].keys()) if "resid" in self._f else []
 
     @property
+    @_guarded
     def segments(self) -> list[str]:
         """Return the entropy segments stored (empty when entropy was off)."""
         g = self._f.get("entropy/raw")
         return list(g.keys()) if g is not None else []
 
     @property
+    @_guarded
     def variants(self) -> list[str]:
         """Return the entropy variants stored (``raw``, ``norm``, ``nosink``)."""
         g = self._f.get("entropy")
