@@ -19,7 +19,7 @@ import pytest
 
 CLI = [sys.executable, "-c",
        "import sys; from mimicry.cli import main; sys.exit(main(sys.argv[1:]))"]
-ITEMS = [(f"a{i}", "demo", 900 + 100 * i, f"Where is the bar {i}?", "north") for i in range(8)]
+ITEMS = [(f"a{i}", "demo", 900 + 100 * i, f"Where is the bar {i}?", "north") for i in range(40)]
 
 
 def env() -> dict:

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished items are kept, re-run the same command to resume",
               file=sys.stderr)
+        _exit_now_if_hdf5_broken(130)
         return 130
     return int(rc or 0)
 
