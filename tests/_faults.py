@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 CLI = [sys.executable, "-c",
-       "import sys; from mimicry.cli import main; sys.exit(main(sys.argv[1:]))"]
+       "import sys; from experiments.cli import main; sys.exit(main())"]  # as the console script
 ITEMS = [(f"a{i}", "demo", 900 + 100 * i, f"Where is the bar {i}?", "north") for i in range(40)]
 
 

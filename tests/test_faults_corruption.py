@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from _faults import env, write_traces
 
+from experiments.cli import main
 from mimicry.capture import CaptureConfig, capture
-from mimicry.cli import main
 from mimicry.errors import InputError
 from mimicry.store import open_cache
 

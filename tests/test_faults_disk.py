@@ -23,13 +23,14 @@ from mimicry.store import open_cache, parts_dir
 
 ARGS = ("--batch-tokens", "64", "--per-token-stride", "1", "--no-progress")
 NO_GUARD = """import resource, sys
-import mimicry.capture.runner as r, mimicry.capture.writer as w
+import mimicry.capture.runner as r, mimicry.store.writer as w
 w.check_room = r.check_room = lambda *a, **k: None   # the pre-checks off: real HDF5 failures
 lim = int(sys.argv[1])
 if lim:
     resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim))
-from mimicry.cli import main
-sys.exit(main(sys.argv[2:]))
+from experiments.cli import main
+sys.argv = sys.argv[:1] + sys.argv[2:]
+sys.exit(main())  # as the console script does
 """
 
 
@@ -108,7 +109,7 @@ def test_full_disk_on_a_real_tmpfs(job, tmp_path):
 
 def test_disk_estimate_includes_per_shard_overhead(job, tmp_path, monkeypatch):
     """The printed peak covers the shards (each one HDF5 file) plus the merged file."""
-    import mimicry.capture.writer as w
+    import mimicry.store.writer as w
 
     model, traces = job
     measured: list[int] = []

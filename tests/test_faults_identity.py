@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from _faults import write_items, write_traces
 
+from experiments.cli import main
 from mimicry.capture import CaptureConfig, capture
-from mimicry.cli import main
 from mimicry.errors import CacheMismatchError, InputError
 from mimicry.fingerprint import model_identity
 from mimicry.generate import generate

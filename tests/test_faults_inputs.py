@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from _faults import tmpfs, write_items, write_traces
 
-from mimicry.cli import main
-from mimicry.config_schema import inside_run
+from experiments.cli import main
+from experiments.config_schema import inside_run
 from mimicry.errors import InputError
 from mimicry.traces import read_traces
 

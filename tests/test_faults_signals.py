@@ -129,8 +129,8 @@ def test_run_killed_in_generate_and_in_capture_resumes(tmp_path, tiny_model_dir)
                    f'[[models]]\nkey = "teacher"\nname = "tiny"\nrole = "teacher"\n'
                    f'local_path = "{tiny_model_dir("qwen2")}"\ndtype = "float32"\n')
     args = ("run", cfg, "--stages", "generate,capture")
-    from mimicry.config import load_config
-    from mimicry.runner import parse_stages, run_experiment
+    from experiments.config import load_config
+    from experiments.runner import parse_stages, run_experiment
 
     clean = tmp_path / "clean"  # the clean run, in this process
     run_experiment(load_config(cfg), stages=parse_stages("generate,capture"), out=clean)

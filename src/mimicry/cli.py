@@ -18,16 +18,18 @@ from .errors import MimicryError
 COMMAND_MODULES = [
     "mimicry.tasks.cli",        # tasks list / export
     "mimicry.generate.cli",     # generate, traces import
-    "mimicry.alignment_cli",    # align
+    "mimicry.alignment.cli",    # align
     "mimicry.capture.cli",      # capture, cache info
     "mimicry.organism.cli",     # organism train, demo
-    "mimicry.probe_cli",        # probe NAME
-    "mimicry.runner",           # run CONFIG
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every available sub-command registered."""
+def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
+    """Return the top-level parser with every available sub-command registered.
+
+    ``extra``: further modules with ``register(subparsers)`` (the ``experiments`` package adds
+    ``probe``, ``run`` and ``demo`` this way; the library itself never imports it).
+    """
     parser = argparse.ArgumentParser(
         prog="mimicry",
         description="Policy transfer or surface mimicry? Behaviour, activations and probes "
@@ -42,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+    for mod in extra:
+        mod.register(sub)
     return parser
 
 
 def _exit_now_if_hdf5_broken(code: int) -> None:
     """Exit at once (no interpreter shutdown) after a failed HDF5 write: HDF5 would retry
-    closing the broken file at exit and can crash (exit 139) after the error was printed."""
+    closing the broken file at exit and can crash (exit 139) after the error was printed.
+    Only for a real command line (``main()`` without ``argv``), never inside a caller."""
     from .diskspace import hdf5_broken
 
     if hdf5_broken():
@@ -58,9 +63,9 @@ def _exit_now_if_hdf5_broken(code: int) -> None:
         os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extra: tuple = ()) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error)."""
-    parser = build_parser()
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = args.func(args)
     except MimicryError as e:
         print(f"error: {e.render()}", file=sys.stderr)
-        _exit_now_if_hdf5_broken(e.exit_code)
+        if argv is None:  # a real command line (not a call from Python code or a test)
+            _exit_now_if_hdf5_broken(e.exit_code)
         return e.exit_code
     except OSError as e:
         import errno
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished items are kept, re-run the same command to resume",
               file=sys.stderr)
-        _exit_now_if_hdf5_broken(130)
+        if argv is None:
+            _exit_now_if_hdf5_broken(130)
         return 130
     return int(rc or 0)
 

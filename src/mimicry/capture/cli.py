@@ -88,7 +88,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _consolidate(args: argparse.Namespace) -> int:
     from ..locking import writer_lock
-    from .writer import consolidate
+    from ..store.writer import consolidate
 
     with writer_lock(Path(args.file), "capture"):
         consolidate(args.file)

@@ -1,7 +1,7 @@
 """The experiment-config schema: types, ranges and allowed characters, one line per error.
 
 :func:`validate_config` checks TOML-shaped data against the dataclasses of
-:mod:`mimicry.config` (field types read from their annotations) plus the ranges in
+:mod:`experiments.config` (field types read from their annotations) plus the ranges in
 ``RANGES``, and raises one :class:`ConfigError` listing *every* problem, one line each.
 Model keys and the experiment name become file and folder names, so they must be plain
 identifiers (no ``/``, no ``..``); :func:`inside_run` resolves every output path of a run and
@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from mimicry.errors import InputError
 
 KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

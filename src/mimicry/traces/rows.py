@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 TEXT = ("task", "prompt", "reasoning", "answer_text", "finish_reason", "backend")
 COUNTS = ("reasoning_tokens", "answer_tokens")

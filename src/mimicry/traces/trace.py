@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
-from .io import append_jsonl, read_jsonl
+from ..errors import InputError
+from ..io import append_jsonl, read_jsonl
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -86,7 +86,7 @@ def split_reasoning(completion: str, *, prompt_opens_think: bool = False,
 
 def read_traces(path: str | Path) -> list[Trace]:
     """Return the traces in a JSONL file (a partial last line from a crash is ignored)."""
-    from .trace_rows import check_trace_row
+    from .rows import check_trace_row
 
     rows = read_jsonl(path, tolerate_partial_last=True)
     out = []
