@@ -97,8 +97,8 @@ def check_fetchable(m: ModelConfig, config_file: str) -> None:
     if status in ("local", "organism"):
         from mimicry.preflight import check_model_folder
 
-        try:
-            check_model_folder(model_source(m))
+        try:  # config + tokenizer now; missing weights are a load failure the stages note
+            check_model_folder(model_source(m), weights=False)
         except ModelNotFoundError as e:
             raise ModelNotFoundError(f"model '{m.key}': {e.problem}", file=config_file,
                                      fix=e.fix) from None
