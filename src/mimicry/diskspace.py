@@ -140,3 +140,23 @@ def quiet_hdf5_cleanup() -> Iterator[None]:
 
         gc.collect()  # free the failed file's objects while the hook is in place
         sys.unraisablehook, sys.excepthook = old, old_except
+
+
+@contextlib.contextmanager
+def guarded_hdf5_write(dest: str | Path, tmp: Path, what: str) -> Iterator[None]:
+    """Run an HDF5 write of ``tmp`` (renamed onto ``dest``); any failure -> one line.
+
+    h5py ``OSError``/``RuntimeError`` (full disk, ``ulimit -f``) become
+    :func:`write_error`'s line, ``tmp`` is removed and the process is marked (see
+    :func:`hdf5_broken`); the destructor noise of the failed file is logged, not printed.
+    """
+    err = None
+    with quiet_hdf5_cleanup():
+        try:
+            yield
+        except (OSError, RuntimeError) as e:
+            Path(tmp).unlink(missing_ok=True)
+            err = write_error(dest, e, what)
+            mark_hdf5_broken()
+    if err is not None:
+        raise err
