@@ -59,10 +59,13 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory, tiny_model_dir):
     d = tmp_path_factory.mktemp("corrupt")
+    from mimicry.store.vds import pack
+
     traces = write_traces(d / "t.jsonl", n=12)
-    return capture(tiny_model_dir("qwen2"), traces, d / "c.h5",
-                   CaptureConfig(entropy="off", sites=("last_prompt", "mean_reasoning")),
-                   progress=False, log=lambda s: None)
+    out = capture(tiny_model_dir("qwen2"), traces, d / "c.h5",
+                  CaptureConfig(entropy="off", sites=("last_prompt", "mean_reasoning")),
+                  progress=False, log=lambda s: None)
+    return pack(out)  # one self-contained file (`cache consolidate --copy`): data in it
 
 
 def _flip_in_chunk(src, dest, dataset: str) -> None:
@@ -117,3 +120,17 @@ def test_consolidate_refuses_a_file_that_is_not_a_cache(tmp_path, capsys):
         f["x"] = np.arange(3)
     rc = main(["cache", "consolidate", str(q)])
     assert rc == 2 and "not a mimicry.cache/1 cache" in capsys.readouterr().err
+
+
+def test_flip_in_a_part_file_is_an_error_through_the_index(tmp_path, tiny_model_dir):
+    """Unpacked caches read their parts through virtual datasets: the checksum still holds."""
+    from mimicry.store import parts_dir
+
+    out = capture(tiny_model_dir("qwen2"), write_traces(tmp_path / "t.jsonl", n=6),
+                  tmp_path / "c.h5", CaptureConfig(entropy="off"), progress=False,
+                  log=lambda s: None)
+    part = sorted(parts_dir(out).glob("*part-*.h5"))[0]
+    _flip_in_chunk(part, tmp_path / "flipped.h5", "resid/mean_reasoning")
+    shutil.copyfile(tmp_path / "flipped.h5", part)
+    with open_cache(out) as c, pytest.raises(InputError, match="corrupt"):
+        c.resid(-1, "mean_reasoning")

@@ -108,7 +108,7 @@ def test_capture_interrupted_resumes_to_a_clean_run(sig, tmp_path, tiny_model_di
     out = tmp_path / "c.h5"
     k = RNG.randint(1, 5)
     proc = start_cli(*args, "--out", out)
-    assert _signal_when(proc, lambda: len(list(parts_dir(out).glob("part-*.h5"))) >= k, sig)
+    assert _signal_when(proc, lambda: len(list(parts_dir(out).glob("*part-*.h5"))) >= k, sig)
     _check_interrupt(proc, sig)
     assert not list(tmp_path.glob(".c.h5.lock"))  # the lock went with the process
     p = run_cli(*args, "--out", out)
@@ -140,7 +140,7 @@ def test_run_killed_in_generate_and_in_capture_resumes(tmp_path, tiny_model_dir)
     assert _signal_when(proc, lambda: _lines(traces) >= 3, signal.SIGINT)
     _check_interrupt(proc, signal.SIGINT)
     proc = start_cli(*args, "--out", run)  # kill -9 while capturing
-    assert _signal_when(proc, lambda: len(list(parts_dir(cache).glob("part-*.h5"))) >= 2,
+    assert _signal_when(proc, lambda: len(list(parts_dir(cache).glob("*part-*.h5"))) >= 2,
                         signal.SIGKILL)
     _check_interrupt(proc, signal.SIGKILL)
     p = run_cli(*args, "--out", run)

@@ -119,8 +119,11 @@ def _info(args: argparse.Namespace) -> int:
 def _consolidate(args: argparse.Namespace) -> int:
     from ..locking import writer_lock
     from ..store.vds import assemble, pack
+    from ..store.writer import _check_readable
 
     with writer_lock(Path(args.file), "capture"):
+        if Path(args.file).exists():
+            _check_readable(Path(args.file))  # not a cache: one line, file untouched
         (pack if args.copy else assemble)(args.file)
     print(f"consolidated {args.file}" + (" into one self-contained file" if args.copy else
                                          " (virtual datasets over its shards)"))
