@@ -304,6 +304,9 @@ def _build(cls, data: dict[str, Any], where: str, file: str):
 
 def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> ExperimentConfig:
     """Return a validated :class:`ExperimentConfig` from TOML-shaped data."""
+    from .config_schema import validate_config
+
+    validate_config(data, source)  # types, ranges, identifiers: every error, one line each
     data = dict(data)
     models_raw = data.pop("models", None)
     if not models_raw:

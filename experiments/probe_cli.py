@@ -80,6 +80,7 @@ def register(subparsers) -> None:
     s.add_argument("--control", choices=["empty", "filler"],
                    help="write a reliance control instead of a scramble: the reasoning emptied, "
                         "or replaced by a content-free filler of the same length")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_scramble)
 
 
@@ -258,8 +259,10 @@ def _reliance(args: argparse.Namespace) -> int:
 
 
 def _scramble(args: argparse.Namespace) -> int:
+    from mimicry.preflight import check_output_file
     from mimicry.traces.scramble import scramble_file
 
+    check_output_file(args.out, overwrite=args.force)
     tok = None
     if args.tokenizer:
         from mimicry.models import ModelSpec, load_tokenizer

@@ -19,6 +19,8 @@ from typing import Any
 from mimicry import __version__
 from mimicry.errors import InputError, MimicryError
 from mimicry.io import atomic_write_json
+from mimicry.locking import writer_lock
+from mimicry.preflight import check_output_dir
 
 from .config import STAGES, ExperimentConfig, config_from_dict, load_config
 from .cost import estimate_model, format_estimates
@@ -182,12 +184,20 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         print(f"already done (config hash matches): {', '.join(skipped)}", flush=True)
     if dry_run:
         return {s: "planned" for s in todo}
+    check_output_dir(run)
     for m in _needs_weights(cfg, run, todo):  # fail before any stage runs
         check_fetchable(m, cfg.source or "the config")
     status: dict[str, Any] = {s: {"status": "skipped (done)"} for s in skipped}
     if not todo:
         print(f"nothing to do; outputs in {run} (--force re-runs)", flush=True)
         return status
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(run, "run"):  # one writer per run folder; refused before any write
+        return _run_stages(cfg, run, suite, stages, todo, status)
+
+
+def _run_stages(cfg: ExperimentConfig, run: Path, suite, stages: list[str], todo: list[str],
+                status: dict[str, Any]) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", {**cfg.to_dict(), "source": cfg.source,
                                             "mimicry_version": __version__})
@@ -251,6 +261,7 @@ class _pd_wide:
 def demo(out: str | Path = "cache/demo", *, max_items: int | None = None,
          force: bool = False) -> dict[str, Any]:
     """Run the organism end to end into ``out`` (report.md + report.html); return statuses."""
+    check_output_dir(Path(out))
     print_norms_summary()
     over: dict[str, Any] = {"out": str(out)}
     if max_items:

@@ -35,6 +35,7 @@ from mimicry.traces import append_traces, read_traces
 
 from . import scale
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
+from .config_schema import inside_run
 from .support import call, lookup, model_spec, reliance_paths, traces_path
 
 
@@ -184,7 +185,7 @@ def capture_jobs(cfg: ExperimentConfig, run: Path) -> list[tuple[ModelConfig, Pa
     for m in cfg.models:
         if not m.capture:
             continue
-        jobs.append((m, traces_path(run, m.key), run / "caches" / f"{m.key}.h5"))
+        jobs.append((m, traces_path(run, m.key), inside_run(run, "caches", f"{m.key}.h5")))
         if cfg.capture.cross and teacher and m.key != teacher and m.role in ("student",
                                                                              "control"):
             jobs.append((m, traces_path(run, teacher),

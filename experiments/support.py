@@ -94,6 +94,14 @@ def check_fetchable(m: ModelConfig, config_file: str) -> None:
            f"--local-dir DIR), copy DIR here and set local_path = \"DIR\" under the "
            f"[[models]] entry key = \"{m.key}\" in {config_file}")
     status = weights_status(m)
+    if status in ("local", "organism"):
+        from mimicry.preflight import check_model_folder
+
+        try:  # config + tokenizer now; missing weights are a load failure the stages note
+            check_model_folder(model_source(m), weights=False)
+        except ModelNotFoundError as e:
+            raise ModelNotFoundError(f"model '{m.key}': {e.problem}", file=config_file,
+                                     fix=e.fix) from None
     if status == "missing" and m.is_organism and not m.local_path:
         role = m.name.removeprefix("organism:")
         raise ModelNotFoundError(
@@ -173,8 +181,10 @@ def _spread(suite, n: int | None) -> list:
 
 
 def traces_path(run: Path, key: str) -> Path:
-    """Return the traces file of model ``key`` in ``run``."""
-    return run / "traces" / f"{key}.jsonl"
+    """Return the traces file of model ``key`` in ``run`` (refused if it resolves outside)."""
+    from .config_schema import inside_run
+
+    return inside_run(run, "traces", f"{key}.jsonl")
 
 
 def reliance_paths(run: Path, key: str) -> tuple[Path, Path]:
@@ -184,5 +194,7 @@ def reliance_paths(run: Path, key: str) -> tuple[Path, Path]:
     content scrambled; ``traces/<key>__after_scrambled.jsonl`` the model's answers after them
     (:func:`mimicry.generate.answer_after`), read by ``probes.reliance``.
     """
-    d = Path(run) / "traces"
-    return d / f"{key}__self_scrambled.jsonl", d / f"{key}__after_scrambled.jsonl"
+    from .config_schema import inside_run
+
+    return (inside_run(run, "traces", f"{key}__self_scrambled.jsonl"),
+            inside_run(run, "traces", f"{key}__after_scrambled.jsonl"))

@@ -135,6 +135,9 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
     if len(conditions) < 2:
         raise InputError("the ablation needs at least two conditions (e.g. own and scrambled)",
                          fix="pass --conditions own=A.h5,scrambled=B.h5")
+    from mimicry.cache_identity import require_same_model
+
+    require_same_model(conditions, "ablation")
     reference = reference or next(iter(conditions))
     if reference not in conditions:
         raise InputError(f"reference condition {reference!r} not among {list(conditions)}")

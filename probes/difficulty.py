@@ -109,6 +109,9 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
     layers = cache_layers(cache) if layers is None else list(layers)
     rrows_all = None
     if random_cache is not None:
+        from mimicry.cache_identity import require_same_architecture
+
+        require_same_architecture(cache, random_cache, "random-init control")
         rrows_all = pd.Index(random_cache.items["item_id"].astype(str)).get_indexer(
             labels.item_ids)
         if (rrows_all < 0).any():

@@ -267,7 +267,7 @@ def test_demo_prints_the_bundled_norms(capsys):
     ("name = [", ["run", "{d}/c.toml"], "not valid TOML"),
     ('name = "x"\n', ["run", "{d}/c.toml"], "no [[models]] entries"),
     ('name = "x"\n[[models]]\nname = "a"\nrole = "boss"\n', ["run", "{d}/c.toml"],
-     "role 'boss' is not valid"),
+     "role is 'boss'; expected teacher, student, base or control"),
     ('name = "x"\n[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "base"\n',
      ["run", "{d}/c.toml", "--stages", "generate,plot"], "unknown stage(s) ['plot']"),
     ('name = "x"\n[reliance]\nmode = "shuffle"\n[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\n'

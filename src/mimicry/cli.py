@@ -87,6 +87,20 @@ def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_now_if_hdf5_broken(code: int) -> None:
+    """Exit at once (no interpreter shutdown) after a failed HDF5 write: HDF5 would retry
+    closing the broken file at exit and can crash (exit 139) after the error was printed.
+    Only for a real command line (``main()`` without ``argv``), never inside a caller."""
+    from .diskspace import hdf5_broken
+
+    if hdf5_broken():
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def main(argv: list[str] | None = None, extra: tuple = ()) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error)."""
     parser = build_parser(extra)
@@ -98,10 +112,24 @@ def main(argv: list[str] | None = None, extra: tuple = ()) -> int:
         rc = args.func(args)
     except MimicryError as e:
         print(f"error: {e.render()}", file=sys.stderr)
+        if argv is None:  # a real command line (not a call from Python code or a test)
+            _exit_now_if_hdf5_broken(e.exit_code)
         return e.exit_code
+    except OSError as e:
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
+            raise
+        from .diskspace import write_error
+
+        print(f"error: {write_error(e.filename or '?', e, 'writing').render()}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; finished items are kept, re-run the same command to resume",
               file=sys.stderr)
+        if argv is None:
+            _exit_now_if_hdf5_broken(130)
         return 130
     return int(rc or 0)
 

@@ -121,8 +121,17 @@ def read_csv_rows(path: str | Path) -> list[dict]:
     reader = csv.DictReader(text.splitlines())
     if not reader.fieldnames:
         raise InputError("no header row", file=path, fix="first line must name the columns")
+    names = [(n or "").strip() for n in reader.fieldnames]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"column(s) {dup} appear twice in the header", file=path, row=1,
+                         fix="give every column a distinct name")
     rows = []
     for i, row in enumerate(reader, start=2):
+        if None in row:  # more fields than header columns
+            raise InputError(f"{len(names) + len(row[None])} fields but the header has "
+                             f"{len(names)} columns", file=path, row=i,
+                             fix="quote values that contain commas, or add the column")
         row = {k.strip() if k else k: v for k, v in row.items()}
         row["_row"] = i
         rows.append(row)

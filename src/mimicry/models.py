@@ -89,8 +89,11 @@ def resolve_dtype(dtype: str | Any):
     return key if key == "auto" else getattr(torch, key)
 
 
-def check_model_source(spec: ModelSpec) -> None:
-    """Raise :class:`ModelNotFoundError` early if a local path does not exist."""
+def check_model_source(spec: ModelSpec, *, weights: bool = False) -> None:
+    """Raise :class:`ModelNotFoundError` early if a local path does not exist or is incomplete.
+
+    A local folder needs config.json and tokenizer files (and weights, with ``weights``).
+    """
     name = spec.name_or_path
     if _looks_like_path(name):
         p = Path(name).expanduser()
@@ -102,6 +105,9 @@ def check_model_source(spec: ModelSpec) -> None:
             raise ModelNotFoundError(
                 f"model folder '{name}' has no config.json",
                 fix="point at the folder written by save_pretrained (it holds config.json)")
+        from .preflight import check_model_folder
+
+        check_model_folder(p, weights=weights)
 
 
 def load_tokenizer(spec: ModelSpec | str):
@@ -133,6 +139,7 @@ def load_model(spec: ModelSpec | str, *, attn_implementation: str | None = None,
     from transformers import AutoModelForCausalLM
 
     spec = ModelSpec.coerce(spec)
+    check_model_source(spec, weights=True)
     tok = load_tokenizer(spec)
     kwargs: dict[str, Any] = {
         "revision": spec.revision,

@@ -117,16 +117,14 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _consolidate(args: argparse.Namespace) -> int:
-    import os
-
+    from ..locking import writer_lock
     from ..store.vds import assemble, pack
-    from ..store.writer import lock_cache
+    from ..store.writer import _check_readable
 
-    fd = lock_cache(Path(args.file))
-    try:
+    with writer_lock(Path(args.file), "capture"):
+        if Path(args.file).exists():
+            _check_readable(Path(args.file))  # not a cache: one line, file untouched
         (pack if args.copy else assemble)(args.file)
-    finally:
-        os.close(fd)  # closing the fd releases the lock
     print(f"consolidated {args.file}" + (" into one self-contained file" if args.copy else
                                          " (virtual datasets over its shards)"))
     return 0

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
+from ..diskspace import check_room
 from ..errors import CacheMismatchError, InputError, MimicryError
 from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
 from ..store.shards import RankWriter, close_job, index_current, open_job
 from ..store.vds import assemble
+from ..store.writer import SHARD_OVERHEAD
 from ..traces import Trace, read_traces
 from .base import EncodedItem
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
@@ -95,8 +97,12 @@ def _dtype_name(d) -> str:
 def build_attrs(model_name: str, spec: ModelSpec | None, dtype: str, tok, dims: dict,
                 config: CaptureConfig) -> dict:
     """Return the root attrs of a cache for this model/tokenizer/config."""
+    from ..fingerprint import model_identity
+
     return {
         "model": Path(model_name.rstrip("/")).name, "model_path": model_name,
+        "weights_hash": model_identity(model_name, spec.revision if spec else None)[
+            "weights_hash"],
         "revision": (spec.revision if spec else None) or "", "dtype": dtype,
         **tokenizer_fingerprint(tok), "capture_config": config.to_json(),
         "mimicry_version": __version__, **dims,
@@ -119,7 +125,10 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
     ``gpus_per_rank`` > 1 gives each rank that many GPUs for ``device_map``; ``timeout_s``:
     how long ranks wait for each other.
     """
+    from ..preflight import check_output_file
+
     config = config or CaptureConfig()
+    check_output_file(out)
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     loaded = not isinstance(model, (str, Path, ModelSpec))
     spec = None if loaded else ModelSpec.coerce(str(model) if isinstance(model, Path) else model)
@@ -132,6 +141,12 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
         name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
         dtype_name = _dtype_name(next(model.parameters()).dtype)
     else:
+        from ..models import check_model_source
+        from ..preflight import check_chat_template, check_device
+
+        check_device(device)
+        check_chat_template(config.chat_template)
+        check_model_source(spec, weights=True)
         tokenizer = load_tokenizer(spec)
         dims, cfg = _dims_from_config(spec)
         want = resolve_dtype(dtype or spec.dtype)
@@ -181,11 +196,20 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
             n_rows = sum(len(it.token_positions) for it in todo
                          if it.token_positions is not None)
             size = estimate_bytes(len(todo), dims, config, n_rows)
+            n_batches = sum(len(pack_batches([todo[i] for i in m], config.batch_tokens))
+                            for m in mine)
+            # each batch is a small HDF5 part file with its own per-dataset overhead; the
+            # assembled index only maps them (a --copy pack needs the size once more)
+            peak = size + n_batches * SHARD_OVERHEAD
             say(f"capture: {len(items)} traces, {n_done} already in cache "
                 f"(skipped), {len(todo)} to capture: {n_tok:,} tokens (longest "
                 f"{max((it.length for it in todo), default=0):,}); {dims['n_layers']} layers x "
                 f"d_model {dims['d_model']}, sites {','.join(config.sites)}, entropy "
-                f"{config.entropy}; ~{size / 2**20:,.1f} MiB more in {out}")
+                f"{config.entropy}; ~{peak / 2**20:,.1f} MiB more in {out} and its parts "
+                f"({n_batches} batch files)")
+            if todo:
+                check_room(out.parent, peak, "this capture",
+                           largest=max(SHARD_OVERHEAD, size // max(n_batches, 1)))
             if info.world > 1:
                 say(f"capture: {info.world} ranks, tokens per rank: "
                     + ", ".join(f"{sum(todo[i].length for i in m):,}" for m in mine))

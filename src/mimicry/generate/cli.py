@@ -136,6 +136,11 @@ def _cmd_after(args: argparse.Namespace) -> int:
     if args.temperature != 0 or args.limit is not None:
         raise InputError("--after-reasoning answers every given trace greedily: --temperature "
                          "and --limit do not apply", fix="drop them")
+    from ..preflight import check_chat_template, check_device, check_output_file
+
+    check_output_file(args.out)
+    check_device(args.device)
+    check_chat_template(args.chat_template)
     if not Path(args.after_reasoning).is_file():
         raise InputError("traces to answer after not found", file=args.after_reasoning,
                          fix="give a traces JSONL, e.g. the output of `mimicry scramble`")
@@ -154,8 +159,10 @@ def _cmd_after(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from ..preflight import check_output_file
     from .importer import import_traces, imported_summary
 
+    check_output_file(args.out, overwrite=args.force)
     suite = _load_suite(args.tasks) if args.tasks else None
     traces = import_traces(args.file, args.out, suite=suite, tokenizer=args.tokenizer,
                            model=args.model, overwrite=args.force)

@@ -53,6 +53,21 @@ def answer_budget(max_answer_tokens: int | str, traces: Sequence[Trace]) -> int:
     return max_answer_tokens
 
 
+def _locked_output(fn):
+    """Run ``fn(model, traces, suite, out, ...)`` holding the writer lock of ``out``."""
+    import functools
+
+    from ..locking import writer_lock
+
+    @functools.wraps(fn)
+    def wrapper(model, traces, suite, out, *args, **kwargs):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with writer_lock(out, "generate"):
+            return fn(model, traces, suite, out, *args, **kwargs)
+    return wrapper
+
+
+@_locked_output
 def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                  suite: TaskSuite | Sequence[Item] | str, out: str | Path, *,
                  batch_size: int = 8, max_answer_tokens: int | str = "auto",

@@ -18,6 +18,8 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError
+from ..fingerprint import model_identity
+from ..locking import writer_lock
 from ..models import ModelSpec
 from ..tasks import scoring
 from ..tasks.items import Item, TaskSuite
@@ -26,7 +28,7 @@ from .hf import Completion
 
 # Settings that must match for a resumed run to append to an existing file.
 RESUME_KEYS = ("backend", "max_new_tokens", "temperature", "top_p", "seed", "chat_template",
-               "revision")
+               "revision", "weights_hash", "tokenizer_files_hash")
 
 
 class GenerateResult(list):
@@ -73,6 +75,16 @@ def template_setting(chat_template: str) -> str:
 def _check_settings(settings: dict[str, Any], done: list[Trace], out: Path) -> None:
     for t in done:
         for k in RESUME_KEYS:
+            if k in ("weights_hash", "tokenizer_files_hash") and t.meta.get(k) and \
+                    settings.get(k) and t.meta[k] != settings[k]:
+                what = "weights" if k == "weights_hash" else "tokenizer files"
+                raise InputError(
+                    f"model '{t.model}' already has traces from other {what} ({k} "
+                    f"{t.meta[k]} here, {settings[k]} now): same name, different model",
+                    file=out, fix="write to another --out (or --name), or give the model "
+                                  "the traces were made with")
+            if k in ("weights_hash", "tokenizer_files_hash"):
+                continue
             if k in t.meta and t.meta[k] != settings[k]:
                 raise InputError(
                     f"model '{t.model}' already has traces made with {k}={t.meta[k]!r}, "
@@ -138,8 +150,6 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
     backend (openai: ``base_url``, ``api_key``, ``concurrency``, ``timeout``,
     ``max_retries``, ``tokenizer``).
     """
-    from tqdm.auto import tqdm
-
     spec = ModelSpec.coerce(model)
     if chat_template != "auto":
         spec = dataclasses.replace(spec, chat_template=chat_template)
@@ -151,11 +161,37 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
             raise InputError(f"--limit must be >= 1, got {limit}")
         items = items[:limit]
     _validate(items, batch_size, max_new_tokens, temperature, top_p)
+    preflight_generate(spec, out, backend, device, chat_template)
+    ident = model_identity(spec.name_or_path, spec.revision) if backend == "hf" else {}
     settings = {"backend": backend, "max_new_tokens": int(max_new_tokens),
                 "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed),
                 "chat_template": template_setting(chat_template),
                 "revision": spec.revision, "model_path": spec.name_or_path,
-                "batch_size": int(batch_size)}
+                "batch_size": int(batch_size), **ident}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out, "generate"):  # a second writer is refused before it reads or writes
+        return _generate_locked(spec, items, out, settings, model_name, backend, batch_size,
+                                max_new_tokens, temperature, top_p, seed, chat_template,
+                                device, dtype, progress, backend_kwargs)
+
+
+def preflight_generate(spec: ModelSpec, out: Path, backend: str, device: str | None,
+                       chat_template: str) -> None:
+    """Raise a one-line error now for a bad --out, model folder, device or template."""
+    from ..models import check_model_source
+    from ..preflight import check_chat_template, check_device, check_output_file
+
+    check_output_file(out)
+    check_chat_template(chat_template)
+    if backend == "hf":
+        check_device(device)
+        check_model_source(spec, weights=True)
+
+
+def _generate_locked(spec, items, out, settings, model_name, backend, batch_size,
+                     max_new_tokens, temperature, top_p, seed, chat_template, device, dtype,
+                     progress, backend_kwargs) -> GenerateResult:
+    from tqdm.auto import tqdm
 
     existing: dict[str, Trace] = {}
     if out.exists():
@@ -174,6 +210,9 @@ def generate(model: ModelSpec | str, suite: TaskSuite | Sequence[Item] | str, ou
     new: dict[str, Trace] = {}
     if todo:
         be = _make_backend(backend, spec, device, dtype, backend_kwargs)
+        if backend == "hf" and not settings.get("weights_hash"):
+            settings.update(model_identity(spec.name_or_path, spec.revision))  # now cached
+            _check_settings(settings, list(existing.values()), out)
         extra = be.describe()
         by_id = {it.item_id: it for it in todo}
         bar = tqdm(total=len(todo), desc=f"generate {model_name}", unit="item",

@@ -30,12 +30,12 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..locking import writer_lock
+    from ..preflight import check_output_dir
     from .training import OrganismConfig, train
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out '{out}' exists and is not a folder",
-                         fix="pass a new or existing folder")
+    check_output_dir(out)  # before any training: a folder, writable
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
     cfg = OrganismConfig()
@@ -46,7 +46,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training the organism into {out} (seed {args.seed}, {cfg.threads} thread(s)); "
           f"cost: {cfg.teacher_steps + cfg.base_steps + 3 * cfg.student_steps} optimiser "
           f"steps of {cfg.batch_size} sequences", file=sys.stderr)
-    paths = train(out, seed=args.seed, config=cfg, progress=not args.quiet)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out, "organism train"):
+        paths = train(out, seed=args.seed, config=cfg, progress=not args.quiet)
     summary = json.loads((out / "train_summary.json").read_text())
     print(f"done in {summary['wall_seconds']} s wall, {summary['cpu_seconds']} s CPU",
           file=sys.stderr)

@@ -37,7 +37,7 @@ from ..errors import CacheMismatchError, InputError
 
 SCHEMA = "mimicry.cache/1"
 # Root attrs a resumed capture must match exactly (capture_config is compared by identity).
-IDENTITY_ATTRS = ("schema", "model", "revision", "dtype", "tokenizer_hash",
+IDENTITY_ATTRS = ("schema", "model", "weights_hash", "revision", "dtype", "tokenizer_hash",
                   "chat_template_hash", "n_layers", "d_model", "n_heads")
 ITEM_STR_COLUMNS = ("item_id", "task", "trace_model")
 ITEM_INT_COLUMNS = ("row", "n_tokens", "n_prompt", "n_reasoning", "n_answer", "last_prompt",
@@ -77,6 +77,14 @@ def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
         raise CacheMismatchError(
             f"not a {SCHEMA} cache (schema={found.get('schema')!r})", file=path, fix=fix)
     for k in IDENTITY_ATTRS:
+        if k == "weights_hash" and found.get(k) != expected.get(k):
+            raise CacheMismatchError(
+                f"cache holds activations of other weights (weights_hash "
+                f"{found.get(k) or 'not recorded'}) than this run's model "
+                f"({expected.get(k) or 'unknown'}), though the name may match; refusing to "
+                "mix two models", file=path,
+                fix="write to a new --out path, or capture with the model the cache was "
+                    "made from")
         if str(found.get(k)) != str(expected.get(k)):
             raise CacheMismatchError(
                 f"cache has {k}={found.get(k)!r} but this run has {k}={expected.get(k)!r}; "
@@ -88,6 +96,30 @@ def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
             raise CacheMismatchError(
                 f"cache was captured with {k}={old.get(k)!r} but this run asks for "
                 f"{k}={new.get(k)!r}; refusing to append", file=path, fix=fix)
+
+
+def _corrupt(path, e: BaseException) -> InputError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    return InputError(f"cache file is corrupt or truncated ({first})", file=path,
+                      fix="re-run the capture into a new --out (a checksum or structure check "
+                          "failed; the numbers cannot be trusted)")
+
+
+def _guarded(fn):
+    """Wrap a reader method: HDF5 read failures (checksum, truncation) -> one InputError."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self, *a, **kw):
+        try:
+            return fn(self, *a, **kw)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise _corrupt(self.path, e) from None
+        except KeyError as e:
+            if "Unable to" in str(e) or "not aligned" in str(e):  # h5py: broken structure
+                raise _corrupt(self.path, e) from None
+            raise  # ours: an unknown site/segment, said as such
+    return wrapper
 
 
 class Cache:
@@ -137,17 +169,20 @@ class Cache:
         return self.n_items
 
     @property
+    @_guarded
     def sites(self) -> list[str]:
         """Return the residual sites stored (``last_prompt``, ``mean_reasoning``, ...)."""
         return list(self._f["resid"].keys()) if "resid" in self._f else []
 
     @property
+    @_guarded
     def segments(self) -> list[str]:
         """Return the entropy segments stored (empty when entropy was off)."""
         g = self._f.get("entropy/raw")
         return list(g.keys()) if g is not None else []
 
     @property
+    @_guarded
     def variants(self) -> list[str]:
         """Return the entropy variants stored (``raw``, ``norm``, ``nosink``)."""
         g = self._f.get("entropy")
@@ -155,6 +190,7 @@ class Cache:
 
     # --- data --------------------------------------------------------------------------
     @property
+    @_guarded
     def items(self) -> pd.DataFrame:
         """Return the items table (one row per cache row, in cache order).
 
@@ -182,6 +218,7 @@ class Cache:
             raise IndexError(f"layer {layer} out of range for {n} rows")
         return idx
 
+    @_guarded
     def resid(self, layer: int, site: str, rows=slice(None)) -> np.ndarray:
         """Return the residual stream ``[n_items, d_model]`` float32 at ``layer`` and ``site``.
 
@@ -194,6 +231,7 @@ class Cache:
         li = self._layer(layer, ds.shape[1])
         return np.asarray(ds[rows, li, :], dtype=np.float32)
 
+    @_guarded
     def entropy(self, segment: str, variant: str = "raw", rows=slice(None)) -> np.ndarray:
         """Return attention entropy ``[n_items, n_layers, n_heads]`` float32 (NaN = empty).
 
@@ -214,6 +252,7 @@ class Cache:
         a, b = int(off[i]), int(off[i + 1])
         return self._f[name][a:b]
 
+    @_guarded
     def token_resid(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(positions [n_rows], resid [n_rows, n_layers + 1, d_model])`` of item ``i``."""
         if "tokens/resid" not in self._f:
@@ -221,6 +260,7 @@ class Cache:
         return (self._ragged("tokens/positions", i).astype(np.int64),
                 np.asarray(self._ragged("tokens/resid", i), dtype=np.float32))
 
+    @_guarded
     def sampled_positions(self, i: int) -> np.ndarray:
         """Return the query positions ``[n_sampled]`` used for item ``i`` in sampled mode."""
         if "entropy/positions" not in self._f:
@@ -297,3 +337,5 @@ def open_cache(path: str | Path) -> Cache:
     except OSError as e:
         raise InputError(f"cannot open as HDF5 ({str(e).splitlines()[0][:120]})", file=p,
                          fix="is this a cache written by `mimicry capture`?") from None
+    except (RuntimeError, KeyError, ValueError, UnicodeDecodeError) as e:
+        raise _corrupt(p, e) from None

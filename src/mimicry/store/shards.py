@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..capture.base import EncodedItem, ItemActivations
+from ..diskspace import check_room, guarded_hdf5_write
 from ..errors import CacheMismatchError, MimicryError
+from ..locking import WriterLock
 from . import writer as _writer
 from .reader import SCHEMA, check_attrs, parts_dir
 from .reader import read_attrs as _read_attrs
@@ -145,8 +147,8 @@ def committed(path: str | Path, attrs: dict | None) -> dict[str, Part]:
     return out
 
 
-def open_job(path: str | Path, attrs: dict) -> tuple[int, set[str]]:
-    """Return ``(lock fd, committed keys)`` of cache ``path`` for a new run (rank 0 only).
+def open_job(path: str | Path, attrs: dict) -> tuple[WriterLock, set[str]]:
+    """Return ``(held writer lock, committed keys)`` of cache ``path`` for a new run (rank 0 only).
 
     Checks ``--out``, creates the parts folder, takes the cache lock (another run writing
     this cache -> :class:`MimicryError`), then reads what is committed (:func:`committed`).
@@ -158,11 +160,12 @@ def open_job(path: str | Path, attrs: dict) -> tuple[int, set[str]]:
                            fix="give a file path such as cache/RUN/MODEL.h5")
     pdir = parts_dir(path)
     try:
-        pdir.mkdir(parents=True, exist_ok=True)
-        fd = _writer.lock_cache(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _writer._io_error(path, e, "creating the cache folder") from None
+    fd = _writer.lock_cache(path)  # refused -> raises before touching anything
     try:
+        pdir.mkdir(exist_ok=True)
         probe = pdir / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -174,19 +177,20 @@ def open_job(path: str | Path, attrs: dict) -> tuple[int, set[str]]:
         raise
 
 
-def close_job(path: str | Path, fd: int | None) -> None:
-    """Release the lock taken by :func:`open_job`; remove the parts folder if it is empty."""
-    import fcntl
+def close_job(path: str | Path, fd) -> None:
+    """Release the lock taken by :func:`open_job`; remove the parts folder if it is empty.
 
+    Only the lock's holder removes anything: a run refused by the lock (``fd`` None) owns
+    nothing, and the holder's (maybe still empty) parts folder must stay.
+    """
     path = Path(path)
+    if fd is None or not fd.held:
+        return
     try:
         parts_dir(path).rmdir()  # only when empty: no partial output left behind
     except OSError:
         pass
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-        path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
+    fd.release()
 
 
 def index_current(path: str | Path) -> bool:
@@ -223,14 +227,12 @@ class RankWriter:
         """Commit one batch atomically as a part of this rank; return the part path."""
         final = self.parts / part_name(self.rank, self._seq)
         tmp = self.parts / f".{final.name}.tmp"
-        try:
+        with guarded_hdf5_write(final, tmp, "writing a batch"):
             self.parts.mkdir(parents=True, exist_ok=True)
+            check_room(self.parts, _writer._shard_bytes(acts), "writing a batch")
             _writer.write_shard(tmp, self.attrs, items, acts, self.store_dtype)
             _writer._fsync_path(tmp)
             os.replace(tmp, final)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise _writer._io_error(final, e, "writing a batch") from None
         self._seq += 1
         return final
 

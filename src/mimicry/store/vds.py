@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..diskspace import check_room, guarded_hdf5_write
 from ..errors import CacheMismatchError, MimicryError
 from . import writer as _writer
 from .reader import ITEM_INT_COLUMNS, ITEM_STR_COLUMNS, RAGGED, SCHEMA, parts_dir
@@ -53,13 +54,10 @@ def assemble(path: str | Path, attrs: dict | None = None) -> Path:
                     entries.append((int(rows[li]), key, pi, li))
     entries.sort()
     tmp = path.with_name(f".{path.name}.consolidate.tmp")
-    try:
+    with guarded_hdf5_write(path, tmp, "writing the cache index"):
         used = _write_index(tmp, path, parts, entries, dict(ref_attrs, schema=SCHEMA))
         _writer._fsync_path(tmp)
         os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise _writer._io_error(path, e, "writing the cache index") from None
     for pi, part in enumerate(parts):
         if pi not in used:
             part.path.unlink(missing_ok=True)
@@ -180,13 +178,12 @@ def pack(path: str | Path) -> Path:
     entries = [(int(r), k, 0, i) for i, (r, k) in enumerate(zip(rows, keys))]
     dest_of = {(0, i): i for i in range(len(entries))}
     tmp = path.with_name(f".{path.name}.consolidate.tmp")
-    try:
+    with guarded_hdf5_write(path, tmp, "packing the cache into one file"):
+        size = sum(p.path.stat().st_size for p in list_parts(path))
+        check_room(path.parent, size, "packing the cache into one file")
         _writer._merge(tmp, [path], entries, dest_of, len(entries), attrs)
         _writer._fsync_path(tmp)
         os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise _writer._io_error(path, e, "packing the cache into one file") from None
     for part in list_parts(path):
         part.path.unlink(missing_ok=True)
     try:

@@ -17,8 +17,6 @@ two runs from writing the same cache.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import re
 from pathlib import Path
@@ -26,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ..capture.base import EncodedItem, ItemActivations
+from ..diskspace import check_room, mark_hdf5_broken, quiet_hdf5_cleanup, write_error
 from ..errors import CacheMismatchError, MimicryError
+from ..locking import WriterLock
 from .reader import (
     ITEM_INT_COLUMNS,
     ITEM_STR_COLUMNS,
@@ -41,14 +41,9 @@ _PART = re.compile(r"^part-(\d{6})\.h5$")
 CHUNK_BYTES = 1 << 19  # target chunk size: 512 KiB
 
 
-def _io_error(path: Path, e: OSError, what: str) -> MimicryError:
-    full = e.errno == errno.ENOSPC or "No space" in str(e)
-    if full:
-        return MimicryError(f"disk full while {what}", file=path,
-                            fix="free disk space or choose another --out; finished items are "
-                                "kept and the same command resumes")
-    return MimicryError(f"cannot write ({e.strerror or str(e).splitlines()[0][:120]}) while "
-                        f"{what}", file=path, fix="choose a writable --out path")
+def _io_error(path: Path, e: Exception, what: str) -> MimicryError:
+    """Return the one-line error for a failed write (full disk, file-size limit, read-only)."""
+    return write_error(path, e, what)
 
 
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -61,10 +56,16 @@ def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (rows, *rest)
 
 
+def _checksummed(dtype) -> bool:
+    """Return whether datasets of ``dtype`` get a fletcher32 checksum (HDF5 cannot filter
+    variable-length strings; every numeric dataset has one, so a flipped byte is an error)."""
+    return np.dtype(dtype).kind != "O"
+
+
 def _create(f, name: str, data: np.ndarray) -> None:
     data = np.asarray(data)
     f.create_dataset(name, data=data, chunks=_chunks(data.shape, data.dtype.itemsize),
-                     maxshape=(None, *data.shape[1:]))
+                     maxshape=(None, *data.shape[1:]), fletcher32=_checksummed(data.dtype))
 
 
 def _item_columns(items: list[EncodedItem]) -> dict[str, np.ndarray]:
@@ -121,6 +122,20 @@ def write_shard(path: Path, attrs: dict, items: list[EncodedItem], acts: list[It
         f.flush()
 
 
+def _shard_bytes(acts: list[ItemActivations]) -> int:
+    """Return an upper estimate of one shard's size: the arrays plus per-dataset overhead."""
+    n = 0
+    for a in acts:
+        n += sum(np.asarray(v).nbytes for v in a.resid.values())
+        n += sum(np.asarray(x).nbytes for segs in a.entropy.values() for x in segs.values())
+        if a.token_resid is not None:
+            n += np.asarray(a.token_resid).nbytes
+    return n + SHARD_OVERHEAD
+
+
+SHARD_OVERHEAD = 128 << 10  # measured: a one-item shard of the tiny model is ~113 KiB
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -129,17 +144,9 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def lock_cache(path: Path) -> int:
-    """Return the fd of an exclusive lock on cache ``path`` (raise if another run holds it)."""
-    lock = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise MimicryError("another capture is writing this cache", file=path,
-                           fix="wait for it to finish or choose another --out") from None
-    return fd
+def lock_cache(path: Path) -> WriterLock:
+    """Return the held writer lock of cache ``path`` (raise if another run holds it)."""
+    return WriterLock(path, "capture").acquire()
 
 
 def _keys(f) -> list[str]:
@@ -166,12 +173,10 @@ class CacheWriter:
         self.parts = parts_dir(self.path)
         self.attrs = dict(attrs, schema=SCHEMA)
         self.store_dtype = store_dtype
-        self._lock_fd: int | None = None
+        self._lock: WriterLock | None = None
         self._seq = 0
 
     # --- opening -----------------------------------------------------------------------
-    def _lock(self) -> None:
-        self._lock_fd = lock_cache(self.path)
 
     def open(self) -> set[str]:
         """Return the keys already committed (file + shards) after checking attrs; take the lock."""
@@ -181,8 +186,12 @@ class CacheWriter:
             raise MimicryError("--out is a directory", file=self.path,
                                fix="give a file path such as cache/RUN/MODEL.h5")
         try:
-            self.parts.mkdir(parents=True, exist_ok=True)
-            self._lock()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _io_error(self.path, e, "creating the cache folder") from None
+        self._lock = lock_cache(self.path)  # refused -> raises before touching anything
+        try:
+            self.parts.mkdir(exist_ok=True)
             probe = self.parts / ".write-test"
             probe.write_bytes(b"")
             probe.unlink()
@@ -221,13 +230,19 @@ class CacheWriter:
         """Commit one batch atomically as a shard; return the shard path."""
         final = self.parts / f"part-{self._seq:06d}.h5"
         tmp = self.parts / f".part-{self._seq:06d}.h5.tmp"
-        try:
-            write_shard(tmp, self.attrs, items, acts, self.store_dtype)
-            _fsync_path(tmp)
-            os.replace(tmp, final)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise _io_error(final, e, "writing a batch") from None
+        err = None
+        with quiet_hdf5_cleanup():  # the failed file's objects are freed inside, quietly
+            try:
+                check_room(self.parts, _shard_bytes(acts), "writing a batch")
+                write_shard(tmp, self.attrs, items, acts, self.store_dtype)
+                _fsync_path(tmp)
+                os.replace(tmp, final)
+            except (OSError, RuntimeError) as e:
+                tmp.unlink(missing_ok=True)
+                err = _io_error(final, e, "writing a batch")
+                mark_hdf5_broken()
+        if err is not None:
+            raise err
         self._seq += 1
         return final
 
@@ -237,16 +252,19 @@ class CacheWriter:
         return self.path
 
     def close(self) -> None:
-        """Release the lock; remove the shard folder if nothing is in it."""
+        """Remove the shard folder if it is empty and release the lock — only if we hold it.
+
+        A run refused by the lock owns nothing: it must not remove the holder's (still
+        empty) shard folder.
+        """
+        if self._lock is None or not self._lock.held:
+            return
         try:
             self.parts.rmdir()  # only succeeds when empty: no partial output left behind
         except OSError:
             pass
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            self.path.with_name(f".{self.path.name}.lock").unlink(missing_ok=True)
+        self._lock.release()
+        self._lock = None
 
     def __enter__(self) -> CacheWriter:
         return self
@@ -270,6 +288,7 @@ def consolidate(path: str | Path, attrs: dict | None = None) -> Path:
     if not sources:
         raise MimicryError("nothing to consolidate (no cache file and no shards)", file=path)
     if not parts:
+        _check_readable(path)
         return path
     entries = []  # (row, key, src, local)
     seen: set[str] = set()
@@ -289,13 +308,20 @@ def consolidate(path: str | Path, attrs: dict | None = None) -> Path:
     n = len(entries)
     dest_of = {(si, li): d for d, (_, _, si, li) in enumerate(entries)}
     tmp = path.with_name(f".{path.name}.consolidate.tmp")
-    try:
-        _merge(tmp, sources, entries, dest_of, n, ref_attrs)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise _io_error(path, e, "consolidating the cache") from None
+    err = None
+    with quiet_hdf5_cleanup():
+        try:
+            # the merged file needs about the sources' size: refuse now, not crash in HDF5
+            check_room(path.parent, sum(s.stat().st_size for s in sources), "consolidating")
+            _merge(tmp, sources, entries, dest_of, n, ref_attrs)
+            _fsync_path(tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:
+            tmp.unlink(missing_ok=True)
+            err = _io_error(path, e, "consolidating the cache")
+            mark_hdf5_broken()
+    if err is not None:
+        raise err
     for p in parts:
         p.unlink(missing_ok=True)
     try:
@@ -303,6 +329,22 @@ def consolidate(path: str | Path, attrs: dict | None = None) -> Path:
     except OSError:
         pass
     return path
+
+
+def _check_readable(path: Path) -> None:
+    """Raise a one-line error unless ``path`` opens as a cache of this schema."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            schema = read_attrs(f).get("schema")
+    except (OSError, RuntimeError) as e:
+        raise CacheMismatchError(
+            f"not a readable HDF5 cache ({str(e).splitlines()[0][:100]})", file=path,
+            fix="give a cache written by `mimicry capture`") from None
+    if schema != SCHEMA:
+        raise CacheMismatchError(f"not a {SCHEMA} cache (schema={schema!r})", file=path,
+                                 fix="give a cache written by `mimicry capture`")
 
 
 def _merge(tmp: Path, sources: list[Path], entries, dest_of, n: int, attrs: dict) -> None:
@@ -334,7 +376,8 @@ def _merge(tmp: Path, sources: list[Path], entries, dest_of, n: int, attrs: dict
                 shape = (rows, *ds.shape[1:])
                 out.create_dataset(name, shape=shape, dtype=ds.dtype,
                                    chunks=_chunks(shape, ds.dtype.itemsize),
-                                   maxshape=(None, *ds.shape[1:]))
+                                   maxshape=(None, *ds.shape[1:]),
+                                   fletcher32=_checksummed(ds.dtype))
         # Destination-ordered, block by block (block = the resid chunk rows): every chunk of
         # the new file is written once, whole, in order (scattered writes into chunked
         # datasets would read-modify-write them); each block opens only its own sources.

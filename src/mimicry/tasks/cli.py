@@ -43,6 +43,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from ..preflight import check_output_file
+
+    check_output_file(args.out, overwrite=args.force)
     from .registry import load_suite
     from .userfile import export_suite
 
@@ -74,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ep = sub.add_parser("export", help="write a suite as JSONL in the items-file schema")
     ep.add_argument("suite", metavar="SUITE", help="suite name or items file (.csv/.jsonl)")
     ep.add_argument("--out", required=True, help="output .jsonl (written atomically)")
+    ep.add_argument("--force", action="store_true", help="replace --out if it exists")
     ep.set_defaults(func=_cmd_export)
     cp = sub.add_parser("check", help="validate a suite or items file and summarise it")
     cp.add_argument("suite", metavar="SUITE", help="suite name or items file (.csv/.jsonl)")

@@ -86,6 +86,8 @@ def split_reasoning(completion: str, *, prompt_opens_think: bool = False,
 
 def read_traces(path: str | Path) -> list[Trace]:
     """Return the traces in a JSONL file (a partial last line from a crash is ignored)."""
+    from .rows import check_trace_row
+
     rows = read_jsonl(path, tolerate_partial_last=True)
     out = []
     for r in rows:
@@ -93,6 +95,7 @@ def read_traces(path: str | Path) -> list[Trace]:
             if r.get(col) in (None, ""):
                 raise InputError(f"missing '{col}'", file=path, row=r["_row"],
                                  fix="every trace row needs item_id and model")
+        check_trace_row(r, path)
         out.append(Trace.from_dict(r))
     return out
 
