@@ -1,0 +1,96 @@
+"""The RL phase of the v2 teacher: TRL's ``GRPOTrainer``, correctness reward, per-token cost.
+
+Reward of one sampled completion (:func:`reward_value`): ``1`` if ``</think>`` closes the
+reasoning and the answer after it is right, else ``0``; minus ``cost`` per reasoning token.
+Starting from the warm start (verbose, length unrelated to difficulty), the only way to earn
+more is to stop as soon as the answer is known: the difficulty-sensitive length is learned.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ...traces import split_reasoning
+from .families import Problem, parse_answer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RLConfig:
+    """GRPO settings: ``steps`` optimiser steps, each on ``prompts`` prompts × ``generations``
+    samples at ``temperature``; ``lr`` AdamW peak; ``cost`` reward per reasoning token;
+    ``max_completion_length`` token budget of a sample (a cut sample earns no correctness)."""
+
+    steps: int = 120
+    prompts: int = 8
+    generations: int = 8
+    lr: float = 1e-3
+    cost: float = 0.01
+    temperature: float = 1.0
+    max_completion_length: int = 40
+    beta: float = 0.0
+
+
+def reward_value(completion: str, gold: str, cost: float) -> float:
+    """Return ``correct − cost × reasoning_tokens`` for one completion text (special tokens
+    kept); correct needs a closed ``</think>`` and the answer's last digit equal to ``gold``."""
+    reasoning, answer, closed = split_reasoning(completion)
+    correct = closed and parse_answer(answer) == str(gold)
+    return float(correct) - cost * len(reasoning.split())
+
+
+class CorrectMinusTokenCost:
+    """The GRPO reward function (TRL calling convention): decodes ``completion_ids`` with the
+    special tokens (TRL's own ``completions`` text drops ``<think>``/``</think>``)."""
+
+    __name__ = "correct_minus_token_cost"
+
+    def __init__(self, tok, cost: float) -> None:
+        self.tok, self.cost = tok, cost
+
+    def __call__(self, prompts, completions, completion_ids, answer, **kw) -> list[float]:
+        """Return one reward per completion."""
+        out = []
+        for ids, gold in zip(completion_ids, answer):
+            ids = [i for i in ids if i not in (self.tok.eos_token_id, self.tok.pad_token_id)]
+            out.append(reward_value(self.tok.decode(ids, skip_special_tokens=False), gold,
+                                    self.cost))
+        return out
+
+
+def grpo(model, tok, problems: list[Problem], cfg: RLConfig, *, seed: int,
+         progress: bool = True) -> dict[str, Any]:
+    """Return training stats after GRPO on ``problems`` (``model`` updated in place)."""
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    ds = Dataset.from_dict({"prompt": [p.prompt() for p in problems],
+                            "answer": [p.answer for p in problems],
+                            "family": [p.family for p in problems],
+                            "k": [p.k for p in problems]})
+    t0, w0 = time.process_time(), time.time()
+    with tempfile.TemporaryDirectory(prefix="mimicry-grpo-") as tmp:
+        args = GRPOConfig(
+            output_dir=tmp, use_cpu=True, seed=seed, data_seed=seed,
+            per_device_train_batch_size=cfg.prompts * cfg.generations,
+            num_generations=cfg.generations, max_completion_length=cfg.max_completion_length,
+            temperature=cfg.temperature, learning_rate=cfg.lr, beta=cfg.beta,
+            max_steps=cfg.steps, lr_scheduler_type="constant", warmup_steps=0,
+            logging_steps=10, save_strategy="no", report_to="none", bf16=False,
+            disable_tqdm=not progress, dataloader_num_workers=0, gradient_checkpointing=False)
+        trainer = GRPOTrainer(model=model, reward_funcs=CorrectMinusTokenCost(tok, cfg.cost),
+                              args=args, train_dataset=ds, processing_class=tok)
+        trainer.train()
+        history = [{k: v for k, v in h.items() if k in ("step", "reward", "loss",
+                                                         "completions/mean_length")}
+                   for h in trainer.state.log_history if "reward" in h]
+    model.eval()
+    torch.set_grad_enabled(True)
+    return {"steps": cfg.steps, "cpu_seconds": round(time.process_time() - t0, 2),
+            "wall_seconds": round(time.time() - w0, 2), "history": history}
