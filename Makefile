@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= cache/demo
 
-.PHONY: venv demo test lint pytest bench clean
+.PHONY: venv demo test lint lint-imports pytest bench clean
 
 venv: $(STAMP)
 
@@ -24,10 +24,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard src probes tests benchmarks experiments)
 
+# the layering contracts in pyproject ([tool.importlinter]): mimicry never imports probes or
+# experiments, probes never import experiments, no cycles among the task modules
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 pytest: $(STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto tests || test $$? -eq 5
 
-test: lint pytest
+test: lint lint-imports pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/capture.py

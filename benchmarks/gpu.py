@@ -45,7 +45,7 @@ def build_model(shape_key: str, device: str, tiny: bool, vocab: int):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mimicry.shapes import KNOWN_SHAPES
+    from experiments.shapes import KNOWN_SHAPES
 
     s = KNOWN_SHAPES[SHAPES[shape_key]]
     if tiny:
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "python": platform.python_version()},
         "settings": {k: v for k, v in vars(args).items()}, "shapes": {}}
     for key in args.shapes.split(","):
-        from mimicry.shapes import KNOWN_SHAPES
+        from experiments.shapes import KNOWN_SHAPES
 
         v = vocab or KNOWN_SHAPES[SHAPES[key]].vocab
         t0 = time.time()

@@ -1,7 +1,7 @@
 """Content ablation: hold trace format fixed, vary content, and see how much difficulty signal survives.
 
 One model captured over several traces files of the same items — e.g. ``own`` (its own
-traces), ``teacher`` (the teacher's traces) and ``scrambled`` (``mimicry.scramble`` of those
+traces), ``teacher`` (the teacher's traces) and ``scrambled`` (``mimicry.traces.scramble`` of those
 traces: same format and length, content destroyed). Per layer, the difficulty probe
 (cross-validated ridge, identical folds in every condition) is fitted in each condition; the
 drop ``ρ_reference − ρ_condition`` gets a paired bootstrap CI over items (the same resampled
@@ -19,8 +19,8 @@ import pandas as pd
 
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, percentile_ci
+from mimicry.stats.columns import _rank, spearman_cols
 
-from ._stats import _rank, spearman_cols
 from .base import (
     PALETTE,
     Result,

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._stats import corr_summary, spearman_cols
+from mimicry.stats.columns import corr_summary, spearman_cols
+
 from .base import (
     PALETTE,
     Labels,

@@ -19,8 +19,8 @@ from scipy import stats as sps
 
 from mimicry.errors import InputError
 from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
+from mimicry.stats.columns import partial_spearman, spearman_cols
 
-from ._stats import partial_spearman, spearman_cols
 from .base import PALETTE, Result, make_labels, model_name, segment_lengths
 
 

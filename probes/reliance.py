@@ -2,7 +2,7 @@
 
 The behavioural format-vs-content ablation. For each model, its own run (``own``: the traces
 it generated) is paired item by item with ``forced``: the same model answering after its own
-reasoning with the content scrambled (:func:`mimicry.scramble.scramble_traces`, which keeps
+reasoning with the content scrambled (:func:`mimicry.traces.scramble.scramble_traces`, which keeps
 format and length) — written by :func:`mimicry.generate.answer_after`. The reliance is
 
     accuracy(own reasoning) − accuracy(after scrambled reasoning)

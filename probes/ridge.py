@@ -23,7 +23,8 @@ import scipy.linalg as sla
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from ._stats import spearman_cols
+from mimicry.stats.columns import spearman_cols
+
 from .base import group_kfold
 
 ALPHA_GRID = np.logspace(-3, 4, 15)  # relative to the mean eigenvalue per item (see below)

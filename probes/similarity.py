@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._stats import perm_p
+from mimicry.stats.columns import perm_p
+
 from .base import Result, align_items, cache_layers, model_name, progress
 
 

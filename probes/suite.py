@@ -9,7 +9,6 @@ reliance).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from mimicry.errors import InputError
@@ -89,72 +88,3 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     v.meta["skipped"] = skipped
     return v
 
-
-def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "base",
-             tasks: Any = None, students: list[str] | None = None, align_n_boot: int = 2000,
-             **kw: Any) -> Result:
-    """Return the verdict for a run folder (``mimicry run``/``demo`` layout), aligning per student.
-
-    Reads ``RUN/caches/<key>.h5`` (own traces), ``<key>__on_<teacher>.h5`` (student over the
-    teacher's traces: similarity and the ablation's "teacher" condition) and
-    ``<key>__scrambled.h5`` (over scrambled teacher traces), and ``RUN/traces/<key>.jsonl``,
-    which it aligns once per student with roles teacher/student/base (so Δr and negative
-    transfer exist for every student), and ``RUN/traces/<key>__after_scrambled.jsonl``
-    (answers after the model's own reasoning scrambled: ``probes.reliance``) when present.
-    ``tasks``: the suite (name, file or TaskSuite).
-    """
-    from mimicry import open_cache
-    from mimicry.alignment import align
-    from mimicry.errors import InputError
-    from mimicry.runsupport import reliance_paths
-    from mimicry.tasks.registry import load_suite
-    from mimicry.traces import read_traces
-
-    run = Path(run)
-    paths = {p.stem: p for p in sorted((run / "caches").glob("*.h5"))}
-    own = {k: open_cache(p) for k, p in paths.items() if "__" not in k}
-    if teacher not in own:
-        raise InputError(f"no cache for the teacher {teacher!r}", file=run / "caches",
-                         fix="run the capture stage first")
-    suite = load_suite(tasks) if tasks is not None else None
-    students = students or [k for k in own if k not in (teacher, base)]
-    cross = {s: open_cache(paths[f"{s}__on_{teacher}"]) for s in students
-             if f"{s}__on_{teacher}" in paths}
-    abl = {}
-    for s in students:
-        conds = {"own": own[s]}
-        if s in cross:
-            conds["teacher"] = cross[s]
-        if f"{s}__scrambled" in paths:
-            conds["scrambled"] = open_cache(paths[f"{s}__scrambled"])
-        if len(conds) > 1:
-            abl[s] = conds
-    alignment, names = None, {}
-    tr = run / "traces"
-    traces = {k: read_traces(tr / f"{k}.jsonl") for k in (teacher, base, *students)
-              if k and (tr / f"{k}.jsonl").exists()}
-    own_t, forced_t = [], []
-    for k in (teacher, *students):
-        forced = reliance_paths(run, k)[1]
-        if forced.exists() and k in traces:
-            own_t += traces[k]
-            forced_t += read_traces(forced)
-    if suite is not None and teacher in traces:
-        names = {k: t[0].model for k, t in traces.items() if t}
-        alignment = {}
-        for s in students:
-            if s not in traces:
-                continue
-            roles = {"teacher": names[teacher], "student": names[s]}
-            if base in traces:
-                roles["base"] = names[base]
-            alignment[s] = align([t for k in roles.values() for t in _by_name(traces, k)],
-                                 suite, roles=roles, n_boot=align_n_boot, n_perm=align_n_boot,
-                                 progress=False)
-    return run_all(own, teacher=teacher, students=students, tasks=suite, alignment=alignment,
-                   ablation=abl or None, similarity_caches=cross, model_names=names,
-                   reliance=(own_t, forced_t) if forced_t else None, **kw)
-
-
-def _by_name(traces: dict[str, list], name: str) -> list:
-    return [t for ts in traces.values() for t in ts if t.model == name]

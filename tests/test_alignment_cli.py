@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mimicry.cli import main
+from experiments.cli import main
 
 
 def _write(tmp: Path, n_items: int = 12, models=("A", "B")) -> tuple[Path, list[Path]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mimicry.cli import main
+from experiments.cli import main
 
 DATA = Path(__file__).parent / "data" / "devarda_points.csv"
 # task: (r, n) from shared/data/README.md

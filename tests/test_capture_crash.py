@@ -78,7 +78,7 @@ def _committed(out: Path, ref: dict) -> set[str]:
 def _start(model_dir: str, traces: Path, out: Path, log) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-c", "import sys; from mimicry.cli import main; "
+    cmd = [sys.executable, "-c", "import sys; from experiments.cli import main; "
            "sys.exit(main(sys.argv[1:]))", "capture", "--model", model_dir, "--traces",
            str(traces), "--out", str(out), *ARGS]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mimicry.cli import main
+from experiments.cli import main
 
 ITEMS_CSV = ("item_id,task,human_rt_ms,prompt,answer\n"
              "a1,demo,1200,Where is the bar?,north\n"

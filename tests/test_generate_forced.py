@@ -13,14 +13,14 @@ import json
 import pytest
 import torch
 
-from mimicry.cli import main
+from experiments.cli import main
 from mimicry.errors import InputError
 from mimicry.generate import answer_after, generate
 from mimicry.models import load_model
-from mimicry.scramble import scramble_traces
 from mimicry.tasks.items import HumanNorms, Item, TaskSuite
 from mimicry.testing import build_tokenizer
 from mimicry.traces import Trace, read_traces
+from mimicry.traces.scramble import scramble_traces
 
 PROMPTS = ["The mall is north of the station. Where is the bar?", "A is left of B.",
            "Compute 12 + 7 * 3 - 5 = ?"]

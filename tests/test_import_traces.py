@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mimicry.cli import main
+from experiments.cli import main
 from mimicry.errors import InputError
 from mimicry.generate import import_traces
 from mimicry.tasks.items import HumanNorms, Item, TaskSuite

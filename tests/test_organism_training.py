@@ -91,7 +91,7 @@ def test_students_start_from_the_base(mini_runs):
 
 
 def test_cli_rejects_bad_arguments_without_output(tmp_path, capsys):
-    from mimicry.cli import main
+    from experiments.cli import main
 
     f = tmp_path / "file.txt"
     f.write_text("x")

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiments.cli import main
 from mimicry import open_cache
-from mimicry.cli import main
 
 WORDS = "the mall is north of station bar south east west step first answer so".split()
 N = 30

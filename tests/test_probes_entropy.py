@@ -9,8 +9,8 @@ from scipy import stats
 from sklearn.linear_model import LinearRegression
 
 from mimicry.stats import bh_fdr
+from mimicry.stats.columns import partial_spearman
 from probes import entropy
-from probes._stats import partial_spearman
 
 
 def test_bh_matches_scipy():

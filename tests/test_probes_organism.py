@@ -3,7 +3,7 @@
 Ground truth by construction (docs/organism.md): ``student_mastery`` = policy transfer,
 ``student_mimic_content`` and ``student_mimic_length`` = surface mimicry. The fixture builds a
 run folder from a checkpoint set through mimicry's public API — greedy generation on the
-96-item ``organism`` suite, the teacher's traces scrambled with ``mimicry.scramble``, capture
+96-item ``organism`` suite, the teacher's traces scrambled with ``mimicry.traces.scramble``, capture
 of every model over its own traces and of each student over the teacher's and the scrambled
 traces, and each reasoning model's answers after its own reasoning scrambled
 (``mimicry.generate.answer_after``) — then ``probes.suite.from_run`` aligns each pair, runs
@@ -35,12 +35,12 @@ SEEDS.update((Path(d).name, Path(d)) for d in
 
 def build_run(run, root=None):
     """Write traces/ and caches/ for the organism at ``root`` (committed when None) into ``run``."""
+    from experiments.support import reliance_paths
     from mimicry.capture import CaptureConfig, capture
     from mimicry.generate import generate
     from mimicry.generate.forced import answer_after
     from mimicry.organism import ROLES, STUDENT_ROLES, checkpoint_path, organism_suite
-    from mimicry.runsupport import reliance_paths
-    from mimicry.scramble import scramble_file
+    from mimicry.traces.scramble import scramble_file
 
     suite = organism_suite()
     tr, ca = run / "traces", run / "caches"
@@ -79,7 +79,7 @@ def organism_run(request, tmp_path_factory):
 
 
 def test_verdict_on_the_organism(organism_run):
-    from probes.suite import from_run
+    from experiments.probing import from_run
 
     run, suite = organism_run
     v = from_run(run, tasks=suite, n_perm=20, n_boot=500, progress_bar=False)

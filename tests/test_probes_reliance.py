@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from mimicry.cli import main
+from experiments.cli import main
 from mimicry.errors import InputError
 from mimicry.tasks.items import Item, TaskSuite
 from mimicry.traces import Trace, append_traces

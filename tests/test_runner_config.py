@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mimicry.cli import main
-from mimicry.config import config_from_dict, load_config
+from experiments.cli import main
+from experiments.config import config_from_dict, load_config
+from experiments.cost import cache_bytes_per_item, estimate_model, human_bytes
+from experiments.runner import ORGANISM_CONFIG, parse_stages, run_experiment
+from experiments.shapes import KNOWN_SHAPES, shape_from_config_json
 from mimicry.errors import InputError, ModelNotFoundError
-from mimicry.estimate import cache_bytes_per_item, estimate_model, human_bytes
-from mimicry.runner import ORGANISM_CONFIG, parse_stages, run_experiment
-from mimicry.shapes import KNOWN_SHAPES, shape_from_config_json
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 # Published sizes (model cards / hub "Model size"): the shapes must imply them.
 PUBLISHED_PARAMS = {
@@ -218,7 +218,7 @@ def test_offline_hub_model_not_cached_fails_early(tmp_path, monkeypatch):
 
 
 def test_demo_prints_the_bundled_norms(capsys):
-    from mimicry.runner import print_norms_summary
+    from experiments.runner import print_norms_summary
     from mimicry.tasks.registry import list_suites, load_suite
 
     print_norms_summary()

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import mimicry
-from mimicry.runner import organism_config, run_experiment
+import experiments
+from experiments.runner import organism_config, run_experiment
 
 N_ITEMS = 30
 
@@ -55,7 +55,7 @@ def test_every_stage_completes(organism_run):
 
 def test_alignment_matches_scipy_on_the_traces(organism_run):
     out, cfg, _ = organism_run
-    from mimicry.runsupport import load_suites
+    from experiments.support import load_suites
 
     suite = load_suites(cfg)
     norms = pd.DataFrame([{"item_id": it.item_id, "d": it.human.difficulty} for it in suite])
@@ -69,7 +69,7 @@ def test_alignment_matches_scipy_on_the_traces(organism_run):
 
 def test_caches_and_load_run(organism_run):
     out, cfg, _ = organism_run
-    run = mimicry.load_run(out)
+    run = experiments.load_run(out)
     own = ["teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length"]
     students = own[2:]
     expected = set(own) | {f"{s}__on_teacher" for s in students} | {
@@ -92,7 +92,7 @@ def test_caches_and_load_run(organism_run):
 
 def test_reliance_stage_and_probe_match_the_traces(organism_run):
     out, cfg, status = organism_run
-    from mimicry.runsupport import reliance_paths
+    from experiments.support import reliance_paths
 
     # the base answers directly (no reasoning): it is not tested; every reasoning model is
     t = pd.read_csv(out / "probes" / "reliance.csv")

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import experiments
 import mimicry
-from mimicry.config import config_from_dict
-from mimicry.runner import run_experiment
+from experiments.config import config_from_dict
+from experiments.runner import run_experiment
 
 TASKS = {"spatial": 14, "relational": 16, "syllogisms": 12}
 
@@ -128,7 +129,7 @@ def test_report_tables_match_alignment_and_html_is_self_contained(done_run):
 
 
 def test_negative_transfer_intervals_are_wilson():
-    from mimicry.report_figures import wilson_ci
+    from experiments.report_figures import wilson_ci
 
     k, n = np.array([0, 3, 7, 10]), np.array([10, 10, 10, 10])
     lo, hi = wilson_ci(k, n)
@@ -139,7 +140,7 @@ def test_negative_transfer_intervals_are_wilson():
 
 def test_load_run(done_run):
     root, _, _ = done_run
-    run = mimicry.load_run(root / "run")
+    run = experiments.load_run(root / "run")
     table = pd.read_csv(root / "run" / "alignment" / "alignment.csv")
     pd.testing.assert_frame_equal(run.alignment.table, table)
     assert set(run.alignment.summary["per_model"]) == {"teacher", "student", "base"}
@@ -150,11 +151,11 @@ def test_load_run(done_run):
     r = repr(run)
     assert "teacher (teacher)" in r and "verdict:   not run" in r and "r̄ teacher" in r
     with pytest.raises(mimicry.MimicryError, match="not a run folder"):
-        mimicry.load_run(root)
+        experiments.load_run(root)
 
 
 def test_missing_step_is_reported_not_faked(tmp_path, monkeypatch):
-    import mimicry.pipeline as pl
+    import experiments.stages as pl
 
     real = pl.lookup
     monkeypatch.setattr(pl, "lookup", lambda mod, attr: (None, f"{mod} is not available yet")
@@ -177,7 +178,7 @@ def test_missing_step_is_reported_not_faked(tmp_path, monkeypatch):
 def test_probe_unit_refused_by_the_data_is_noted_not_fatal(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    import mimicry.probe_glue as pg
+    import experiments.probing as pg
     from mimicry.errors import InputError
 
     run = tmp_path / "run"

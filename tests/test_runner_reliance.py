@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mimicry.config import config_from_dict
-from mimicry.runner import _needs_weights, run_experiment
-from mimicry.runsupport import reliance_paths
+from experiments.config import config_from_dict
+from experiments.runner import _needs_weights, run_experiment
+from experiments.support import reliance_paths
 from mimicry.traces import read_traces
 
 N = 12
@@ -203,8 +203,8 @@ def test_unloadable_weights_are_noted_and_the_stage_is_partial(tmp_path, tiny_mo
 
 
 def test_model_whose_every_trace_was_cut_is_skipped_with_a_note(tmp_path, tiny_model_dir):
-    from mimicry.pipeline import stage_reliance
-    from mimicry.runsupport import load_suites
+    from experiments.stages import stage_reliance
+    from experiments.support import load_suites
 
     data = make_inputs(tmp_path, tiny_model_dir("qwen2"), api=False)
     data["models"] = [m for m in data["models"] if m["key"] == "teacher"]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mimicry.errors import InputError
-from mimicry.scramble import (
+from mimicry.traces import Trace
+from mimicry.traces.scramble import (
     MARKER,
     build_pool,
     content_tokens,
@@ -17,7 +18,6 @@ from mimicry.scramble import (
     scramble_text,
     scramble_traces,
 )
-from mimicry.traces import Trace
 
 TEXT = """Let me work through this.
 Step 1: 12 + 7 = 19, then carry the 1.

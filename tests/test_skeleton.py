@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mimicry.cli import main
+from experiments.cli import main
 from mimicry.errors import InputError
 from mimicry.io import atomic_path, read_jsonl, read_table
 from mimicry.models import load_model

@@ -259,7 +259,7 @@ def test_bh_fdr_vs_scipy():
 
 
 def test_index_streams_equal_single_draw(monkeypatch):
-    from mimicry import stats_core
+    from mimicry.stats import core as stats_core
 
     want_b = np.random.default_rng(4).integers(0, 50, size=(300, 50))
     want_p = np.random.default_rng(4).permuted(np.broadcast_to(np.arange(50), (300, 50)), axis=1)

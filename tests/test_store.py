@@ -147,8 +147,8 @@ def test_mismatched_cache_is_refused_and_untouched(job, tiny_model_dir):
 
 
 def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys):
-    from mimicry.capture import writer
-    from mimicry.cli import main
+    from experiments.cli import main
+    from mimicry.store import writer
 
     model_dir, traces, tmp = job
     (tmp / "afile").write_text("x")
@@ -170,7 +170,7 @@ def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys
 def test_stale_shards_after_consolidation_are_not_duplicated(job):
     import shutil
 
-    from mimicry.capture.writer import consolidate
+    from mimicry.store.writer import consolidate
 
     model_dir, traces, tmp = job
     out = tmp / "c.h5"
@@ -204,8 +204,8 @@ def test_open_cache_errors(tmp_path):
 
 
 def test_cache_consolidate_cli_merges_shards_of_a_killed_run(job, capsys):
-    from mimicry.capture.writer import CacheWriter
-    from mimicry.cli import main
+    from experiments.cli import main
+    from mimicry.store.writer import CacheWriter
 
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(batch_tokens=100), limit=6,
@@ -225,7 +225,7 @@ def test_cache_consolidate_cli_merges_shards_of_a_killed_run(job, capsys):
 
 
 def test_cache_info_cli(job, capsys):
-    from mimicry.cli import main
+    from experiments.cli import main
 
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(entropy="off"), limit=5,

@@ -8,7 +8,7 @@ import types
 import pytest
 
 import mimicry.tasks.registry as reg
-from mimicry.cli import main
+from experiments.cli import main
 from mimicry.errors import InputError
 from mimicry.tasks import HumanNorms, Item, TaskSuite, load_suite, register_suite, score_answer
 

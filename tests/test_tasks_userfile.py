@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mimicry.cli import main
+from experiments.cli import main
 from mimicry.errors import InputError
 from mimicry.tasks import HumanNorms, Item, export_suite, load_suite
 

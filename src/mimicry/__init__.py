@@ -10,12 +10,11 @@ __version__ = "0.1.0"
 
 from .errors import MimicryError  # noqa: E402
 from .models import ModelSpec, load_model  # noqa: E402
-from .run import load_run  # noqa: E402
 from .store import Cache, open_cache  # noqa: E402
 from .tasks.items import HumanNorms, Item, TaskSuite  # noqa: E402
 from .traces import Trace, read_traces  # noqa: E402
 
 __all__ = [
     "__version__", "MimicryError", "ModelSpec", "load_model", "HumanNorms", "Item",
-    "TaskSuite", "Trace", "read_traces", "load_run", "open_cache", "Cache",
+    "TaskSuite", "Trace", "read_traces", "open_cache", "Cache",
 ]

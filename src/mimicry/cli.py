@@ -18,16 +18,18 @@ from .errors import MimicryError
 COMMAND_MODULES = [
     "mimicry.tasks.cli",        # tasks list / export
     "mimicry.generate.cli",     # generate, traces import
-    "mimicry.alignment_cli",    # align
+    "mimicry.alignment.cli",    # align
     "mimicry.capture.cli",      # capture, cache info
     "mimicry.organism.cli",     # organism train, demo
-    "mimicry.probe_cli",        # probe NAME
-    "mimicry.runner",           # run CONFIG
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every available sub-command registered."""
+def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
+    """Return the top-level parser with every available sub-command registered.
+
+    ``extra``: further modules with ``register(subparsers)`` (the ``experiments`` package adds
+    ``probe``, ``run`` and ``demo`` this way; the library itself never imports it).
+    """
     parser = argparse.ArgumentParser(
         prog="mimicry",
         description="Policy transfer or surface mimicry? Behaviour, activations and probes "
@@ -42,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+    for mod in extra:
+        mod.register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extra: tuple = ()) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error)."""
-    parser = build_parser()
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -89,7 +89,7 @@ def _info(args: argparse.Namespace) -> int:
 def _consolidate(args: argparse.Namespace) -> int:
     import os
 
-    from .writer import consolidate, lock_cache
+    from ..store.writer import consolidate, lock_cache
 
     fd = lock_cache(Path(args.file))
     try:

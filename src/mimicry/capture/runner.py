@@ -14,11 +14,11 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InputError
 from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
+from ..store.writer import CacheWriter
 from ..traces import Trace, read_traces
 from .base import EncodedItem
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
 from .segments import encode_traces
-from .writer import CacheWriter
 
 # backend name -> (module, class) ; tl/nnsight are written by the capture-peers
 BACKEND_CLASSES = {

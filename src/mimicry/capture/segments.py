@@ -16,8 +16,8 @@ import hashlib
 import numpy as np
 
 from ..errors import InputError
-from ..prompting import prompt_opens_think, render_prompt
 from ..traces import THINK_CLOSE, THINK_OPEN, Trace
+from ..traces.prompt import prompt_opens_think, render_prompt
 from .base import EncodedItem
 from .config import CaptureConfig
 

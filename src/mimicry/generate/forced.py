@@ -7,7 +7,7 @@ out (chat template + ``<think>\\n`` + reasoning + ``\\n</think>``, see
 :func:`mimicry.capture.segments.build_text`); the model then decodes the answer greedily
 (batched, LEFT padding, explicit attention mask) and the answer is scored against the suite.
 
-Feed it :func:`mimicry.scramble.scramble_traces` of the model's own traces and compare the
+Feed it :func:`mimicry.traces.scramble.scramble_traces` of the model's own traces and compare the
 accuracy with the model's own run (``probes.reliance``): a model whose reasoning does work
 loses accuracy when its reasoning's content is destroyed; a model that only copies the form
 does not. Traces cut by the length limit (no ``</think>``) cannot be continued after the

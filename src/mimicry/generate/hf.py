@@ -1,6 +1,6 @@
 """The ``hf`` backend: batched ``model.generate`` on a local or hub Hugging Face causal LM.
 
-Prompts are rendered with :func:`mimicry.prompting.render_prompt`, sorted by token length
+Prompts are rendered with :func:`mimicry.traces.prompt.render_prompt`, sorted by token length
 (longest first, so an out-of-memory error shows up in the first batch) and generated in
 batches with LEFT padding and an explicit attention mask. Greedy unless ``temperature > 0``.
 Generation stops at any eos id of the tokenizer or of the model's ``generation_config``.
@@ -16,8 +16,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import ModelSpec, load_model
-from ..prompting import prompt_opens_think, render_prompt
 from ..tasks.items import Item
+from ..traces.prompt import prompt_opens_think, render_prompt
 from .segments import Segmented, segment_ids, strip_stop
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from ..errors import InputError, MimicryError
 from ..models import ModelSpec
-from ..prompting import prompt_opens_think, render_prompt
 from ..tasks.items import Item
 from ..traces import THINK_CLOSE, THINK_OPEN, split_reasoning
+from ..traces.prompt import prompt_opens_think, render_prompt
 from .hf import Completion
 from .segments import Segmented, count_text_tokens
 

@@ -3,7 +3,7 @@
 Vocabulary: special tokens (``<pad>``, ``<unk>``, ``<|im_start|>``, ``<|im_end|>``,
 ``<|endoftext|>``, ``<think>``, ``</think>``), chat roles, numbers ``0``-``18``,
 operations ``+0``..``+9``, step markers ``s0``..``s12`` and ``=``. No chat
-template: :func:`mimicry.prompting.render_prompt` feeds the raw prompt (fewer tokens to train
+template: :func:`mimicry.traces.prompt.render_prompt` feeds the raw prompt (fewer tokens to train
 on; the chat roles stay in the vocabulary so a template can be added). Decoding joins tokens
 with single spaces, so ``decode(encode(text))`` returns ``text`` whenever words are space
 separated.

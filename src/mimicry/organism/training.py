@@ -75,7 +75,7 @@ class OrganismConfig:
 
 def _encode(tok, prompt: str, completion: str) -> tuple[list[int], list[int]]:
     """Return ``(prompt_ids, completion_ids + [eos])`` as the model sees them."""
-    from ..prompting import render_prompt
+    from ..traces.prompt import render_prompt
 
     p = tok(render_prompt(tok, prompt), add_special_tokens=False)["input_ids"]
     c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -143,7 +143,7 @@ def greedy_complete(model, tok, prompts: list[str], *, max_new_tokens: int,
     """Return the greedy completion text of each prompt (special tokens kept, eos/pad cut)."""
     import torch
 
-    from ..prompting import render_prompt
+    from ..traces.prompt import render_prompt
 
     outs: list[str] = []
     old_side = tok.padding_side

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
+from . import scoring, syllogisms  # noqa: F401  (syllogisms registers its scorer)
 from .items import TaskSuite
 from .userfile import export_suite, load_items_file
 
@@ -91,8 +92,6 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from .scoring import _SCORERS, register_scorer
-
     for modname in PLUGIN_MODULES:
         try:
             mod = importlib.import_module(modname)
@@ -108,8 +107,11 @@ def _load_plugins() -> None:
                                if mod.__doc__ else "", "synthetic")
         task = getattr(mod, "TASK", None)
         scorer = getattr(mod, "score_answer", None)
-        if isinstance(task, str) and task not in _SCORERS and callable(scorer):
-            register_scorer(task, scorer)
+        if isinstance(task, str) and task not in scoring._SCORERS and callable(scorer):
+            scoring.register_scorer(task, scorer)
+
+
+scoring._ON_UNKNOWN_TASK.append(_load_plugins)
 
 
 def list_suites() -> list[str]:

@@ -31,6 +31,11 @@ DIRECTIONS = ("north", "south", "east", "west", "north-east", "north-west", "sou
 NVC = "NVC"
 
 
+# Called when a task has no scorer yet; the registry adds the loading of its plugin modules
+# here (which may register scorers), so that scoring never imports the registry.
+_ON_UNKNOWN_TASK: list[Callable[[], None]] = []
+
+
 def register_scorer(task: str, fn: Scorer) -> None:
     """Register ``fn(item, answer_text) -> (parsed_answer | None, correct)`` for a task name."""
     _SCORERS[task] = fn
@@ -39,9 +44,8 @@ def register_scorer(task: str, fn: Scorer) -> None:
 def get_scorer(item: Item) -> Scorer:
     """Return the scorer for an item: by task, by ``meta['scorer']``, else generic exact match."""
     if item.task not in _SCORERS:
-        from .registry import _load_plugins  # plugins may register scorers for their tasks
-
-        _load_plugins()
+        for hook in _ON_UNKNOWN_TASK:  # plugins may register scorers for their tasks
+            hook()
     fn = _SCORERS.get(item.task)
     if fn is None and isinstance(item.meta.get("scorer"), str):
         fn = _SCORERS.get(item.meta["scorer"])
@@ -214,16 +218,7 @@ register_scorer("direction", score_direction)
 register_scorer("truth", score_truth)
 register_scorer("exact", score_exact)
 
-
-def _score_syllogism(item: Item, answer_text: str) -> tuple[str | None, bool]:
-    from .syllogisms import score_syllogism
-
-    return score_syllogism(item, answer_text)
-
-
-register_scorer("syllogism", _score_syllogism)
-# built-in tasks
+# built-in tasks (the syllogisms register theirs in mimicry.tasks.syllogisms)
 register_scorer("spatial", score_direction)
 register_scorer("relational_3ps", score_truth)
 register_scorer("relational_4ps", score_truth)
-register_scorer("syllogisms", _score_syllogism)

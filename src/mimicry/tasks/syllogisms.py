@@ -28,6 +28,7 @@ import pandas as pd
 
 from .items import HumanNorms, Item, TaskSuite
 from .norms import RELIABILITY_SEED, RELIABILITY_SPLITS, split_half_reliability
+from .scoring import _last_in_segments, golds, register_scorer
 
 DATA = Path(__file__).parent / "data" / "ccobra" / "benchmarks" / "syllogistic" / "data"
 RAGNI2016_CSV = DATA / "Ragni2016.csv"
@@ -229,8 +230,6 @@ def parse_conclusions(text: str, terms: dict[str, str]) -> list[str]:
 
 def score_syllogism(item: Item, answer_text: str) -> tuple[str | None, bool]:
     """Return the last conclusion in the answer (CCOBRA form) and whether it is valid."""
-    from .scoring import _last_in_segments, golds
-
     terms = item.meta.get("terms")
     if not isinstance(terms, dict):
         return None, False
@@ -238,3 +237,7 @@ def score_syllogism(item: Item, answer_text: str) -> tuple[str | None, bool]:
     if got is None:
         return None, False
     return got, got in set(golds(item))
+
+
+register_scorer("syllogism", score_syllogism)
+register_scorer("syllogisms", score_syllogism)

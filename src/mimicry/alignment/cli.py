@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import MimicryError
+from ..errors import MimicryError
 
 
 def register(subparsers) -> None:
@@ -52,8 +52,8 @@ def parse_roles(text: str | None) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``mimicry align``; validate everything before writing; return the exit code."""
-    from .alignment import align
-    from .tasks.registry import load_suite
+    from ..tasks.registry import load_suite
+    from .cells import align
 
     for name, v in (("--n-boot", args.n_boot), ("--n-perm", args.n_perm)):
         if v < 100:

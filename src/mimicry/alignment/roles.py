@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import stats
+from .. import stats
 
 HUMAN = "human"
 RSA_MAX_PERM = 1000

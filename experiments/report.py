@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .io import atomic_write_text
-from .io import read_csv_if_exists as _read_csv
+from mimicry import __version__
+from mimicry.io import atomic_write_text
+from mimicry.io import read_csv_if_exists as _read_csv
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", df) | ("fig", path, caption)
 
@@ -93,7 +93,7 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
 
 def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
     roles_cfg = roles
-    from .probe_glue import save_figure
+    from .probing import save_figure
     from .report_figures import inflation_figure, negative_transfer_figure
 
     ad = run / "alignment"
@@ -181,7 +181,7 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
 
 def _colours(summ: dict) -> dict[str, str]:
     """Return model → colour in the order the alignment figures use (Okabe–Ito)."""
-    from .plots import PALETTE as OKABE_ITO
+    from mimicry.plots import PALETTE as OKABE_ITO
 
     return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(summ.get("models", []))}
 
@@ -397,7 +397,7 @@ def render_html(blocks: list[Block], title: str) -> str:
 def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run``; return both paths.
 
-    ``cfg``: the :class:`~mimicry.config.ExperimentConfig` (default: ``RUN/config.json``);
+    ``cfg``: the :class:`~experiments.config.ExperimentConfig` (default: ``RUN/config.json``);
     ``suite``: the task suite, for the suite table (left out when None).
     """
     import matplotlib

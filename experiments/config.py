@@ -3,7 +3,7 @@
 An experiment (``experiments/qwen-1.5b.toml``) names the models of one family with their
 roles, the task suites, and the settings of each stage. ``load_config(path)`` validates it
 (unknown keys, bad values: one line naming the file, the key and the fix) and returns an
-:class:`ExperimentConfig`; :mod:`mimicry.estimate` prints what it will cost before it runs.
+:class:`ExperimentConfig`; :mod:`experiments.cost` prints what it will cost before it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from mimicry.errors import InputError
 
 try:  # Python 3.11+
     import tomllib
@@ -158,7 +158,7 @@ class RelianceStageConfig:
     """Settings of the reliance stage (answers after the model's own reasoning, scrambled).
 
     Each teacher/student/control with reasoning answers again after its own traces with the
-    reasoning's content scrambled (:func:`mimicry.scramble.scramble_traces`, seed = the
+    reasoning's content scrambled (:func:`mimicry.traces.scramble.scramble_traces`, seed = the
     experiment's ``seed``); ``probes.reliance`` compares the accuracy with its own run.
 
     Fields:

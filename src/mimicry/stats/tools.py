@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as sps
 
-from .stats_core import _xy, pearson
+from .core import _xy, pearson
 
 # --------------------------------------------------------------------------- paired tests
 
@@ -265,3 +265,13 @@ def bh_fdr(pvals, *, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         qv[order] = np.minimum(ranked, 1.0)
         q[ok] = qv
     return q, np.where(ok, q <= alpha, False)
+
+
+def wilson_ci(k: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
+    """Return the Wilson score interval ``(low, high)`` for ``k`` successes of ``n``."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    p = np.divide(k, n, out=np.full_like(k, np.nan), where=n > 0)
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return centre - half, centre + half

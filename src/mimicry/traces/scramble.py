@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .traces import Trace
+from ..errors import InputError
+from .trace import Trace
 
 MARKER = re.compile(r"^(\s*(?:(?:step|Step|STEP)\s*\d+\s*[:.)]?|\d+\s*[.):]|[-*•>]|#+)\s+)")
 TAG = re.compile(r"^</?[A-Za-z_][\w-]*>$")
@@ -146,8 +146,8 @@ def scramble_file(src: str | Path, out: str | Path, *, mode: str = "within", see
     """Scramble a traces JSONL file into ``out`` (written atomically); return the row count."""
     import json
 
-    from .io import atomic_path
-    from .traces import read_traces
+    from ..io import atomic_path
+    from .trace import read_traces
 
     src, out = Path(src), Path(out)
     if src.resolve() == out.resolve():

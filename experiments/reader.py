@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
-from .io import read_csv_if_exists as _csv
+from mimicry.errors import InputError
+from mimicry.io import read_csv_if_exists as _csv
 
 
 class LazyCaches(Mapping):
@@ -35,7 +35,7 @@ class LazyCaches(Mapping):
         if key not in self._paths:
             raise KeyError(f"{key!r}: no such cache; have {sorted(self._paths)}")
         if key not in self._open:
-            from .store import open_cache
+            from mimicry.store import open_cache
 
             self._open[key] = open_cache(self._paths[key])
         return self._open[key]
@@ -96,7 +96,7 @@ class Run:
             extra = {p.stem: _csv(p) for p in sorted(d.glob("*.csv"))
                      if p.stem not in ("alignment", "exclusions", "items")}
             try:
-                from .alignment import AlignmentResult
+                from mimicry.alignment import AlignmentResult
 
                 self._alignment = AlignmentResult(
                     parts["table"], summary,
@@ -138,7 +138,7 @@ class Run:
 
     def traces(self, key: str) -> pd.DataFrame:
         """Return model ``key``'s traces as a DataFrame (one row per item)."""
-        from .traces import read_traces, traces_frame
+        from mimicry.traces import read_traces, traces_frame
 
         p = self.path / "traces" / f"{key}.jsonl"
         if not p.exists():

@@ -3,7 +3,7 @@
 Formulas (all printed numbers follow them; ``b`` = bytes per value, 2 for bf16):
 
 - tokens to generate (upper bound) = items × max_new_tokens, per model that generates;
-- weights = params × b (params from :mod:`mimicry.shapes`);
+- weights = params × b (params from :mod:`experiments.shapes`);
 - KV cache at the max length = 2 (K,V) × layers × kv_heads × head_dim × b × seq_len × batch,
   with seq_len = longest prompt + max_new_tokens;
 - capture working set = (layers + 1) × seq_len × d_model × b (every hidden state of one

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import InputError
+from mimicry.errors import InputError
 
 PROBES = ("difficulty", "entropy", "similarity", "planning", "ablation", "verdict", "reliance")
 
@@ -75,7 +75,7 @@ def _named(specs: list[str]) -> dict[str, Path]:
 
 
 def _open(paths: dict[str, Path]) -> dict:
-    from .store import open_cache
+    from mimicry.store import open_cache
 
     return {k: open_cache(v) for k, v in paths.items()}
 
@@ -90,7 +90,7 @@ def _probe(args: argparse.Namespace) -> int:
     names = list(caches)
     tasks = None
     if args.tasks:
-        from .tasks.registry import load_suite
+        from mimicry.tasks.registry import load_suite
 
         tasks = load_suite(args.tasks)
     if args.target == "human" and tasks is None and args.name in ("difficulty", "entropy",
@@ -172,11 +172,11 @@ def _reliance(args: argparse.Namespace) -> int:
 
 
 def _scramble(args: argparse.Namespace) -> int:
-    from .scramble import scramble_file
+    from mimicry.traces.scramble import scramble_file
 
     tok = None
     if args.tokenizer:
-        from .models import ModelSpec, load_tokenizer
+        from mimicry.models import ModelSpec, load_tokenizer
 
         tok = load_tokenizer(ModelSpec(args.tokenizer))
     n = scramble_file(args.traces, args.out, mode=args.mode, seed=args.seed, tokenizer=tok)

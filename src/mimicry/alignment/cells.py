@@ -5,7 +5,7 @@ exclusions, and returns an :class:`AlignmentResult`: per model × task Pearson r
 vs the human measure (log RT in ms, or the error rate for accuracy-only tasks) with a
 percentile bootstrap CI over items and a permutation p, Spearman alongside; per model r̄ by
 Fisher z and the across-task r of task means; and, with roles, the teacher/student/base
-comparisons in :mod:`mimicry.alignment_roles`. Every statistic is defined in docs/alignment.md.
+comparisons in :mod:`mimicry.alignment.roles`. Every statistic is defined in docs/alignment.md.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import stats
-from .errors import InputError, MimicryError
-from .tasks.items import TaskSuite
-from .traces import Trace, read_traces
+from .. import stats
+from ..errors import InputError, MimicryError
+from ..tasks.items import TaskSuite
+from ..traces import Trace, read_traces
 
 ROLE_NAMES = ("teacher", "student", "base")
 COSTS = ("reasoning_tokens", "total_tokens")
@@ -54,7 +54,7 @@ class AlignmentResult:
 
     def figures(self) -> dict[str, Any]:
         """Return ``{"scatter": Figure, "forest": Figure[, "delta_r": Figure]}``."""
-        from . import plots
+        from .. import plots
 
         figs = {"scatter": plots.scatter_figure(self.points, self.table),
                 "forest": plots.forest_figure(self.table, self.summary.get("per_model", {}))}
@@ -68,8 +68,8 @@ class AlignmentResult:
 
         Everything is written into a temporary folder first and moved in only when complete.
         """
-        from . import plots
-        from .io import atomic_write_json
+        from .. import plots
+        from ..io import atomic_write_json
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ def align(traces: Iterable[Trace | str | Path], suite: TaskSuite, *,
     ``"reasoning_tokens"`` (default) or ``"total_tokens"`` (reasoning + answer, for models that
     do not use ``<think>``). Raises :class:`InputError` for traces of items not in the suite.
     """
-    from . import alignment_roles
+    from . import roles as alignment_roles
 
     if cost not in COSTS:
         raise MimicryError(f"unknown cost {cost!r}", fix=f"use one of {', '.join(COSTS)}")
@@ -303,7 +303,7 @@ def _summary(table: pd.DataFrame, pts: pd.DataFrame, exclusions: pd.DataFrame,
 
     import scipy
 
-    from . import __version__
+    from .. import __version__
 
     per_model = {}
     for m in models:

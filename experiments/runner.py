@@ -16,16 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import STAGES, ExperimentConfig, config_from_dict, load_config
-from .errors import InputError, MimicryError
-from .estimate import estimate_model, format_estimates
-from .io import atomic_write_json
-from .pipeline import STAGE_FUNCS, write_status
-from .runsupport import check_fetchable, load_suites, model_source
-from .shapes import shape_for
+from mimicry import __version__
+from mimicry.errors import InputError, MimicryError
+from mimicry.io import atomic_write_json
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "experiments"
+from .config import STAGES, ExperimentConfig, config_from_dict, load_config
+from .cost import estimate_model, format_estimates
+from .shapes import shape_for
+from .stages import STAGE_FUNCS, write_status
+from .support import check_fetchable, load_suites, model_source
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
 # experiments/organism.toml as data, so `mimicry demo` works from an installed wheel too
 # (a test checks that the two agree).
@@ -53,7 +54,7 @@ ORGANISM_CONFIG: dict[str, Any] = {
 
 def organism_config(**overrides: Any) -> ExperimentConfig:
     """Return the organism experiment (``experiments/organism.toml``) with overrides."""
-    path = REPO_CONFIGS / "organism.toml"
+    path = CONFIGS / "organism.toml"
     if path.exists():
         return load_config(path, overrides)
     return config_from_dict({**ORGANISM_CONFIG, **overrides}, source="<organism>")
@@ -103,8 +104,9 @@ def _needs_weights(cfg: ExperimentConfig, run: Path, todo: list[str]):
 
 def _known_without_reasoning(run: Path, key: str) -> bool:
     """Return whether ``key``'s traces exist and hold no reasoning (reliance skips it)."""
-    from .runsupport import traces_path
-    from .traces import read_traces
+    from mimicry.traces import read_traces
+
+    from .support import traces_path
 
     p = traces_path(run, key)
     if not p.exists():
@@ -196,7 +198,7 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
 
 def print_norms_summary() -> None:
     """Print the bundled human norms: suites, items, norm source, reliability."""
-    from .runsupport import lookup
+    from .support import lookup
 
     summary, why = lookup("mimicry.tasks.registry", "suite_summary")
     if summary is None:
@@ -237,7 +239,7 @@ def demo(out: str | Path = "cache/demo", *, max_items: int | None = None,
 
 def _ensure_organism(cfg: ExperimentConfig, out: Path) -> None:
     """Point organism models at trained checkpoints; train them into ``out`` if none ship."""
-    from .runsupport import lookup
+    from .support import lookup
 
     ckpt, why = lookup("mimicry.organism", "checkpoint_path")
     if ckpt is None:

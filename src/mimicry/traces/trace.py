@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
-from .io import append_jsonl, read_jsonl
+from ..errors import InputError
+from ..io import append_jsonl, read_jsonl
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import CacheMismatchError, InputError
+from ..errors import CacheMismatchError, InputError
 
 SCHEMA = "mimicry.cache/1"
 # Root attrs a resumed capture must match exactly (capture_config is compared by identity).
@@ -67,7 +67,7 @@ def read_attrs(f) -> dict:
 
 def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
     """Raise :class:`CacheMismatchError` naming the first attr where ``found`` != ``expected``."""
-    from .capture.config import CaptureConfig
+    from ..capture.config import CaptureConfig
 
     fix = "write to a new --out path, or delete the file (and its .parts folder) to start over"
     if found.get("schema") != SCHEMA:

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mimicry.errors import InputError, ModelNotFoundError
+from mimicry.io import atomic_path, atomic_write_json
+from mimicry.traces import append_traces, read_traces
+
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
-from .errors import InputError, ModelNotFoundError
-from .io import atomic_path, atomic_write_json
-from .runsupport import call, lookup, model_spec, reliance_paths, traces_path
-from .traces import append_traces, read_traces
+from .support import call, lookup, model_spec, reliance_paths, traces_path
 
 
 @dataclass
@@ -215,9 +216,9 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
 
 def _write_scrambled(src: Path, dst: Path, seed: int, suite, notes: list[str]) -> bool:
     """Write content-scrambled copies of ``src`` traces to ``dst``; False if unavailable."""
-    scramble, why = lookup("mimicry.scramble", "scramble_traces")
+    scramble, why = lookup("mimicry.traces.scramble", "scramble_traces")
     if scramble is None:
-        scramble, why = lookup("mimicry.scramble", "scramble")
+        scramble, why = lookup("mimicry.traces.scramble", "scramble")
     if scramble is None:
         notes.append(f"scrambled traces: {why}")
         return False
@@ -245,7 +246,7 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     whose load fails are noted and make the stage ``partial``.
     """
     answer_after, why = lookup("mimicry.generate.forced", "answer_after")
-    scramble, why2 = lookup("mimicry.scramble", "scramble_traces")
+    scramble, why2 = lookup("mimicry.traces.scramble", "scramble_traces")
     if answer_after is None or scramble is None:
         return StageResult("unavailable", [why or why2])
     loadable = {m.key for m in cfg.reliance_models()}
@@ -374,7 +375,7 @@ def _fresh_forced(cfg: ExperimentConfig, m: ModelConfig, forced: Path, notes: li
 
 def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Run each configured probe that is installed; write ``probes/<name>.csv`` and figures."""
-    from .probe_glue import run_probe
+    from .probing import run_probe
 
     notes: list[str] = []
     done = 0

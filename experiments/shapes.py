@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from mimicry.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..capture.base import EncodedItem, ItemActivations
 from ..errors import CacheMismatchError, MimicryError
-from ..store import (
+from .reader import (
     ITEM_INT_COLUMNS,
     ITEM_STR_COLUMNS,
     RAGGED,
@@ -35,7 +36,6 @@ from ..store import (
     parts_dir,
     read_attrs,
 )
-from .base import EncodedItem, ItemActivations
 
 _PART = re.compile(r"^part-(\d{6})\.h5$")
 CHUNK_BYTES = 1 << 19  # target chunk size: 512 KiB

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mimicry.errors import ModelNotFoundError
+from mimicry.models import ModelSpec
+
 from .config import ExperimentConfig, ModelConfig
-from .errors import ModelNotFoundError
-from .models import ModelSpec
 
 
 def lookup(module: str, attr: str) -> tuple[Any | None, str]:
@@ -129,9 +130,9 @@ def check_fetchable(m: ModelConfig, config_file: str) -> None:
 
 def load_suites(cfg: ExperimentConfig):
     """Return one :class:`TaskSuite` with the items of all of ``cfg.suites`` (capped per task)."""
-    from .errors import InputError
-    from .tasks.items import TaskSuite
-    from .tasks.registry import load_suite
+    from mimicry.errors import InputError
+    from mimicry.tasks.items import TaskSuite
+    from mimicry.tasks.registry import load_suite
 
     items, reliability, synthetic, sources = [], {}, False, []
     seen: set[str] = set()

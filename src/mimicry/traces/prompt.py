@@ -6,7 +6,7 @@ the text the model saw when it generated.
 
 from __future__ import annotations
 
-from .traces import THINK_CLOSE, THINK_OPEN
+from .trace import THINK_CLOSE, THINK_OPEN
 
 
 def render_prompt(tokenizer, prompt: str, chat_template: str = "auto") -> str:

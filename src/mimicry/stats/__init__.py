@@ -1,8 +1,8 @@
 """Statistical primitives shared by alignment and the probes (numpy/scipy only, vectorised).
 
 Import everything from here (``from mimicry.stats import correlate, fisher_mean, mcnemar``);
-the code lives in :mod:`mimicry.stats_core` (correlations, bootstrap, permutation, Fisher z,
-paired Δr) and :mod:`mimicry.stattools` (McNemar, paired tests, OLS, Cook's distance, RDM/RSA,
+the code lives in :mod:`mimicry.stats.core` (correlations, bootstrap, permutation, Fisher z,
+paired Δr) and :mod:`mimicry.stats.tools` (McNemar, paired tests, OLS, Cook's distance, RDM/RSA,
 KL divergence, BH-FDR).
 
 Conventions: every resampling function takes ``seed`` and draws from
@@ -11,7 +11,7 @@ percentile intervals by default (``ci="percentile"`` for the plain one); permuta
 p-values are two-sided with the +1 correction, ``p = (1 + #{|stat*| >= |stat|}) / (n_perm + 1)``; arrays are ``[n]`` unless stated.
 """
 
-from .stats_core import (
+from .core import (
     CorrDiff,
     CorrResult,
     FisherMean,
@@ -31,7 +31,7 @@ from .stats_core import (
     permutation_p,
     spearman,
 )
-from .stattools import (
+from .tools import (
     McNemarResult,
     OLSResult,
     PairedTest,
@@ -44,6 +44,7 @@ from .stattools import (
     paired_test,
     rdm,
     rsa,
+    wilson_ci,
 )
 
 __all__ = [
@@ -53,5 +54,5 @@ __all__ = [
     "correlate", "exact_permutation_p", "fisher_ci", "fisher_mean", "kl_divergence", "mcnemar",
     "ols", "paired_corr_diff", "paired_test", "pearson", "percentile_ci", "permutation_indices",
     "permutation_null",
-    "permutation_p", "rdm", "rsa", "spearman",
+    "permutation_p", "rdm", "rsa", "spearman", "wilson_ci",
 ]

@@ -12,18 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from mimicry.stats import wilson_ci  # noqa: F401  (re-exported for the report)
+
 ROLE_COLOURS = {"teacher": "#0072B2", "student": "#D55E00", "base": "#009E73",
                 "control": "#CC79A7"}
 
 
-def wilson_ci(k: np.ndarray, n: np.ndarray, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
-    """Return the Wilson score interval ``(low, high)`` for ``k`` successes of ``n``."""
-    k, n = np.asarray(k, float), np.asarray(n, float)
-    p = np.divide(k, n, out=np.full_like(k, np.nan), where=n > 0)
-    denom = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return centre - half, centre + half
 
 
 def negative_transfer_figure(nt: pd.DataFrame, student: str = "student", base: str = "base",

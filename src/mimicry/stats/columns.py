@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from mimicry.stats import bootstrap_corr, bootstrap_indices, percentile_ci
+from .core import bootstrap_corr, bootstrap_indices, percentile_ci
 
 
 def _rank(a: np.ndarray, axis: int = 0) -> np.ndarray:

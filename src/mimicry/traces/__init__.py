@@ -1,0 +1,25 @@
+"""traces: what a model wrote, and the text it is read back as.
+
+Modules: ``trace`` (the :class:`Trace` row, JSONL read/append, splitting a completion into
+reasoning and answer), ``prompt`` (how a prompt is shown to a model: its chat template or the
+raw text), ``scramble`` (format-preserving content scrambles of the reasoning). New code that
+builds or reads trace text goes here.
+"""
+
+from __future__ import annotations
+
+from .prompt import prompt_opens_think, render_prompt
+from .scramble import scramble_file, scramble_text, scramble_traces
+from .trace import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    Trace,
+    append_traces,
+    read_traces,
+    split_reasoning,
+    traces_frame,
+)
+
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "Trace", "append_traces", "prompt_opens_think",
+           "read_traces", "render_prompt", "scramble_file", "scramble_text", "scramble_traces",
+           "split_reasoning", "traces_frame"]
