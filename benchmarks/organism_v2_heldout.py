@@ -7,8 +7,8 @@ Protocol (docs/organism.md, "Organism v2: held-out protocol"): the verdict rule 
 a commit whose message starts with "verdict: freeze rule" BEFORE any evaluation seed is trained.
 The script refuses to start without such a commit in ``git log`` (``--allow-unfrozen`` only for
 trying the script itself; its output is then marked NOT HELD OUT). For each seed it trains the
-v2 set (``mimicry.organism.v2.train``), runs ``experiments/organism-v2.toml`` on it through the
-runner (generate → align → capture → reliance → probes → verdict → report), and copies the
+v2 set (``mimicry.organism.v2.train``), runs ``experiments/configs/organism-v2.toml`` on it
+through the runner (generate → align → capture → reliance → probes → verdict → report), and copies the
 evidence files (``probes/verdict*.csv``, ``alignment/alignment.csv``, ``probes/reliance.csv``)
 to ``DOCS/seed-N/``; ``DOCS/calls.csv`` lists every call as it came out next to the ground
 truth (mastery: policy transfer; the three others: surface mimicry), with the rule's commit.
@@ -42,14 +42,14 @@ def run_seed(seed: int, out: Path, docs: Path, repo: Path) -> list[dict]:
     """Train + run one evaluation seed; copy its evidence; return its call rows."""
     import pandas as pd
 
-    from mimicry.config import load_config
+    from experiments.config import load_config
+    from experiments.runner import run_experiment
     from mimicry.organism.v2.train import train
-    from mimicry.runner import run_experiment
 
     models = out / f"seed-{seed}" / "models"
     if not (models / "train_summary.json").exists():
         train(models, seed=seed)
-    cfg = load_config(repo / "experiments" / "organism-v2.toml")
+    cfg = load_config(repo / "experiments" / "configs" / "organism-v2.toml")
     cfg.seed = seed
     for m in cfg.models:
         m.local_path = str(models / m.name.removeprefix("organism:v2/"))
