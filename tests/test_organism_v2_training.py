@@ -16,12 +16,13 @@ def test_reward_matches_a_hand_computation():
 
     # reasoning "3 s1 +4 7 7 |" = 6 tokens; right answer: 1 - 6 * 0.02 = 0.88
     assert reward_value("<think> 3 s1 +4 7 7 | </think> 7", "7", 0.02) == pytest.approx(0.88)
-    # wrong answer: only the cost
-    assert reward_value("<think> 3 s1 +4 7 7 | </think> 5", "7", 0.02) == pytest.approx(-0.12)
-    # "sum digit" answers count by their last digit (as the scorer does)
+    # wrong answer: nothing, whatever its length (the cost is charged on right answers only)
+    assert reward_value("<think> 3 s1 +4 7 7 | </think> 5", "7", 0.02) == 0.0
+    assert reward_value("<think> 3 </think> 5", "7", 0.02) == 0.0
+    # "sum digit" answers count by their last digit (as the scorer does): 1 - 1 * 0.1
     assert reward_value("<think> 3 </think> 14 7", "7", 0.1) == pytest.approx(0.9)
-    # never closed: all of it is reasoning (6 tokens), no correctness even with a 7 in it
-    assert reward_value("<think> 3 s1 +4 7 7 7", "7", 0.05) == pytest.approx(-0.30)
+    # never closed: no answer, even with a 7 in it
+    assert reward_value("<think> 3 s1 +4 7 7 7", "7", 0.05) == 0.0
     # no reasoning at all, right answer: the full reward
     assert reward_value("<think> </think> 7", "7", 0.05) == pytest.approx(1.0)
     tok = build_tokenizer()
@@ -31,7 +32,7 @@ def test_reward_matches_a_hand_computation():
     ids = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in texts]
     got = fn(prompts=[""] * 3, completions=["ignored"] * 3, completion_ids=ids,
              answer=["7", "7", "7"])
-    assert got == pytest.approx([1 - 0.12, 1 - 0.08, -0.04])
+    assert got == pytest.approx([1 - 0.12, 1 - 0.08, 0.0])
 
 
 def _mini(**kw):
