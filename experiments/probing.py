@@ -178,7 +178,8 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
     if not ctx.teacher:
         return []
     r = ctx.results
-    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation") if name in r}
+    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation", "compute",
+                                            "steer", "patch") if name in r}
     one = {name: r[name].get("all") for name in ("planning", "entropy", "reliance")
            if name in r}
     first = ctx.cfg.roles().get("student")
@@ -191,11 +192,22 @@ def _verdict(fn: Callable, ctx: _Ctx) -> Units:
             else ctx.run / "alignment" / "pairs" / k
         out += _unit(ctx, k, fn, teacher=ctx.teacher, students=[k],
                      alignment=align_dir if (align_dir / "summary.json").exists() else None,
-                     **per, **one, **ctx.opts)
+                     known_models=[m.key for m in ctx.cfg.models], **per, **one, **ctx.opts)
     return out
 
 
+def _mech(name: str) -> Callable[[Callable, _Ctx], Units]:
+    def adapter(fn: Callable, ctx: _Ctx) -> Units:
+        from . import mechanistic
+
+        return getattr(mechanistic, f"{name}_units")(fn, ctx)
+    return adapter
+
+
 ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
+    "compute": _mech("compute"),
+    "steer": _mech("steer"),
+    "patch": _mech("patch"),
     "ablation": _ablation,
     "reliance": _reliance,
     "verdict": _verdict,
@@ -302,8 +314,9 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
     ``<key>__scrambled.h5`` (over scrambled teacher traces), and ``RUN/traces/<key>.jsonl``,
     which it aligns once per student with roles teacher/student/base (so Δr and negative
     transfer exist for every student), and ``RUN/traces/<key>__after_scrambled.jsonl``
-    (answers after the model's own reasoning scrambled: ``probes.reliance``) when present.
-    ``tasks``: the suite (name, file or TaskSuite).
+    (answers after the model's own reasoning scrambled: ``probes.reliance``) when present, with
+    its controls ``<key>__after_empty.jsonl`` / ``<key>__after_filler.jsonl`` (answers after an
+    empty / a length-matched filler reasoning) when present. ``tasks``: the suite.
     """
     from mimicry import open_cache
     from mimicry.alignment import align
@@ -335,12 +348,17 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
     tr = run / "traces"
     traces = {k: read_traces(tr / f"{k}.jsonl") for k in (teacher, base, *students)
               if k and (tr / f"{k}.jsonl").exists()}
-    own_t, forced_t = [], []
+    own_t, forced_t, ctrl = [], [], {"empty": [], "filler": []}
     for k in (teacher, *students):
         forced = reliance_paths(run, k)[1]
         if forced.exists() and k in traces:
             own_t += traces[k]
             forced_t += read_traces(forced)
+            for c in ctrl:   # reliance controls (mimicry.generate.controls), when answered
+                f = forced.with_name(f"{k}__after_{c}.jsonl")
+                if f.exists():
+                    ctrl[c] += read_traces(f)
+    ctrl = {c: v for c, v in ctrl.items() if v}
     if suite is not None and teacher in traces:
         names = {k: t[0].model for k, t in traces.items() if t}
         alignment = {}
@@ -355,7 +373,7 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
                                  progress=False)
     return run_all(own, teacher=teacher, students=students, tasks=suite, alignment=alignment,
                    ablation=abl or None, similarity_caches=cross, model_names=names,
-                   reliance=(own_t, forced_t) if forced_t else None, **kw)
+                   reliance=(own_t, forced_t, ctrl) if forced_t else None, **kw)
 
 
 def _by_name(traces: dict[str, list], name: str) -> list:

@@ -15,6 +15,8 @@ import base64
 import html
 import json
 import math
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from mimicry import __version__
 from mimicry.io import atomic_write_text
 from mimicry.io import read_csv_if_exists as _read_csv
 
-Block = tuple  # ("h", level, text) | ("p", text) | ("table", df) | ("fig", path, caption)
+Block = tuple  # ("h", level, text) | ("p", text) | ("table", df[, csv]) | ("fig", path, caption)
 
 PROBE_TITLES = {
     "difficulty": "Difficulty probe: ρ by layer (cross-validated ridge, 95% CI)",
@@ -34,6 +36,9 @@ PROBE_TITLES = {
     "planning": "Planning: does the last prompt state predict the effort to come?",
     "ablation": "Ablation: own vs teacher vs content-scrambled traces",
     "reliance": "Reliance: accuracy after the model's own reasoning vs after it scrambled",
+    "compute": "Computation: the gold answer decoded along the model's own reasoning",
+    "steer": "Steering along effort directions: dose–response vs random directions",
+    "patch": "Patching the plan state (last_prompt) between hard and easy items",
     "verdict": "Verdict",
 }
 BEHAVIOUR_PROBES = ("reliance",)  # shown under Behaviour: they read traces, not activations
@@ -57,6 +62,22 @@ def _fmt(v: Any) -> str:
             return f"{v:.2e}"
         return f"{v:.3f}"
     return str(v)
+
+
+_COUNT = re.compile(r"^(n|k|n_.*|.*_n|.*_only|.*layer.*|head|bin|items|.*tokens.*|.*count.*|"
+                    r"forced_cut|total|row|rows)$")
+
+
+def _ints(df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` with count-like float columns holding whole numbers as integers."""
+    out = df.copy()
+    for c in out.columns:
+        col = out[c]
+        if col.dtype.kind == "f" and _COUNT.match(str(c)):
+            v = col.dropna()
+            if len(v) and (v == v.round()).all():
+                out[c] = col.astype("Int64")
+    return out
 
 
 def _read_json(path: Path) -> dict:
@@ -93,8 +114,9 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
 
 def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
     roles_cfg = roles
+    from mimicry.alignment.figures import inflation_figure, negative_transfer_figure
+
     from .probing import save_figure
-    from .report_figures import inflation_figure, negative_transfer_figure
 
     ad = run / "alignment"
     out: list[Block] = [("h", 2, "Behaviour: does reasoning cost track human difficulty?")]
@@ -147,10 +169,13 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
             across = (s.get("negative_transfer") or {}).get("across_tasks")
             if across:
                 out.append(("p", "Across tasks (paired test): " + _kv(across)))
-            fig = negative_transfer_figure(nt, roles.get("student", "student"),
-                                           roles.get("base", "base"), _colours(summ))
-            out += _save_and_fig(fig, d / "negative_transfer", save_figure,
-                                 "Accuracy per task, base vs student (95% Wilson CIs).")
+            cap = "Accuracy per task, base vs student (95% Wilson CIs)."
+            if (d / "negative_transfer.png").exists():  # drawn by the align stage
+                out += _fig(d / "negative_transfer.png", cap)
+            else:
+                fig = negative_transfer_figure(nt, roles.get("student", "student"),
+                                               roles.get("base", "base"))
+                out += _save_and_fig(fig, d / "negative_transfer", save_figure, cap)
         inf = _read_csv(d / "inflation.csv")
         if inf is not None and len(inf):
             info = s.get("inflation") or {}
@@ -165,10 +190,15 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                 out.append(("p", "No task has a defined inverse efficiency for both models: "
                             "no inflation-law figure."))
             else:
-                fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"))
-                out += _save_and_fig(fig, d / "inflation", save_figure,
-                                     "Inverse efficiency (tokens per correct answer), one "
-                                     "point per task, with the fitted slope and its 95% CI.")
+                cap = ("Inverse efficiency (tokens per correct answer), one point per task, "
+                       "with the fitted slope and its 95% CI.")
+                if (d / "inflation.png").exists():  # drawn by the align stage
+                    out += _fig(d / "inflation.png", cap)
+                else:
+                    fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"),
+                                           student=roles.get("student", "student"),
+                                           base=roles.get("base", "base"))
+                    out += _save_and_fig(fig, d / "inflation", save_figure, cap)
     ex = summ.get("exclusions")
     if ex is not None:
         out += [("h", 3, "Exclusions"),
@@ -177,13 +207,6 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                  + (_kv(ex.get("by_model", {})) or "none") + ". Details: alignment/"
                  "exclusions.csv.")]
     return out
-
-
-def _colours(summ: dict) -> dict[str, str]:
-    """Return model → colour in the order the alignment figures use (Okabe–Ito)."""
-    from mimicry.plots import PALETTE as OKABE_ITO
-
-    return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(summ.get("models", []))}
 
 
 def _role_of(model: str, summ: dict) -> str:
@@ -246,13 +269,10 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
                 ("p", "Evidence behind each call (value with 95% CI, and what it reads as):")]
     extras = sorted(p.name for p in (run / "probes").glob(f"{name}_*.csv")
                     if p.name != f"{name}_calls.csv")
-    if len(t) > MAX_ROWS:
-        out.append(("p", f"First {MAX_ROWS} of {len(t)} rows; full table: probes/{name}.csv."))
-        t = t.head(MAX_ROWS)
     if "unit" in t.columns and any(c != "unit" and t[c].astype(str).equals(t["unit"].astype(str))
                                    for c in t.columns):
         t = t.drop(columns=["unit"])  # the same as another column (e.g. student)
-    out.append(("table", t))
+    out.append(("table", t, run / "probes" / f"{name}.csv"))
     if extras:
         out.append(("p", "More tables: " + ", ".join(f"probes/{e}" for e in extras) + "."))
     for png in sorted((run / "probes").glob(f"{name}__*.png")):
@@ -262,22 +282,17 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
 
 
 def _summary_blocks(run: Path) -> list[Block]:
-    """Return the headline: r̄ per model and the verdict calls (only what exists)."""
-    lines = []
-    per = _read_json(run / "alignment" / "summary.json").get("per_model", {})
-    rb = [f"{m} {_fmt(d.get('r_bar'))} " + (
-          f"[{_fmt(d.get('ci_low'))}, {_fmt(d.get('ci_high'))}]" if d.get("ci_low") is not None
-          else f"(k = {d.get('k')} task; its bootstrap CI is in the table below)")
-          for m, d in per.items() if d.get("r_bar") is not None]
-    if rb:
-        lines.append("Mean alignment r̄ (Fisher z over tasks, 95% CI): " + "; ".join(rb) + ".")
-    calls = _read_csv(run / "probes" / "verdict_calls.csv")
-    if calls is not None and len(calls) and {"student", "call"} <= set(calls.columns):
-        lines.append("Verdict: " + "; ".join(f"{r.student}: **{r.call}**"
-                                            for r in calls.itertuples()) + ".")
-    if not lines:
+    """Return the headline: one row per model (r̄, Δr, reliance, call, what decided it)."""
+    from .headline import headline
+
+    df = headline(run)
+    if not len(df) or (df.iloc[:, 2:] .replace("", "–") == "–").all().all():
         return []
-    return [("h", 2, "Summary"), ("p", " ".join(lines))]
+    return [("h", 2, "Summary"), ("table", df),
+            ("p", "r̄: Pearson r of log reasoning tokens with the difficulty norm, Fisher z over "
+             "tasks (one task: its bootstrap CI). Δr = r(student) − r(teacher), paired "
+             "bootstrap. reliance = accuracy after the model's own reasoning − after it "
+             "scrambled. The call and the rules that decided it come from the verdict below.")]
 
 
 def _suite_blocks(suite) -> list[Block]:
@@ -307,7 +322,7 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     models = cfg.get("models", [])
     if models:
         blocks += [("h", 2, "Models"), ("table", pd.DataFrame(
-            [{"key": m["key"], "role": m["role"], "name": m["name"], "label": m.get("label") or "",
+            [{"key": m["key"], "role": m["role"], "name": m["name"], "label": m.get("label") or m["key"],
               "local_path": m.get("local_path") or ""} for m in models]))]
     roles = {m["key"]: m["role"] for m in models}
     from .config import STAGES
@@ -347,7 +362,14 @@ def render_markdown(blocks: list[Block], run: Path) -> str:
         elif b[0] == "p":
             parts.append(b[1])
         elif b[0] == "table":
-            parts.append(_md_table(b[1]) if len(b[1]) else "_(empty table)_")
+            df, csv = _ints(b[1]), (b[2] if len(b) > 2 else None)
+            link = f"[{csv.relative_to(run).as_posix()}]({csv.relative_to(run).as_posix()})" \
+                if csv is not None and csv.exists() else None
+            if len(df) > MAX_ROWS and link:
+                parts.append(_md_table(df.head(MAX_ROWS)) + f"\n\nFirst {MAX_ROWS} of {len(df)} "
+                             f"rows; the full table: {link}.")
+            else:
+                parts.append(_md_table(df) if len(df) else "_(empty table)_")
         elif b[0] == "fig":
             rel = b[1].relative_to(run).as_posix()
             pdf = b[1].with_suffix(".pdf")
@@ -356,10 +378,15 @@ def render_markdown(blocks: list[Block], run: Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#222}table{border-collapse:collapse;font-size:13px;margin:.6em 0}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+_CSS = """body{font-family:system-ui,sans-serif;max-width:min(96vw,1600px);margin:2em auto;
+padding:0 1em;color:#222}p{max-width:75em;line-height:1.45}
+.tw{overflow-x:auto;max-width:100%;margin:.6em 0}.tw.long{max-height:32em;overflow-y:auto}
+table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;position:sticky;top:0}
+td:first-child,th:first-child{text-align:left}
+td.wrap{white-space:normal;min-width:28em;text-align:left}.csv{font-size:12px;color:#555}
+figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee;cursor:zoom-in}
 figcaption{font-size:13px;color:#555}h1,h2{border-bottom:1px solid #ddd}"""
 
 
@@ -370,8 +397,12 @@ def _inline(text: str) -> str:
     return s
 
 
-def render_html(blocks: list[Block], title: str) -> str:
-    """Return the blocks as one self-contained HTML page (figures embedded as base64 PNG)."""
+def render_html(blocks: list[Block], title: str, run: Path | None = None) -> str:
+    """Return the blocks as one self-contained HTML page (figures embedded as base64 PNG).
+
+    Wide tables scroll sideways, long ones scroll inside a box and link their CSV; a click on
+    a figure opens the PNG beside the report at full size (``run``: the report's folder).
+    """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{_CSS}</style></head><body>"]
     for b in blocks:
@@ -380,18 +411,35 @@ def render_html(blocks: list[Block], title: str) -> str:
         elif b[0] == "p":
             parts.append(f"<p>{_inline(b[1])}</p>")
         elif b[0] == "table":
-            df = b[1]
+            df = _ints(b[1])
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
+            body = "".join("<tr>" + "".join(_td(_fmt(v)) for v in row)
                            + "</tr>" for row in df.itertuples(index=False))
-            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            long = " long" if len(df) > MAX_ROWS else ""
+            parts.append(f"<div class='tw{long}'><table><thead><tr>{head}</tr></thead>"
+                         f"<tbody>{body}</tbody></table></div>")
+            csv = b[2] if len(b) > 2 else None
+            if csv is not None and csv.exists():
+                rel = _rel(csv, run)
+                parts.append(f"<p class='csv'>{len(df)} rows; as CSV: <a href='{rel}'>"
+                             f"{html.escape(rel)}</a></p>")
         elif b[0] == "fig":
             data = base64.b64encode(b[1].read_bytes()).decode()
-            parts.append(f"<figure><img alt='{html.escape(b[2])}' "
-                         f"src='data:image/png;base64,{data}'><figcaption>"
-                         f"{html.escape(b[2])}</figcaption></figure>")
+            img = f"<img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"
+            parts.append(f"<figure><a href='{_rel(b[1], run)}' target='_blank' "
+                         f"title='open full size'>{img}</a><figcaption>{html.escape(b[2])} "
+                         f"(click to open full size)</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _td(text: str) -> str:
+    wrap = " class='wrap'" if len(text) > 60 else ""  # long prose wraps; numbers never do
+    return f"<td{wrap}>{html.escape(text)}</td>"
+
+
+def _rel(path: Path, run: Path | None) -> str:
+    return html.escape(Path(os.path.relpath(path, run)).as_posix() if run else path.as_posix())
 
 
 def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
@@ -408,5 +456,5 @@ def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
     blocks = build_blocks(run, cfg_dict, suite)
     title = blocks[0][2]
     md = atomic_write_text(run / "report.md", render_markdown(blocks, run))
-    page = atomic_write_text(run / "report.html", render_html(blocks, title))
+    page = atomic_write_text(run / "report.html", render_html(blocks, title, run))
     return md, page

@@ -23,7 +23,6 @@ from mimicry.io import atomic_write_json
 from .config import STAGES, ExperimentConfig, config_from_dict, load_config
 from .cost import estimate_model, format_estimates
 from .shapes import shape_for
-from .stages import STAGE_FUNCS, write_status
 from .support import check_fetchable, load_suites, model_source
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -42,7 +41,10 @@ ORGANISM_CONFIG: dict[str, Any] = {
                 "entropy": "exact", "store_dtype": "float32", "batch_tokens": 4096,
                 "cross": True},
     "probes": {"names": ["difficulty", "entropy", "similarity", "planning", "ablation",
-                         "reliance", "verdict"]},
+                         "reliance", "compute", "steer", "patch", "verdict"],
+               "options": {"steer": {"alphas": [-1.0, 1.0], "n_random": 20,
+                                     "max_new_tokens": 64},
+                           "patch": {"max_new_tokens": 64}}},
     "models": [
         {"key": k, "name": f"organism:{k}", "role": r, "dtype": "float32"}
         for k, r in [("teacher", "teacher"), ("base", "base"),
@@ -117,6 +119,21 @@ def _known_without_reasoning(run: Path, key: str) -> bool:
         return False
 
 
+def _longest_answer(run: Path, key: str) -> int | None:
+    """Return the longest answer (tokens) in the model's own traces in ``run``, if any."""
+    path = run / "traces" / f"{key}.jsonl"
+    if not path.is_file():
+        return None
+    longest = 0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                longest = max(longest, int(json.loads(line).get("answer_tokens") or 0))
+            except (ValueError, TypeError, AttributeError):
+                continue
+    return longest or None
+
+
 def dry_run_text(cfg: ExperimentConfig, run: Path, todo: list[str], suite) -> str:
     """Return the cost estimate and plan, computed from shapes (nothing is downloaded)."""
     n_items = len(suite) if suite is not None else 0
@@ -132,7 +149,8 @@ def dry_run_text(cfg: ExperimentConfig, run: Path, todo: list[str], suite) -> st
             shape = shape_for(m.name, local)
         except MimicryError as e:
             shape, why = None, e.render()
-        est = estimate_model(cfg, m, shape, n_items, prompt_tokens)
+        est = estimate_model(cfg, m, shape, n_items, prompt_tokens,
+                             longest_answer=_longest_answer(run, m.key))
         if why:
             est.warnings = [why]
         ests.append(est)
@@ -154,6 +172,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         if not dry_run:
             raise
         suite = None
+    from mimicry.plots import set_model_roles
+
+    set_model_roles({m.key: m.role for m in cfg.models})  # one colour per model, every figure
     todo = plan_stages(run, cfg, stages, force)
     print(dry_run_text(cfg, run, todo, suite), flush=True)
     skipped = [s for s in stages if s not in todo]
@@ -177,6 +198,8 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
             continue
         print(f"[{k}/{len(stages)}] {stage} ...", flush=True)
         t0 = time.time()
+        from .stages import STAGE_FUNCS, write_status  # pandas, torch: not for --help
+
         res = STAGE_FUNCS[stage](cfg, run, suite)
         dt = time.time() - t0
         for n in res.notes:
@@ -193,6 +216,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         else:
             _marker(run, stage).unlink(missing_ok=True)
     print(f"done in {time.time() - t_all:.1f} s; outputs in {run}", flush=True)
+    from .headline import print_headline
+
+    print_headline(run)
     return status
 
 

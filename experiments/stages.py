@@ -33,6 +33,7 @@ from mimicry.errors import InputError, ModelNotFoundError
 from mimicry.io import atomic_path, atomic_write_json
 from mimicry.traces import append_traces, read_traces
 
+from . import scale
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
 from .support import call, lookup, model_spec, reliance_paths, traces_path
 
@@ -122,6 +123,14 @@ def _import_traces(m: ModelConfig, out: Path) -> None:
 # ---------------------------------------------------------------- align
 
 
+# a pair's scatter and forest would repeat the main ones byte for byte
+PAIR_FIGURES = ("delta_r", "negative_transfer", "inflation")
+
+
+def _roles(roles: dict[str, str]) -> str:
+    return ", ".join(f"{r} = {m}" for r, m in roles.items()) or "no roles"
+
+
 def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Write ``alignment/`` (table, summary, figures) for all models, with their roles."""
     align, why = lookup("mimicry.alignment", "align")
@@ -136,7 +145,7 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             traces.extend(read_traces(traces_path(run, m.key)))
     students = [m.key for m in cfg.models if m.role == "student" and m.key in names]
     roles = {role: names[k] for role, k in cfg.roles().items() if k in names}
-    _say(f"aligning {len(traces)} traces from {len(names)} models, roles {roles}")
+    _say(f"aligning {len(traces)} traces from {len(names)} models ({_roles(roles)})")
     a = cfg.alignment
     akw = dict(seed=cfg.seed, n_boot=a.n_boot, n_perm=a.n_perm, min_items=a.min_items,
                exclude_truncated=a.exclude_truncated, cooks=a.cooks, cost=a.cost)
@@ -145,8 +154,9 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     # One more alignment per extra student, so each teacher/student pair has its own Δr.
     for key in students[1:]:
         r2 = dict(roles, student=names[key])
-        _say(f"aligning pair {r2}")
-        call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key)
+        _say(f"aligning pair {_roles(r2)}")
+        call(align, traces, suite, roles=r2, **akw).save(run / "alignment" / "pairs" / key,
+                                                         figures=PAIR_FIGURES)
     # A control trained after the student (e.g. RL on top of SFT: DeepScaleR after
     # R1-Distill): compare it with that student as the reference, so Δr = r(control) −
     # r(student) with a paired CI answers "does it restore the alignment SFT lost?".
@@ -156,8 +166,9 @@ def stage_align(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             r3 = {"teacher": names[students[0]], "student": names[key]}
             if "base" in roles:
                 r3["base"] = roles["base"]
-            _say(f"aligning control {key} against {students[0]}: {r3}")
-            call(align, traces, suite, roles=r3, **akw).save(run / "alignment" / "pairs" / key)
+            _say(f"aligning control {key} against {students[0]} ({_roles(r3)})")
+            call(align, traces, suite, roles=r3, **akw).save(
+                run / "alignment" / "pairs" / key, figures=PAIR_FIGURES)
     missing = [m.key for m in cfg.models if m.key not in names]
     notes = [f"no traces for {', '.join(missing)}"] if missing else []
     return StageResult("partial" if missing else "done", notes)
@@ -207,7 +218,14 @@ def stage_capture(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m))
+        if scale.world(cfg) > 1:  # torchrun ranks, each a slice into its own shard
+            note = scale.launch_capture(cfg, model_spec(m), tpath, cpath, conf)
+            if note:
+                notes.append(note)
+                continue
+        else:
+            capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m),
+                    gpus_per_rank=c.gpus_per_rank)
         done += 1
     if done == len(jobs):
         return StageResult("done", notes)
@@ -279,7 +297,8 @@ def stage_reliance(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
             res = call(answer_after, model_spec(m), given, suite, forced,
                        batch_size=cfg.generation.batch_size,
                        max_answer_tokens=cfg.reliance.max_answer_tokens,
-                       chat_template=m.chat_template, name=m.key, device=default_device(m))
+                       chat_template=m.chat_template, name=m.key, device=default_device(m),
+                       **scale.reliance_kwargs(cfg))
         except ModelNotFoundError as e:
             notes.append(f"{m.key}: could not be loaded ({e.render()})")
             failed += 1
@@ -375,14 +394,17 @@ def _fresh_forced(cfg: ExperimentConfig, m: ModelConfig, forced: Path, notes: li
 
 def stage_probe(cfg: ExperimentConfig, run: Path, suite) -> StageResult:
     """Run each configured probe that is installed; write ``probes/<name>.csv`` and figures."""
+    from .console import quiet_numeric_warnings, stage_progress
     from .probing import run_probe
 
     notes: list[str] = []
     done = 0
     results: dict[str, Any] = {}
-    for i, name in enumerate(cfg.probes.names, start=1):
-        _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
-        ok, note = run_probe(name, cfg, run, suite, results)
+    bar = stage_progress(cfg.probes.names, "probes")
+    for name in bar:
+        bar.set_description(f"probes (now: {name})")
+        with quiet_numeric_warnings(f"probe {name}"):
+            ok, note = run_probe(name, cfg, run, suite, results)
         if ok:
             done += 1
         if note:

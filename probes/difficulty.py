@@ -3,8 +3,11 @@
 Per site × layer, cross-validated ridge (outer grouped K-fold, inner α selection, closed form
 through one eigendecomposition per fold — see :mod:`probes.ridge`) from residuals
 ``[n_items, d_model]`` to human difficulty (or the trace's log reasoning tokens). Reports
-Spearman ρ and out-of-sample R² of the out-of-fold predictions with bootstrap CIs over items,
-and three controls: permuted labels (selectivity = ρ − mean permuted ρ, permutation p),
+Spearman ρ and out-of-sample R² of the out-of-fold predictions with bootstrap CIs over items;
+per site, a max-statistic permutation p over layers (``p_maxstat``: the peak layer corrected
+for being chosen), simultaneous bootstrap bounds over layers, and the gain over the best
+text-only baseline (:mod:`probes.baselines`: prompt token count, bag of prompt tokens; same
+folds) with simultaneous bounds; and three controls: permuted labels (selectivity = ρ − mean permuted ρ, permutation p),
 a length-only baseline (log token counts of the segments the site has seen) and, optionally,
 the same architecture with random weights (``random_cache``).
 """
@@ -19,7 +22,6 @@ import pandas as pd
 from mimicry.stats.columns import corr_summary, spearman_cols
 
 from .base import (
-    PALETTE,
     Labels,
     Result,
     cache_layers,
@@ -73,6 +75,7 @@ def cv_scores(X: np.ndarray | None, y: np.ndarray, folds: np.ndarray, *, perms: 
     out["selectivity"] = out["rho"] - (out["perm_rho_mean"] if len(null) else 0.0)
     out["alpha_median"] = float(np.median(chosen[:, 0]))
     out["_pred"] = pred[:, 0]
+    out["_null"] = null
     return out
 
 
@@ -133,10 +136,16 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
         kw = dict(groups=g, alphas=alphas, inner=inner, n_boot=n_boot, seed=seed)
         F = _length_features(cache, lab, site)
         base = cv_scores(F, lab.y, folds, perms=perms[:0], **kw) if F is not None else None
+        site_rows, site_preds, site_null = [], [], []
         for layer in progress(layers, progress_bar, desc=f"difficulty {site}", leave=False):
             X = read_resid(cache, layer, site, lab.rows)
             s = cv_scores(X, lab.y, folds, perms=perms, **kw)
             preds[(site, layer)] = s.pop("_pred")
+            nl = s.pop("_null", None)
+            const = s.get("constant_features", False)
+            site_preds.append(np.full(lab.n, np.nan) if const else preds[(site, layer)])
+            site_null.append(np.full(n_perm, np.nan) if const or nl is None or not len(nl)
+                             else nl)
             row = {"model": name or model_name(cache), "site": site, "layer": layer,
                    "target": lab.target, **s}
             if base is not None:
@@ -147,7 +156,10 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
                 r = cv_scores(Xr, lab.y, folds, perms=perms[:0], **kw)
                 row.update(random_rho=r["rho"], random_rho_ci_low=r["rho_ci_low"],
                            random_rho_ci_high=r["rho_ci_high"])
-            rows.append(row)
+            site_rows.append(row)
+        rows += _corrected(site_rows, lab, folds, g, np.array(site_preds),
+                           np.array(site_null) if n_perm else None, cache, items, tasks,
+                           n_boot, seed)
     if not rows:
         from mimicry.errors import InputError
 
@@ -164,6 +176,22 @@ def run(cache: Any, *, tasks: Any = None, target: str = "human", sites: list[str
                   arrays={"pred": preds, "labels": site_labels})
 
 
+def _corrected(rows: list[dict], lab: Labels, folds, groups, preds, null, cache, items, tasks,
+               n_boot: int, seed: int) -> list[dict]:
+    """Return ``rows`` with max-stat p over layers and the gain over text-only baselines."""
+    from .baselines import layer_evidence, prompt_texts, text_baselines
+
+    lens = segment_lengths(items)
+    pt = lens["prompt"].to_numpy(float)[lab.rows] if "prompt" in lens.columns else None
+    pt = pt if pt is not None and np.isfinite(pt).all() else None
+    bl = text_baselines(lab.y, folds, prompt_tokens=pt, texts=prompt_texts(lab.item_ids, tasks),
+                        groups=groups, seed=seed)
+    ev = layer_evidence(lab.y, preds, null, bl, n_boot=n_boot, seed=seed)
+    cols = ["p_maxstat", "p_min", "rho_sim_low", "rho_sim_high", "baseline", "baseline_rho", "gain",
+            "gain_sim_low", "gain_sim_high", "n_layers_tested"]
+    return [{**r, **ev.iloc[k][cols].to_dict()} for k, r in enumerate(rows)]
+
+
 def peak(table: pd.DataFrame, site: str | None = None) -> pd.Series:
     """Return the row with the highest ρ (optionally within one site)."""
     t = table if site is None else table[table["site"] == site]
@@ -172,33 +200,6 @@ def peak(table: pd.DataFrame, site: str | None = None) -> pd.Series:
 
 def plot(result: Result, *, sites: list[str] | None = None):
     """Return a figure: ρ by layer per site with CI bands, permuted null, length and random-init."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from .figures import difficulty_figure
 
-    t = result.table
-    sites = sites or list(dict.fromkeys(t["site"]))
-    fig, axes = plt.subplots(1, len(sites), figsize=(4.2 * len(sites), 3.4), squeeze=False,
-                             sharey=True)
-    for ax, site in zip(axes[0], sites):
-        for k, (model, d) in enumerate(t[t["site"] == site].groupby("model", sort=False)):
-            c = PALETTE[k % len(PALETTE)]
-            ax.plot(d["layer"], d["rho"], color=c, marker="o", ms=3, label=f"{model}")
-            ax.fill_between(d["layer"], d["rho_ci_low"], d["rho_ci_high"], color=c, alpha=0.2)
-            if "perm_rho_mean" in d and d["perm_rho_mean"].notna().any():
-                ax.fill_between(d["layer"], d["perm_rho_mean"] - 2 * d["perm_rho_sd"],
-                                d["perm_rho_mean"] + 2 * d["perm_rho_sd"], color="0.6",
-                                alpha=0.25, label="permuted ±2 sd" if k == 0 else None)
-            if "length_rho" in d:
-                ax.axhline(d["length_rho"].iloc[0], color=c, ls=":", lw=1,
-                           label="length only" if k == 0 else None)
-            if "random_rho" in d:
-                ax.plot(d["layer"], d["random_rho"], color=c, ls="--", lw=1,
-                        label="random-init" if k == 0 else None)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(site)
-        ax.set_xlabel("layer (0 = embeddings)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0][0].set_ylabel(f"cross-validated Spearman ρ ({result.meta.get('target')})")
-    axes[0][0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return difficulty_figure(result, sites=sites)

@@ -21,40 +21,72 @@ from mimicry.errors import InputError
 from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
 from mimicry.stats.columns import partial_spearman, spearman_cols
 
-from .base import PALETTE, Result, make_labels, model_name, segment_lengths
+from .base import (
+    ProbeEstimator,
+    Result,
+    make_labels,
+    model_name,
+    segment_lengths,
+)
 
 
-class EntropyProbe:
-    """Estimator: entropy ``[n]`` ~ 1 + difficulty + log length; ``score`` = partial Spearman ρ.
+class EntropyProbe(ProbeEstimator):
+    """Estimator: entropy ``y [n]`` ~ 1 + difficulty + log length (OLS); ``score`` = (partial) ρ.
 
-    Learned: ``coef_`` (intercept, difficulty slope, length slope), ``slope_``.
+    ``X [n, 1]`` or ``[n, 2]``: column 0 difficulty, column 1 (optional) the log segment length
+    (a 1-D ``X`` is difficulty alone); ``y [n]``: attention entropy (e.g. one layer's head mean).
+    Hyper-parameter: ``covariate`` (use column 1 when ``X`` has it). Learned: ``coef_``
+    (intercept, difficulty slope[, length slope]), ``slope_``, ``n_features_in_``.
+
+    ``score(X, y)`` is the Spearman ρ of entropy with difficulty on ``(X, y)``, partial given
+    log length when the covariate is used — the ``partial_rho`` (else ``rho``) of :func:`run`'s
+    layer rows, through the same function. A rank correlation has nothing to learn, so the
+    score does not use ``coef_``: under ``cross_val_score`` it asks whether the relation holds
+    on held-out items; the learned effect size is ``slope_``.
     """
 
     def __init__(self, covariate: bool = True):
         self.covariate = covariate
 
-    def _design(self, difficulty, log_length):
-        cols = [np.ones(len(difficulty)), np.asarray(difficulty, float)]
-        if self.covariate and log_length is not None:
-            cols.append(np.asarray(log_length, float))
-        return np.column_stack(cols)
+    def _columns(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return (difficulty [n], log length [n] or None) from ``X``."""
+        X = self._xy(X)[0]
+        if X.shape[1] > 2:
+            raise InputError(f"X has {X.shape[1]} columns; expected difficulty and optionally "
+                             "log length", fix="pass X = [difficulty] or [difficulty, log_len]")
+        use = self.covariate and X.shape[1] == 2
+        return X[:, 0], (X[:, 1] if use else None)
 
-    def fit(self, difficulty: np.ndarray, entropy: np.ndarray, log_length=None) -> EntropyProbe:
-        """Fit OLS of ``entropy [n]`` on ``difficulty [n]`` (+ ``log_length [n]``); return self."""
-        D = self._design(difficulty, log_length)
-        self.coef_ = np.linalg.lstsq(D, np.asarray(entropy, float), rcond=None)[0]
+    def _design(self, X) -> np.ndarray:
+        d, ll = self._columns(X)
+        return np.column_stack([np.ones(len(d)), d] + ([ll] if ll is not None else []))
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> EntropyProbe:
+        """Fit OLS of entropy ``y [n]`` on difficulty (+ log length) ``X [n, 1|2]``; return self."""
+        X, y = self._xy(X, y)
+        self.coef_ = np.linalg.lstsq(self._design(X), y, rcond=None)[0]
         self.slope_ = float(self.coef_[1])
+        self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, difficulty, log_length=None) -> np.ndarray:
-        """Return fitted entropy ``[n]``."""
-        return self._design(difficulty, log_length) @ self.coef_
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Return fitted entropy ``[n]`` for ``X [n, 1|2]``."""
+        self._check_fitted()
+        return self._design(X) @ self.coef_
 
-    def score(self, difficulty, entropy, log_length=None) -> float:
-        """Return the (partial, given log length) Spearman ρ of entropy with difficulty."""
-        if self.covariate and log_length is not None:
-            return partial_spearman(entropy, difficulty, log_length)[0]
-        return float(spearman_cols(np.asarray(difficulty, float), np.asarray(entropy, float))[0])
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Return the Spearman ρ of entropy ``y`` with difficulty (partial given log length)."""
+        self._check_fitted()
+        X, y = self._xy(X, y)
+        d, ll = self._columns(X)
+        return _rho(d, y, ll)
+
+
+def _rho(d: np.ndarray, e: np.ndarray, ll: np.ndarray | None) -> float:
+    """Return Spearman ρ(entropy, difficulty), partial given ``ll`` when it is not None."""
+    if ll is not None:
+        return partial_spearman(e, d, ll)[0]
+    return float(spearman_cols(np.asarray(d, float), np.asarray(e, float))[0])
 
 
 def _boot_slopes(d: np.ndarray, e: np.ndarray, ll: np.ndarray | None, idx: np.ndarray):
@@ -74,6 +106,11 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
                n_boot: int, n_perm: int, seed: int, covariate: bool):
     E = np.asarray(cache.entropy(segment, variant), np.float64)[labels.rows]   # [n, L, H]
     ok = np.isfinite(E).all(axis=(1, 2))       # NaN = the segment is empty for that item
+    items = cache.items.reset_index(drop=True)
+    if segment == "reasoning" and "reasoning_tokens" in items.columns:
+        # a model that answers directly has only the think markers in its "reasoning"
+        ok &= pd.to_numeric(items["reasoning_tokens"], errors="coerce").to_numpy(float)[
+            labels.rows] > 0
     if not ok.all():
         labels = labels.subset(ok, f"empty_segment:{segment}")
         E = E[ok]
@@ -100,7 +137,8 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
         e = E[:, layer, :].mean(1)
         c = correlate(e, d, method="spearman", n_boot=n_boot, n_perm=n_perm, seed=seed)
         pr, pp = partial_spearman(e, d, ll) if ll is not None else (np.nan, np.nan)
-        probe = EntropyProbe(covariate=ll is not None).fit(d, e, ll)
+        probe = EntropyProbe(covariate=ll is not None).fit(
+            d if ll is None else np.column_stack([d, ll]), e)
         lo, hi = percentile_ci(_boot_slopes(d, e, ll, idx))
         layer_rows.append({"model": name, "layer": layer + 1, "rel_depth": (layer + 1) / L,
                            "n": n, "rho": c.r, "rho_ci_low": c.ci_low, "rho_ci_high": c.ci_high,
@@ -176,42 +214,6 @@ def run(caches: Any, *, tasks: Any = None, target: str = "human", segment: str =
 
 def plot(result: Result, *, layer: int | None = None):
     """Return a figure: entropy by difficulty bin (bands), ρ by relative depth, per-head ρ map."""
-    import matplotlib.pyplot as plt
+    from .figures import entropy_figure
 
-    t, bins, heads = result.table, result.tables["bins"], result.tables["heads"]
-    models = list(dict.fromkeys(t["model"]))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for k, m in enumerate(models):
-        c = PALETTE[k % len(PALETTE)]
-        tm = t[t["model"] == m]
-        lay = layer or int(tm.loc[tm["rho"].abs().idxmax(), "layer"])
-        bm = bins[(bins["model"] == m) & (bins["layer"] == lay)]
-        axes[0].plot(bm["difficulty_mid"], bm["mean"], marker="o", color=c,
-                     label=f"{m} (layer {lay})")
-        axes[0].fill_between(bm["difficulty_mid"], bm["ci_low"], bm["ci_high"], color=c,
-                             alpha=0.2)
-        axes[1].plot(tm["rel_depth"], tm["rho"], marker="o", ms=3, color=c, label=m)
-        axes[1].fill_between(tm["rel_depth"], tm["rho_ci_low"], tm["rho_ci_high"], color=c,
-                             alpha=0.2)
-        if tm["partial_rho"].notna().any():
-            axes[1].plot(tm["rel_depth"], tm["partial_rho"], ls="--", color=c, lw=1)
-    axes[0].set_xlabel("difficulty (bin median, SD units)")
-    axes[0].set_ylabel(f"attention entropy, {result.meta['segment']} (nats)")
-    axes[0].legend(fontsize=7, frameon=False)
-    axes[1].axhline(0, color="k", lw=0.5)
-    axes[1].set_xlabel("relative depth (layer / n_layers)")
-    axes[1].set_ylabel("Spearman ρ(entropy, difficulty); dashed: partial")
-    h0 = heads[heads["model"] == models[0]]
-    grid = h0.pivot(index="layer", columns="head", values="rho")
-    vmax = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
-    im = axes[2].imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="RdBu_r",
-                        vmin=-vmax, vmax=vmax,
-                        extent=(-0.5, grid.shape[1] - 0.5, 0.5, grid.shape[0] + 0.5))
-    sig = h0[h0["q"] < 0.05]
-    axes[2].scatter(sig["head"], sig["layer"], marker="x", color="k", s=12, label="q < 0.05")
-    axes[2].set_xlabel("head")
-    axes[2].set_ylabel("layer")
-    axes[2].set_title(f"per-head ρ, {models[0]}")
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
-    fig.tight_layout()
-    return fig
+    return entropy_figure(result, layer=layer)

@@ -26,7 +26,7 @@ from .base import Result
 def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None = None,
             tasks: Any = None, alignment: Any = None,
             ablation: dict[str, dict[str, Any]] | None = None,
-            reliance: tuple[Any, Any] | None = None,
+            reliance: tuple | None = None,
             model_names: dict[str, str] | None = None,
             similarity_caches: dict[str, Any] | None = None, difficulty_site: str | None = None,
             n_perm: int = 50, n_boot: int = 500, seed: int = 0,
@@ -36,7 +36,9 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     ``caches``: ``{name: cache over its own traces}`` (teacher, students, base...).
     ``similarity_caches``: ``{student: cache of the student over the teacher's traces}``
     (compared at ``mean_reasoning``); without it, ``last_prompt`` of the own caches is used.
-    ``reliance``: ``(own traces, answers after scrambled reasoning)`` for ``probes.reliance``.
+    ``reliance``: ``(own traces, answers after scrambled reasoning[, {"empty": answers after an
+    empty reasoning, "filler": after a length-matched filler}])`` for ``probes.reliance``, or
+    its :class:`Result` when already computed.
     """
     students = students or [k for k in caches if k != teacher]
     kw = dict(seed=seed, n_boot=n_boot)
@@ -75,15 +77,18 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
         res["ablation"] = {s: r for s, conds in ablation.items() if (r := attempt(
             f"ablation:{s}", _ablation.run, conds, tasks=tasks, progress_bar=progress_bar,
             **kw)) is not None}
-    if reliance is not None:
-        res["reliance"] = attempt("reliance", _reliance.run, *reliance, tasks=tasks,
-                                  n_boot=max(n_boot, 1000), seed=seed)
+    if isinstance(reliance, Result):  # already computed (e.g. `mimicry probe reliance`)
+        res["reliance"] = reliance
+    elif reliance is not None:
+        res["reliance"] = attempt("reliance", _reliance.run, *reliance[:2], tasks=tasks,
+                                  n_boot=max(n_boot, 1000), seed=seed,
+                                  **(reliance[2] if len(reliance) > 2 else {}))
     res = {k: v for k, v in res.items() if v is not None}
     v = _verdict.run(teacher=teacher, students=students, alignment=alignment,
                      planning=res.get("planning"), difficulty=res.get("difficulty"),
                      similarity=res.get("similarity"), entropy=res.get("entropy"),
                      ablation=res.get("ablation"), reliance=res.get("reliance"),
-                     model_names=model_names)
+                     model_names=model_names, known_models=list(caches))
     v.arrays["results"] = res
     v.meta["skipped"] = skipped
     return v

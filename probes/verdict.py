@@ -5,23 +5,15 @@ entropy=..., ablation=..., reliance=...)`` reads whatever results are given (mis
 become ``n/a``) and returns one evidence row per (student, measure) with its CI, plus ``.tables["calls"]``:
 "policy transfer", "surface mimicry" or "inconclusive" and the rows that decided it.
 
-The rule (docs/probes.md, "The verdict rule"), with 95% CIs:
-  T  teacher      teacher's behavioural r CI low > 0 (else: inconclusive, nothing to transfer)
-  A  aligned      student's behavioural r (log cost vs difficulty) CI low > 0; a student whose
-                  cost is constant over items (r undefined) fails A
-  C  collapse     Δr (student − teacher): CI high < 0
-  N  neg.transfer student accuracy below base: diff < 0 and p < 0.05
-  P  plans        student planning ρ (last_prompt → own log reasoning tokens, peak layer)
-                  CI low > 0 (the teacher's is shown beside it, not required)
-  W  works        the reasoning does work: accuracy above base (diff > 0, p < 0.05), or
-                  reliance (accuracy own − after its own reasoning scrambled) > 0 with
-                  McNemar p < 0.05. Only when the reliance row is missing (or the
-                  teacher's own reliance is not > 0, so a flat student says nothing) does
-                  the activation ablation stand in: drop (own − scrambled traces) CI low > 0
-policy transfer  ⇐ T, A, P and W hold, and neither C nor N
-surface mimicry  ⇐ T holds and (A fails, or C, or N, or P fails, or W fails while reliance
-                  or the ablation was measured) — each only when its row is present
-inconclusive     otherwise (a deciding row missing, or W untested)
+The rule lives in :mod:`probes.verdict_rule` (docs/probes.md, "The verdict rule"): T (teacher
+aligned), A (student aligned), P (planning beyond chance over layers and beyond text-only
+baselines) and W (its reasoning does work, as the teacher's does) must hold for "policy
+transfer"; only evidence that the student is WORSE than the teacher or its base (C: Δr̄ below
+0, N: accuracy below base, W-: reliance below the teacher's, X: constant cost; Bonferroni over
+the against-tests measured) gives "surface mimicry"; everything else is "inconclusive", with
+"(underpowered)" and the items needed when a CI cannot tell the student from the teacher.
+On the multi-task path every test pools over items (stratified by task): see
+:mod:`mimicry.stats.pooled`.
 """
 
 from __future__ import annotations
@@ -31,12 +23,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mimicry.errors import InputError
 
-from .base import PALETTE, Result
+from . import mechanistic_row
+from .base import Result
+from .verdict_rule import decide, reading
 
 NA = float("nan")
 
@@ -68,10 +61,11 @@ def _num(x: Any) -> float:
 
 
 def _row(student, evidence, kind, value=NA, lo=NA, hi=NA, p=NA, n=NA, layer=NA, source="",
-         note=""):
+         note="", gain=NA, gain_low=NA, gain_high=NA):
     return {"student": student, "evidence": evidence, "kind": kind, "value": _num(value),
             "ci_low": _num(lo), "ci_high": _num(hi), "p": _num(p), "n": _num(n),
-            "layer": _num(layer), "source": source, "note": note}
+            "layer": _num(layer), "source": source, "note": note, "gain": _num(gain),
+            "gain_low": _num(gain_low), "gain_high": _num(gain_high)}
 
 
 def _constant_models(summary: dict, excl: pd.DataFrame | None) -> set[str]:
@@ -89,10 +83,19 @@ def _behaviour(student: str, teacher: str, table, summary: dict,
     names = names or {}
     key = student
     student, teacher = names.get(student, student), names.get(teacher, teacher)
-    for who, ev in ((student, "behaviour_r"), (teacher, "teacher_behaviour_r")):
+    dr = summary.get("delta_r") or {}
+    pooled = dr.get("pooled") if dr.get("student") == student else None
+    for who, ev, side in ((student, "behaviour_r", "student"),
+                          (teacher, "teacher_behaviour_r", "teacher")):
         pm = (summary.get("per_model") or {}).get(who)
         t = table[table["model"] == who] if table is not None else pd.DataFrame()
-        if len(t) == 1 and math.isfinite(_num(t.iloc[0]["r"])):
+        if pooled and dr.get(side) == who and math.isfinite(_num(pooled.get(f"r_bar_{side}"))):
+            lo, hi = pooled[f"{side}_ci"]
+            rows.append(_row(key, ev, "behavioural", pooled[f"r_bar_{side}"], lo, hi,
+                             pooled.get(f"{side}_p"), pooled["n"], source="summary.json",
+                             note=f"Fisher-z mean over {pooled['k']} task(s); items resampled "
+                                  "within task"))
+        elif len(t) == 1 and math.isfinite(_num(t.iloc[0]["r"])):
             r = t.iloc[0]
             rows.append(_row(key, ev, "behavioural", r["r"], r["ci_low"], r["ci_high"],
                              r.get("p_perm"), r["n"], source="alignment.csv",
@@ -109,8 +112,12 @@ def _behaviour(student: str, teacher: str, table, summary: dict,
                              note="constant cost over items: r undefined"))
         else:
             rows.append(_row(key, ev, "behavioural", source="n/a"))
-    dr = summary.get("delta_r") or {}
-    if dr.get("student") == student and dr.get("per_task"):
+    if pooled:
+        rows.append(_row(key, "delta_r", "behavioural", pooled["delta_r"], pooled["ci_low"],
+                         pooled["ci_high"], pooled["p"], pooled["n"], source="summary.json",
+                         note=f"Δ of Fisher-z means over {pooled['k']} task(s); paired "
+                              "bootstrap of items within task"))
+    elif dr.get("student") == student and dr.get("per_task"):
         pt = dr["per_task"]
         if len(pt) == 1:
             r = pt[0]
@@ -126,7 +133,14 @@ def _behaviour(student: str, teacher: str, table, summary: dict,
         rows.append(_row(key, "delta_r", "behavioural", source="n/a",
                          note="alignment was not run with this student's role"))
     nt = summary.get("negative_transfer") or {}
-    if nt.get("student") == student and nt.get("per_task"):
+    if nt.get("student") == student and nt.get("pooled"):
+        pb = nt["pooled"]
+        rows.append(_row(key, "accuracy_vs_base", "behavioural", pb["diff"], pb["ci_low"],
+                         pb["ci_high"], pb["p"], pb["n"], source="summary.json",
+                         note=f"exact McNemar on pooled discordant pairs ({pb['a_only']} base "
+                              f"only, {pb['b_only']} student only; {pb['k']} task(s)); "
+                              f"smallest attainable p {pb['min_p']:.2g}"))
+    elif nt.get("student") == student and nt.get("per_task"):
         pt = nt["per_task"]
         if len(pt) == 1:
             r = pt[0]
@@ -158,31 +172,52 @@ def _peak(df: pd.DataFrame) -> pd.Series | None:
     return None if df.empty else df.loc[df["rho"].idxmax()]
 
 
+def _peak_row(student, ev, r, source, note=""):
+    """Return the evidence row of a peak layer, corrected for choosing it among layers."""
+    if "p_maxstat" in r.index and math.isfinite(_num(r["p_maxstat"])):
+        pmin = _num(r.get("p_min"))
+        if pmin >= 0.05:
+            note = (note + "; " if note else "") + (
+                f"too few permutations: the smallest attainable p is {pmin:.3g} >= 0.05, "
+                "so this row cannot hold (raise n_perm)")
+        return _row(student, ev, "mechanistic", r["rho"], r["rho_sim_low"], r["rho_sim_high"],
+                    r["p_maxstat"], r["n"], r["layer"], source=source,
+                    note=(note + "; " if note else "") + f"peak of {int(r['n_layers_tested'])} "
+                         "layers: max-stat permutation p, simultaneous CI; gain over text "
+                         f"baseline '{r['baseline'] or 'none'}' (ρ {_num(r['baseline_rho']):.2f})",
+                    gain=r["gain"], gain_low=r["gain_sim_low"], gain_high=r["gain_sim_high"])
+    return _row(student, ev, "mechanistic", r["rho"], r["rho_ci_low"], r["rho_ci_high"],
+                NA, r["n"], r["layer"], source=source,
+                note=(note + "; " if note else "") + "uncorrected peak: no max-stat p")
+
+
 def _mechanistic(student, teacher, planning, difficulty, similarity, entropy, ablation):
     rows = []
     if planning is not None:
         t = planning.table
         for who, ev in ((student, "planning_rho"), (teacher, "teacher_planning_rho")):
             r = _peak(t[(t["role"] == who) & (t["target"] == "log_reasoning_tokens")])
-            rows.append(_row(student, ev, "mechanistic", *(
-                [r["rho"], r["rho_ci_low"], r["rho_ci_high"], r["p_perm"], r["n"], r["layer"]]
-                if r is not None else []), source="planning" if r is not None else "n/a"))
+            rows.append(_peak_row(student, ev, r, "planning") if r is not None
+                        else _row(student, ev, "mechanistic", source="n/a"))
         tr = planning.tables.get("transfer")
         if tr is not None and len(tr):
-            r = _peak(tr[(tr["student"] == student) & (tr["target"] == "log_reasoning_tokens")])
+            d = tr[(tr["student"] == student) & (tr["target"] == "log_reasoning_tokens")]
+            r = _peak(d)
             if r is not None:
+                m = int(d["rho"].notna().sum())
                 rows.append(_row(student, "planning_transfer_rho", "mechanistic", r["rho"],
-                                 r["rho_ci_low"], r["rho_ci_high"], r["p_perm"], r["n"],
+                                 r["rho_ci_low"], r["rho_ci_high"],
+                                 min(1.0, _num(r["p_perm"]) * m), r["n"],
                                  r["student_layer"], source="planning",
-                                 note="teacher's probe on the student"))
+                                 note=f"teacher's probe on the student; peak of {m} layers, "
+                                      "p Bonferroni × layers (CI uncorrected)"))
     else:
         rows.append(_row(student, "planning_rho", "mechanistic", source="n/a"))
     d = (difficulty or {}).get(student)
     if d is not None:
         r = _peak(d.table)
-        rows.append(_row(student, "difficulty_peak_rho", "mechanistic", r["rho"], r["rho_ci_low"],
-                         r["rho_ci_high"], r.get("p_perm"), r["n"], r["layer"],
-                         source="difficulty", note=f"site {r['site']}"))
+        rows.append(_peak_row(student, "difficulty_peak_rho", r, "difficulty",
+                              note=f"site {r['site']}"))
     s = (similarity or {}).get(student)
     if s is not None:
         t = s.table
@@ -197,9 +232,11 @@ def _mechanistic(student, teacher, planning, difficulty, similarity, entropy, ab
         if len(t):
             r = t.loc[t["rho"].abs().idxmax()]
             rows.append(_row(student, "entropy_slope", "mechanistic", r["slope"],
-                             r["slope_ci_low"], r["slope_ci_high"], r.get("partial_p"), r["n"],
+                             r["slope_ci_low"], r["slope_ci_high"],
+                             min(1.0, _num(r.get("partial_p")) * len(t)), r["n"],
                              r["layer"], source="entropy",
-                             note="nats per SD difficulty, given log length"))
+                             note=f"nats per SD difficulty, given log length; peak of {len(t)}"
+                                  " rows, p Bonferroni × rows (CI uncorrected)"))
     a = (ablation or {}).get(student)
     if a is not None:
         pk = a.tables["peak"].dropna(subset=["drop"])
@@ -221,117 +258,57 @@ def _reliance(student: str, teacher: str, reliance: Result | None,
     rows = []
     t = reliance.table if reliance is not None else None
     names = model_names or {}
-    for who, ev in ((student, "reliance"), (teacher, "teacher_reliance")):
-        r = t[t["model"].isin({who, names.get(who, who)}) & (t["task"] == "all")] \
-            if t is not None else []
-        if len(r):
-            r = r.iloc[0]
-            rows.append(_row(student, ev, "behavioural", r["reliance"], r["ci_low"],
-                             r["ci_high"], r["p"], r["n"], source="reliance",
-                             note=f"accuracy {r['acc_own']:.2f} own vs {r['acc_forced']:.2f} "
-                                  f"after scrambled reasoning ({r['test']})"))
-        elif ev == "reliance":
-            rows.append(_row(student, ev, "behavioural", source="n/a"))
+    if t is not None and "control" not in t.columns:
+        t = t.assign(control="scrambled")
+    for who, ev0 in ((student, "reliance"), (teacher, "teacher_reliance")):
+        for control in ("scrambled", "empty", "filler"):
+            ev = ev0 if control == "scrambled" else f"{ev0}_{control}"
+            r = t[t["model"].isin({who, names.get(who, who)}) & (t["task"] == "all")
+                  & (t["control"] == control)] if t is not None else []
+            if len(r):
+                r = r.iloc[0]
+                rows.append(_row(student, ev, "behavioural", r["reliance"], r["ci_low"],
+                                 r["ci_high"], r["p"], r["n"], source="reliance",
+                                 note=f"accuracy {r['acc_own']:.2f} own vs "
+                                      f"{r['acc_forced']:.2f} after {control} reasoning "
+                                      f"({r['test']})"))
+            elif ev == "reliance":
+                rows.append(_row(student, ev, "behavioural", source="n/a"))
     return rows
-
-
-def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
-    """Return (call, reasons) for one student's evidence rows, by the module's rule."""
-    g = {r["evidence"]: r for _, r in ev.iterrows()}
-
-    def have(k):
-        return k in g and math.isfinite(g[k]["value"])
-
-    def ci_ok(k):
-        return have(k) and math.isfinite(g[k]["ci_low"]) and math.isfinite(g[k]["ci_high"])
-
-    against, support, missing = [], [], []
-    if ci_ok("teacher_behaviour_r") and g["teacher_behaviour_r"]["ci_low"] <= 0:
-        return "inconclusive", ["T: the teacher's own behavioural r CI includes 0 or is below: "
-                                "no difficulty-tracking policy to transfer or mimic"]
-    if ci_ok("behaviour_r"):
-        (support if g["behaviour_r"]["ci_low"] > 0 else against).append(
-            "A: behavioural r CI " + ("excludes 0" if g["behaviour_r"]["ci_low"] > 0
-                                      else "includes 0 or is below"))
-    elif "behaviour_r" in g and str(g["behaviour_r"]["note"]).startswith("constant cost"):
-        against.append("A: the student's cost is constant over items (no difficulty dependence)")
-    else:
-        missing.append("A (behavioural r)")
-    if ci_ok("delta_r") and g["delta_r"]["ci_high"] < 0:
-        against.append("C: Δr CI below 0 (alignment collapsed vs teacher)")
-    acc = g.get("accuracy_vs_base")
-    acc_p = _num(acc["p"]) if acc is not None else NA
-    if have("accuracy_vs_base") and acc["value"] < 0 and acc_p < 0.05:
-        against.append("N: accuracy significantly below base (negative transfer)")
-    if ci_ok("planning_rho"):
-        (support if g["planning_rho"]["ci_low"] > 0 else against).append(
-            "P: planning ρ CI " + ("excludes 0" if g["planning_rho"]["ci_low"] > 0
-                                   else "includes 0 or is below"))
-    else:
-        missing.append("P (planning ρ)")
-    acc_up = have("accuracy_vs_base") and acc["value"] > 0 and acc_p < 0.05
-    def relies(k):
-        return g[k]["value"] > 0 and _num(g[k]["p"]) < 0.05
-
-    rel = have("reliance") and math.isfinite(_num(g["reliance"]["p"]))
-    rel_up = rel and relies("reliance")
-    # a teacher whose own answers do not depend on its reasoning leaves nothing functional to
-    # transfer: a student's flat reliance then says nothing against it
-    teacher_flat = have("teacher_reliance") and math.isfinite(
-        _num(g["teacher_reliance"]["p"])) and not relies("teacher_reliance")
-    note = ""
-    if rel and not rel_up and teacher_flat:
-        rel = False
-        note = " (reliance not used: the teacher's own reliance is not > 0)"
-    # the activation ablation is a proxy for what reliance measures directly: it stands in
-    # only when reliance was not measured
-    abl = not rel and ci_ok("ablation_drop")
-    abl_up = abl and g["ablation_drop"]["ci_low"] > 0
-    if acc_up or rel_up or abl_up:
-        support.append("W: " + " and ".join(
-            (["accuracy significantly above base"] if acc_up else [])
-            + (["scrambling its reasoning's content costs accuracy (reliance p < 0.05)"]
-               if rel_up else [])
-            + (["ablation drop CI above 0 (content carries the signal)"] if abl_up else []))
-            + note)
-    elif rel:
-        against.append("W: no accuracy gain over base, and scrambling its reasoning's content "
-                       "does not cost accuracy (reliance not > 0 at p < 0.05): the reasoning "
-                       "does no work")
-    elif abl:
-        against.append("W: no accuracy gain over base and the difficulty signal survives "
-                       "content scrambling (ablation drop CI includes or is below 0)" + note)
-    else:
-        missing.append("W (no accuracy gain over base shown; reliance and ablation not run)"
-                       + note)
-    if against:
-        return "surface mimicry", against
-    if not missing:
-        return "policy transfer", support
-    return "inconclusive", support + [f"missing/undecided: {m}" for m in missing]
 
 
 def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         planning: Result | None = None, difficulty: dict[str, Result] | None = None,
         similarity: dict[str, Result] | None = None, entropy: Result | None = None,
         ablation: dict[str, Result] | None = None, reliance: Result | None = None,
-        model_names: dict[str, str] | None = None) -> Result:
+        model_names: dict[str, str] | None = None, compute: dict[str, Result] | None = None,
+        steer: dict[str, Result] | None = None, patch: dict[str, Result] | None = None,
+        known_models: Any = ()) -> Result:
     """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call.
 
     ``alignment``: an AlignmentResult, an align ``--out`` folder, a summary dict, or
     ``{student: one of those}`` (one alignment per student, run with roles
     teacher/student/base — what Δr and negative transfer need). ``model_names``: the
-    models' names in the alignment when they differ from the keys used here.
+    models' names in the alignment when they differ from the keys used here. ``compute``,
+    ``steer``, ``patch``: ``{model: Result}`` of the causal/computation probes (row M and
+    the rows beside it, :mod:`probes.mechanistic_row`).
+    ``known_models``: other models the results may name (e.g. the base); a result keyed by a
+    name that is none of these, the teacher, the students or the alignment's models raises
+    :class:`InputError` (a naming mismatch is never silently n/a).
     """
     students = [students] if isinstance(students, str) else list(students)
     per_student = isinstance(alignment, dict) and set(alignment) & set(students) \
         and not {"per_model", "delta_r"} & set(alignment)
+    _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
+                 entropy, ablation, reliance, model_names, known_models,
+                 compute=compute, steer=steer, patch=patch)
     rows, calls = [], []
     for s in students:
         table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
         ev = _behaviour(s, teacher, table, summary, model_names, excl) \
             + _reliance(s, teacher, reliance, model_names) + _mechanistic(
-                s, teacher, planning, difficulty, similarity, entropy, ablation)
+                s, teacher, planning, difficulty, similarity, entropy, ablation) \
+            + mechanistic_row.rows(s, teacher, compute=compute, steer=steer, patch=patch)
         df = pd.DataFrame(ev)
         call, reasons = decide(df)
         rows.extend(ev)
@@ -339,56 +316,49 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
                       "decided_by": "; ".join(reasons)})
     out = pd.DataFrame(rows)
     out.insert(0, "teacher", teacher)
-    out["reading"] = out.apply(_reading, axis=1)
+    out["reading"] = out.apply(reading, axis=1)
     meta = {"probe": "verdict", "teacher": teacher, "students": students,
-            "rule": __doc__.split("The rule", 1)[1].strip(),
+            "rule": _rule_text(),
             "calls": {c["student"]: c["call"] for c in calls}}
     return Result("verdict", out, tables={"calls": pd.DataFrame(calls)}, meta=meta,
                   plotter=plot)
 
 
-def _reading(r: pd.Series) -> str:
-    if not math.isfinite(r["value"]):
-        return "n/a"
-    if math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"]):
-        return "CI > 0" if r["ci_low"] > 0 else "CI < 0" if r["ci_high"] < 0 else "CI ∋ 0"
-    if math.isfinite(r["p"]):
-        return "p < .05" if r["p"] < 0.05 else "p ≥ .05"
-    return "no CI"
+def _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
+                 entropy, ablation, reliance, model_names, known_models=(), *,
+                 compute=None, steer=None, patch=None) -> None:
+    """Raise InputError when a result is keyed by names the verdict was not given (probes.names)."""
+    from .names import check_names
+
+    names = model_names or {}
+    aligned: set[str] = set()
+    if alignment is not None:
+        for s in students:
+            table, summ, _ = load_alignment(alignment.get(s) if per_student else alignment)
+            models = set(map(str, table["model"])) if table is not None and "model" in table \
+                else set(map(str, summ.get("models") or []))
+            aligned |= models
+            missing = [m for m in (teacher, s) if models and names.get(m, m) not in models]
+            if missing:
+                raise InputError(
+                    f"the alignment has no model {missing} (it has {sorted(models)})",
+                    fix="give the verdict the model names the traces use, or pass "
+                        "model_names={verdict name: trace model name}")
+    check_names(teacher, students, {"planning": planning, "difficulty": difficulty,
+                                    "similarity": similarity, "entropy": entropy,
+                                    "ablation": ablation, "reliance": reliance,
+                                    "compute": compute, "steer": steer, "patch": patch},
+                known=aligned | set(known_models), model_names=names)
+
+
+def _rule_text() -> str:
+    from . import verdict_rule
+
+    return (verdict_rule.__doc__ or "").split("\n\n", 1)[1].strip()
 
 
 def plot(result: Result):
-    """Return a figure: one forest panel per evidence, students as points with 95% CIs."""
-    import matplotlib.pyplot as plt
+    """Return a figure: one row per evidence with its unit; rows that decided the call marked."""
+    from .figures_calls import verdict_figure
 
-    t = result.table.dropna(subset=["value"])
-    evs = list(dict.fromkeys(t["evidence"]))
-    studs = list(dict.fromkeys(result.table["student"]))
-    calls = result.meta["calls"]
-    ncol = min(4, max(1, len(evs)))
-    nrow = int(np.ceil(len(evs) / ncol)) or 1
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 0.5 + 0.45 * len(studs) * nrow + 1),
-                             squeeze=False)
-    for ax, ev in zip(axes.ravel(), evs):
-        d = t[t["evidence"] == ev]
-        for k, s in enumerate(studs):
-            r = d[d["student"] == s]
-            if not len(r):
-                continue
-            r = r.iloc[0]
-            c = PALETTE[k % len(PALETTE)]
-            ax.plot(r["value"], k, "o", color=c)
-            if math.isfinite(r["ci_low"]):
-                ax.hlines(k, r["ci_low"], r["ci_high"], color=c)
-        ax.axvline(0, color="k", lw=0.5)
-        ax.set_yticks(range(len(studs)), [f"{s}\n({calls.get(s, '')})" for s in studs],
-                      fontsize=7)
-        ax.set_title(ev, fontsize=9)
-        ax.set_ylim(-0.5, len(studs) - 0.5)
-    for ax in axes.ravel()[len(evs):]:
-        ax.axis("off")
-    fig.suptitle(f"evidence against teacher '{result.meta['teacher']}' (points: value; "
-                 "lines: 95% CI)",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig
+    return verdict_figure(result)

@@ -1,4 +1,9 @@
-"""Validation on the model organism: the verdict separates mastery from both mimics, 3 seeds.
+"""Validation on the model organism: the verdict on mastery and both mimics, 3 seeds.
+
+With the rule of issue 10 (frozen before this evaluation) both mimics are called surface
+mimicry on every seed; the mastery student is called inconclusive (P: its planning does not
+beat the prompt-length text baseline on this organism) — reported as an expected failure, not
+tuned away (docs/probes.md, "Organism results").
 
 Ground truth by construction (docs/organism.md): ``student_mastery`` = policy transfer,
 ``student_mimic_content`` and ``student_mimic_length`` = surface mimicry. The fixture builds a
@@ -38,7 +43,9 @@ def build_run(run, root=None):
     from experiments.support import reliance_paths
     from mimicry.capture import CaptureConfig, capture
     from mimicry.generate import generate
+    from mimicry.generate.controls import control_file
     from mimicry.generate.forced import answer_after
+    from mimicry.models import load_tokenizer
     from mimicry.organism import ROLES, STUDENT_ROLES, checkpoint_path, organism_suite
     from mimicry.traces.scramble import scramble_file
 
@@ -53,6 +60,14 @@ def build_run(run, root=None):
         scramble_file(tr / f"{role}.jsonl", scrambled, seed=0)
         answer_after(str(checkpoint_path(role, root)), scrambled, suite, forced, name=role,
                      batch_size=96, max_answer_tokens=4, progress=False)
+        # reliance controls: answers after an empty and after a length-matched filler reasoning
+        tok = load_tokenizer(str(checkpoint_path(role, root)))
+        for c in ("empty", "filler"):
+            given = control_file(tr / f"{role}.jsonl", tr / f"{role}__self_{c}.jsonl", c,
+                                 tokenizer=tok)
+            answer_after(str(checkpoint_path(role, root)), given, suite,
+                         tr / f"{role}__after_{c}.jsonl", name=role, batch_size=96,
+                         max_answer_tokens=4, progress=False)
     cfg = CaptureConfig(batch_tokens=4096)
     jobs = [(r, f"{r}.jsonl", f"{r}.h5") for r in ROLES]
     jobs += [(s, "teacher.jsonl", f"{s}__on_teacher.h5") for s in STUDENT_ROLES]
@@ -78,13 +93,19 @@ def organism_run(request, tmp_path_factory):
     return run, build_run(run, root)
 
 
-def test_verdict_on_the_organism(organism_run):
+@pytest.fixture(scope="module")
+def organism_verdict(organism_run):
     from experiments.probing import from_run
 
     run, suite = organism_run
     v = from_run(run, tasks=suite, n_perm=20, n_boot=500, progress_bar=False)
-    calls = dict(zip(v.tables["calls"]["student"], v.tables["calls"]["call"]))
-    assert calls == EXPECTED, v.tables["calls"].to_string()
+    return dict(zip(v.tables["calls"]["student"], v.tables["calls"]["call"])), v
+
+
+def test_mimics_are_called_surface_mimicry(organism_verdict):
+    calls, v = organism_verdict
+    for s in ("student_mimic_content", "student_mimic_length"):
+        assert calls[s] == EXPECTED[s], v.tables["calls"].to_string()
     ev = v.table.set_index(["student", "evidence"])
     # the deciding evidence separates mastery from both mimics with non-overlapping CIs,
     # and the mimics lose nothing when their reasoning is scrambled (McNemar n.s.)
@@ -94,3 +115,27 @@ def test_verdict_on_the_organism(organism_run):
         r = ev.loc[(mimic, "reliance")]
         assert r["ci_high"] < mastery["ci_low"], (mimic, r.to_dict(), mastery.to_dict())
         assert r["p"] >= 0.05 or r["value"] <= 0, (mimic, r.to_dict())
+        assert "W-" in v.tables["calls"].set_index("student").loc[mimic, "decided_by"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the rule frozen in 22a629f (issue 10) calls the mastery student 'inconclusive' on seeds "
+    "0, 1 and 2: its planning ρ (0.95) does not beat the prompt-token-count baseline (ρ 0.99; "
+    "the organism's prompt length, 2k + 2 tokens, gives the difficulty away), so P is not "
+    "shown. Not tuned away: an organism with constant-length prompts (organism v2) is needed "
+    "to test P"))
+def test_mastery_is_called_policy_transfer(organism_verdict):
+    calls, v = organism_verdict
+    assert calls["student_mastery"] == EXPECTED["student_mastery"], \
+        v.tables["calls"].to_string()
+
+
+def test_mastery_passes_every_rule_but_p(organism_verdict):
+    """What the frozen rule gives for mastery: T, A, W hold, nothing against, P open (text)."""
+    calls, v = organism_verdict
+    why = v.tables["calls"].set_index("student").loc["student_mastery", "decided_by"]
+    assert calls["student_mastery"] == "inconclusive", why
+    assert "A: behavioural r CI excludes 0" in why and "W: its reasoning does work" in why
+    assert "open: P" in why and why.count("open:") == 1
+    p = v.table.set_index(["student", "evidence"]).loc[("student_mastery", "planning_rho")]
+    assert p["gain_low"] <= 0

@@ -7,7 +7,6 @@ a numpy bootstrap drawn directly from ``default_rng(seed)``; run() against count
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,7 @@ def test_hand_worked_exact_mcnemar():
     # own right & forced wrong: items 0, 2, 6, 7 (4); forced right & own wrong: item 5 (1)
     assert (est.mcnemar_.a_only, est.mcnemar_.b_only) == (4, 1)
     assert est.diff_ == pytest.approx(0.6 - 0.3)   # (4 - 1) / 10
-    assert est.score() == est.diff_
+    assert est.score(own, forced) == est.diff_
     # two-sided exact binomial of 1 in 5 at 1/2: 2 * (C(5,0) + C(5,1)) / 2^5 = 12/32
     assert est.p_ == pytest.approx(12 / 32)
     assert est.p_ == pytest.approx(sps.binomtest(1, 5, 0.5).pvalue)
@@ -39,18 +38,15 @@ def test_hand_worked_exact_mcnemar():
     assert none_discordant.ci_ == (0.0, 0.0)
 
 
-def test_chi2_with_continuity_correction_from_25_discordant():
+def test_exact_mcnemar_at_25_discordant_and_more():
     rng = np.random.default_rng(3)
-    # 20 own-only, 8 forced-only, 30 concordant (28 discordant >= 25)
+    # 20 own-only, 8 forced-only, 30 concordant (28 discordant): still the exact test
     own = np.r_[np.ones(20), np.zeros(8), np.ones(15), np.zeros(15)].astype(bool)
     forced = np.r_[np.zeros(20), np.ones(8), np.ones(15), np.zeros(15)].astype(bool)
     perm = rng.permutation(own.size)
     est = Reliance(n_boot=100).fit(own[perm], forced[perm])
-    stat = (abs(20 - 8) - 1) ** 2 / 28
-    assert est.mcnemar_.method == "chi2-cc"
-    assert est.mcnemar_.statistic == pytest.approx(stat)
-    assert est.p_ == pytest.approx(math.erfc(math.sqrt(stat / 2)))   # chi² 1 df survival
-    assert est.p_ == pytest.approx(sps.chi2.sf(stat, 1))
+    assert est.mcnemar_.method == "exact-binomial"
+    assert est.p_ == pytest.approx(sps.binomtest(8, 28, 0.5).pvalue)
     assert est.diff_ == pytest.approx((20 - 8) / 58)
 
 

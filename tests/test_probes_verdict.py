@@ -14,54 +14,65 @@ from probes import planning, verdict
 
 def _ev(**rows):
     out = []
-    for k, (v, lo, hi, p) in rows.items():
-        out.append(verdict._row("s", k, "x", v, lo, hi, p))
+    for k, vals in rows.items():
+        v, lo, hi, p = vals[:4]
+        r = verdict._row("s", k, "x", v, lo, hi, p, n=100)
+        if len(vals) > 4:
+            r["gain_low"] = vals[4]
+        out.append(r)
     return pd.DataFrame(out)
 
 
-GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0.85, 0.001), delta_r=(-0.05, -0.2, 0.1, 0.5),
-            accuracy_vs_base=(0.1, np.nan, np.nan, 0.01), planning_rho=(0.5, 0.3, 0.7, 0.01),
-            teacher_planning_rho=(0.6, 0.45, 0.75, 0.01), ablation_drop=(0.3, 0.1, 0.5, 0.01))
+NA4 = (np.nan,) * 4
+GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0.85, 0.001),
+            delta_r=(-0.05, -0.2, 0.1, 0.5), accuracy_vs_base=(0.1, 0.02, 0.18, 0.01),
+            planning_rho=(0.5, 0.3, 0.7, 0.01, 0.1),
+            teacher_planning_rho=(0.6, 0.45, 0.75, 0.01, 0.2),
+            reliance=(0.4, 0.3, 0.5, 0.001), teacher_reliance=(0.5, 0.4, 0.6, 0.001),
+            ablation_drop=(0.3, 0.1, 0.5, 0.01))
+FLAT_T = {"teacher_reliance": (0.02, -0.03, 0.07, 0.6), "reliance": (0.0, -0.05, 0.05, 1.0)}
+UNDER = "inconclusive (underpowered)"
 
 
 @pytest.mark.parametrize("change,expected", [
     ({}, "policy transfer"),
-    ({"behaviour_r": (0.05, -0.1, 0.2, 0.4)}, "surface mimicry"),
-    ({"delta_r": (-0.5, -0.7, -0.3, 0.001)}, "surface mimicry"),
-    ({"accuracy_vs_base": (-0.2, np.nan, np.nan, 0.001)}, "surface mimicry"),
-    ({"accuracy_vs_base": (-0.2, np.nan, np.nan, 0.3)}, "policy transfer"),
-    ({"planning_rho": (0.05, -0.1, 0.2, 0.3)}, "surface mimicry"),
-    ({"planning_rho": (0.2, 0.1, 0.3, 0.01)}, "policy transfer"),      # below teacher: shown only
-    ({"planning_rho": (np.nan, np.nan, np.nan, np.nan)}, "inconclusive"),
-    ({"ablation_drop": (-0.1, -0.3, -0.01, 0.01)}, "policy transfer"),  # W via accuracy gain
-    ({"ablation_drop": (-0.1, -0.3, -0.01, 0.01),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),  # W fails
-    ({"ablation_drop": (np.nan,) * 4, "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)},
-     "inconclusive"),                                                  # W untested
-    ({"ablation_drop": (0.05, -0.1, 0.2, 0.4)}, "policy transfer"),    # undecided: no veto
-    # reliance decides W when present; the activation ablation only stands in without it
-    ({"reliance": (0.4, 0.3, 0.5, 0.001), "ablation_drop": (-0.1, -0.3, -0.01, 0.01),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "policy transfer"),
-    ({"reliance": (0.06, -0.02, 0.15, 0.26), "ablation_drop": (0.03, 0.01, 0.05, 0.001),
-      "accuracy_vs_base": (-0.1, np.nan, np.nan, 0.12)}, "surface mimicry"),  # seed-2 mimic
-    ({"reliance": (0.04, 0.01, 0.08, 0.125),                     # bootstrap CI > 0, exact n.s.
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
-    ({"reliance": (-0.2, -0.3, -0.1, 0.001),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
-    ({"reliance": (0.0, -0.05, 0.05, 1.0)}, "policy transfer"),   # W via accuracy gain
-    ({"reliance": (np.nan,) * 4, "ablation_drop": (-0.1, -0.3, -0.01, 0.01),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),  # ablation stands in
-    # a teacher whose answers ignore its own reasoning: a flat student reliance is no evidence
-    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.02, -0.03, 0.07, 0.6),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "policy transfer"),  # ablation decides
-    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.02, -0.03, 0.07, 0.6),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9), "ablation_drop": (np.nan,) * 4},
-     "inconclusive"),
-    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.5, 0.4, 0.6, 0.001),
-      "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
-    ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3)}, "inconclusive"),  # teacher has no policy
-    ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3), "behaviour_r": (0.0, -0.2, 0.2, 0.9)},
-     "inconclusive"),
+    # A fails while Δr cannot tell the student from the teacher: absence of evidence
+    ({"behaviour_r": (0.05, -0.1, 0.2, 0.4)}, UNDER),
+    ({"behaviour_r": (0.05, -0.1, 0.2, 0.4), "delta_r": (-0.5, -0.7, -0.3, 0.001)},
+     "surface mimicry"),                                              # C: worse than teacher
+    ({"delta_r": (-0.3, -0.55, -0.02, 0.03)}, "policy transfer"),     # p > 0.05/3: no veto
+    ({"accuracy_vs_base": (-0.2, -0.3, -0.1, 0.001)}, "surface mimicry"),  # N
+    ({"accuracy_vs_base": (-0.2, -0.4, 0.05, 0.3)}, "policy transfer"),
+    ({"planning_rho": (0.05, -0.1, 0.2, 0.3, -0.2)}, "inconclusive"),  # P not shown: no veto
+    ({"planning_rho": (0.5, 0.3, 0.7, 0.01, -0.05)}, "inconclusive"),  # text explains it
+    ({"planning_rho": (0.5, 0.3, 0.7, 0.01, np.nan)}, "inconclusive"),  # no baseline gain
+    ({"planning_rho": NA4}, "inconclusive"),
+    # post-hoc student: accurate, reliance 0, teacher relies -> W- (defect 6)
+    ({"reliance": (0.0, -0.05, 0.05, 1.0), "teacher_reliance": (0.6, 0.5, 0.7, 1e-9),
+      "accuracy_vs_base": (0.3, 0.2, 0.4, 1e-6)}, "surface mimicry"),
+    # accuracy above base alone is not W
+    ({"reliance": NA4, "teacher_reliance": NA4, "ablation_drop": NA4}, "inconclusive"),
+    # flat student reliance whose CI also holds the teacher's: underpowered
+    ({"reliance": (0.05, -0.05, 0.15, 0.3), "teacher_reliance": (0.12, 0.02, 0.22, 0.02)},
+     UNDER),
+    ({"reliance": (0.04, 0.01, 0.08, 0.125)}, "surface mimicry"),  # n.s. and far below teacher
+    ({"reliance": (0.3, 0.1, 0.5, 0.07)}, "inconclusive"),       # not > 0, not below teacher
+    # scramble costs accuracy but an empty reasoning does not: distraction, not use
+    ({"reliance_empty": (0.0, -0.05, 0.05, 1.0)}, "inconclusive"),
+    ({"reliance_empty": (0.3, 0.2, 0.4, 0.001), "reliance_filler": (0.2, 0.1, 0.3, 0.001)},
+     "policy transfer"),
+    ({"reliance_filler": (0.01, -0.04, 0.06, 0.8)}, "inconclusive"),
+    # a teacher whose answers ignore its reasoning: the ablation stands in, never against
+    ({**FLAT_T}, "policy transfer"),
+    ({**FLAT_T, "ablation_drop": NA4}, "inconclusive"),
+    ({**FLAT_T, "ablation_drop": (-0.1, -0.3, -0.01, 0.01)}, "inconclusive"),
+    ({"reliance": NA4, "teacher_reliance": NA4}, "policy transfer"),   # ablation stands in
+    ({"reliance": NA4}, "policy transfer"),                            # ... teacher alone too
+    # T: the teacher must be aligned, and its r defined and present (defect 3)
+    ({"teacher_behaviour_r": (0.1, -0.1, 0.3, 0.3)}, "inconclusive"),
+    ({"teacher_behaviour_r": NA4}, "inconclusive"),
+    ({"teacher_behaviour_r": NA4, "behaviour_r": (0.0, -0.2, 0.2, 0.9),
+      "delta_r": (-0.6, -0.8, -0.4, 0.001)}, "inconclusive"),
 ])
 def test_rule(change, expected):
     call, reasons = verdict.decide(_ev(**{**GOOD, **change}))
@@ -69,12 +80,27 @@ def test_rule(change, expected):
     assert reasons
 
 
-def test_w_reason_names_the_deciding_row():
-    _, reasons = verdict.decide(_ev(**{**GOOD, "reliance": (0.06, -0.02, 0.15, 0.26),
-                                       "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}))
-    assert [r for r in reasons if r.startswith("W:")] == [
-        "W: no accuracy gain over base, and scrambling its reasoning's content does not cost "
-        "accuracy (reliance not > 0 at p < 0.05): the reasoning does no work"]
+def test_underpowered_prints_items_needed():
+    ev = _ev(**{**GOOD, "behaviour_r": (0.05, -0.1, 0.2, 0.4)})
+    call, reasons = verdict.decide(ev)
+    # Δr CI width 0.3, n 100, teacher r 0.7: 100 · (0.3 / 0.7)² = 18.4 -> 19
+    assert call == UNDER and any("~19 items needed" in r for r in reasons), reasons
+
+
+def test_against_tests_are_bonferroni_corrected():
+    # three against-tests measured: each at 0.05 / 3; with only Δr measured it is 0.05
+    ev = {**GOOD, "delta_r": (-0.3, -0.55, -0.02, 0.03)}
+    assert verdict.decide(_ev(**ev))[0] == "policy transfer"
+    ev.update(accuracy_vs_base=NA4, reliance=NA4)
+    call, reasons = verdict.decide(_ev(**ev))
+    assert call == "surface mimicry" and "C, each at p < 0.05" in reasons[-1], reasons
+
+
+def test_teacher_with_constant_cost_is_inconclusive():
+    ev = _ev(**{**GOOD, "teacher_behaviour_r": NA4, "delta_r": NA4})
+    ev.loc[ev.evidence == "teacher_behaviour_r", "note"] = "constant cost over items: r undefined"
+    call, reasons = verdict.decide(ev)
+    assert call == "inconclusive" and "constant cost" in reasons[0]
 
 
 def test_constant_cost_fails_alignment():
@@ -82,7 +108,7 @@ def test_constant_cost_fails_alignment():
     ev.loc[ev.evidence == "behaviour_r", ["value", "ci_low", "ci_high"]] = np.nan
     ev.loc[ev.evidence == "behaviour_r", "note"] = "constant cost over items: r undefined"
     call, reasons = verdict.decide(ev)
-    assert call == "surface mimicry" and reasons[0].startswith("A: the student's cost")
+    assert call == "surface mimicry" and reasons[0].startswith("X: the student's cost")
 
 
 def _suite_and_traces(n=40, seed=0):
@@ -122,20 +148,8 @@ def test_verdict_end_to_end(tmp_path):
            ("T", "good", "bad", "B")}
     caches = {"T": _cache(tok["T"], 3, 1, ids), "good": _cache(tok["good"], 3, 2, ids),
               "bad": _cache(tok["bad"], 0, 3, ids), "B": _cache(tok["B"], 0, 4, ids)}
-    plan = planning.run(caches, teacher="T", n_perm=10, n_boot=200, progress_bar=False)
-    calls = {}
-    for s in ("good", "bad"):
-        al = align(traces, suite, roles={"teacher": "T", "student": s, "base": "B"},
-                   n_boot=500, n_perm=500, progress=False)
-        al.save(tmp_path / s)
-        v = verdict.run(teacher="T", students=s, alignment=tmp_path / s, planning=plan)
-        calls[s] = v.tables["calls"].iloc[0]["call"]
-        ev = v.table.set_index("evidence")
-        assert ev.loc["behaviour_r", "n"] == 40 and ev.loc["ablation_drop", "reading"] == "n/a"
-        assert ev.loc["delta_r", "source"] == "summary.json"
-    assert calls == {"good": "policy transfer", "bad": "surface mimicry"}
-    v.plot()
-    # reliance rows come from probes.reliance, matched by the traces' model names
+    plan = planning.run(caches, tasks=suite, teacher="T", n_perm=40, n_boot=200,
+                        progress_bar=False)
     from probes import reliance
 
     forced = []
@@ -146,6 +160,20 @@ def test_verdict_end_to_end(tmp_path):
             forced.append(Trace(item_id=t.item_id, model=t.model, task="t",
                                 correct=bool(t.correct) and keep))
     rel = reliance.run([t for t in traces if t.model != "B"], forced, tasks=suite, n_boot=300)
+    calls = {}
+    for s in ("good", "bad"):
+        al = align(traces, suite, roles={"teacher": "T", "student": s, "base": "B"},
+                   n_boot=500, n_perm=500, progress=False)
+        al.save(tmp_path / s)
+        v = verdict.run(teacher="T", students=s, alignment=tmp_path / s, planning=plan,
+                        reliance=rel)
+        calls[s] = v.tables["calls"].iloc[0]["call"]
+        ev = v.table.set_index("evidence")
+        assert ev.loc["behaviour_r", "n"] == 40 and ev.loc["ablation_drop", "reading"] == "n/a"
+        assert ev.loc["delta_r", "source"] == "summary.json"
+    assert calls == {"good": "policy transfer", "bad": "surface mimicry"}
+    v.plot()
+    # reliance rows come from probes.reliance, matched by the traces' model names
     al = tmp_path / "good"
     v3 = verdict.run(teacher="teacher", students="student", alignment=al, planning=plan,
                      reliance=rel, model_names={"teacher": "T", "student": "good"})
@@ -161,3 +189,14 @@ def test_verdict_end_to_end(tmp_path):
 
     with pytest.raises(InputError, match="summary.json"):
         verdict.run(teacher="T", students="good", alignment=tmp_path / "nope")
+    # a result keyed by other names than the verdict's is an error listing both, never n/a
+    from types import SimpleNamespace
+
+    renamed = SimpleNamespace(table=plan.table.assign(
+        role=plan.table["role"].map({"T": "teacher", "good": "student"}).fillna("other")),
+        tables={})
+    with pytest.raises(InputError, match=r"planning has \['other', 'student', 'teacher'\]"):
+        verdict.run(teacher="T", students=["good"], alignment=tmp_path / "good",
+                    planning=renamed)
+    with pytest.raises(InputError, match=r"no model \['student_mastery'\]"):
+        verdict.run(teacher="T", students=["student_mastery"], alignment=tmp_path / "good")

@@ -81,10 +81,11 @@ def test_caches_and_load_run(organism_run):
     v = run.verdict
     calls = pd.read_csv(out / "probes" / "verdict_calls.csv")
     assert set(calls.student) == set(students) and v is not None and len(v)
-    # the organism's ground truth, reached through the whole pipeline
-    assert dict(zip(v.student, v.call)) == {"student_mastery": "policy transfer",
-                                            "student_mimic_content": "surface mimicry",
-                                            "student_mimic_length": "surface mimicry"}
+    # the organism's ground truth for both mimics, reached through the whole pipeline (the
+    # mastery student: test_mastery_call_through_the_runner)
+    calls = dict(zip(v.student, v.call))
+    assert {k: calls[k] for k in ("student_mimic_content", "student_mimic_length")} == {
+        "student_mimic_content": "surface mimicry", "student_mimic_length": "surface mimicry"}
     assert "verdict:" in repr(run)
     meta = json.loads((out / "probes" / "verdict.run.json").read_text())
     assert meta["seed"] == cfg.seed
@@ -111,10 +112,8 @@ def test_reliance_stage_and_probe_match_the_traces(organism_run):
         assert row.reliance == pytest.approx(a.mean() - b.mean(), abs=1e-12)
         k, n = int((a & ~b).sum()), int((a ^ b).sum())
         assert (row.own_only, row.forced_only) == (k, n - k)
-        if n < 25:  # McNemar: exact binomial on the discordant items
-            p = stats.binomtest(k, n, 0.5).pvalue if n else 1.0
-        else:  # chi² with continuity correction
-            p = stats.chi2.sf((abs(2 * k - n) - 1) ** 2 / n, 1)
+        # McNemar: exact binomial on the discordant items, at every size
+        p = stats.binomtest(k, n, 0.5).pvalue if n else 1.0
         assert row.p == pytest.approx(p, rel=1e-9)
         if key in ("teacher", "student_mastery"):  # reasoning that computes the answer
             assert row.reliance > 0 and row.p < 0.05 and row.ci_low > 0, (key, row)
@@ -122,8 +121,26 @@ def test_reliance_stage_and_probe_match_the_traces(organism_run):
     rel = ev[(ev.evidence == "reliance")].set_index("student")
     assert rel.loc["student_mastery", "value"] == pytest.approx(
         pooled.loc["student_mastery", "reliance"])
-    assert "reliance p < 0.05" in pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
+    assert "W: its reasoning does work" in pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
         "student").loc["student_mastery", "decided_by"]
     md = (out / "report.md").read_text()
     behaviour = md.split("## Behaviour", 1)[1].split("## Mechanism", 1)[0]
     assert "### Reliance" in behaviour and "probes/reliance__all.png" in behaviour
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the verdict rule of issue 10 (frozen in 22a629f) calls the demo's mastery student "
+    "'inconclusive': its planning does not beat the prompt-token-count text baseline (the "
+    "organism's prompt length gives the difficulty away), so P is not shown; not tuned away"))
+def test_mastery_call_through_the_runner(organism_run):
+    out, _, _ = organism_run
+    calls = pd.read_csv(out / "probes" / "verdict_calls.csv").set_index("student")
+    assert calls.loc["student_mastery", "call"] == "policy transfer"
+
+
+def test_mastery_verdict_is_what_the_frozen_rule_gives(organism_run):
+    out, _, _ = organism_run
+    calls = pd.read_csv(out / "probes" / "verdict_calls.csv").set_index("student")
+    why = calls.loc["student_mastery", "decided_by"]
+    assert calls.loc["student_mastery", "call"] == "inconclusive", why
+    assert "open: P" in why and "W: its reasoning does work" in why

@@ -152,8 +152,10 @@ def test_paired_corr_diff_equals_direct_loop():
                      for i in idx])
     assert d.delta == pytest.approx(sps.pearsonr(b, y).statistic - sps.pearsonr(a, y).statistic)
     assert (d.ci_low, d.ci_high) == pytest.approx(tuple(np.percentile(loop, [2.5, 97.5])))
-    tail = min((loop <= 0).sum(), (loop >= 0).sum())
-    assert d.p == pytest.approx(min(1, 2 * (1 + tail) / 401))
+    # plain percentile rule: p = 2q, q = the quantile level where numpy's linear quantile
+    # function of the draws crosses 0 (so p < 0.05 exactly when the CI excludes 0)
+    q = np.interp(0.0, np.sort(loop), np.arange(400) / 399)
+    assert d.p == pytest.approx(min(1, 2 * min(q, 1 - q)))
 
 
 @pytest.mark.parametrize("n10,n01", [(3, 9), (0, 4), (30, 12)])
@@ -163,14 +165,20 @@ def test_mcnemar_vs_binomtest_and_chi2(n10, n01):
     b = np.array([0] * n10 + [1] * n01 + [1] * both + [0] * 5, dtype=bool)
     m = S.mcnemar(a, b)
     assert (m.a_only, m.b_only, m.n) == (n10, n01, a.size)
-    if n10 + n01 < 25:
-        assert m.method == "exact-binomial"
-        assert m.p == pytest.approx(sps.binomtest(n01, n10 + n01, 0.5).pvalue)
-    else:
-        stat = (abs(n10 - n01) - 1) ** 2 / (n10 + n01)
-        assert m.p == pytest.approx(sps.chi2.sf(stat, 1))
-        # the exact test agrees roughly at this size
-        assert m.p == pytest.approx(sps.binomtest(n01, n10 + n01).pvalue, abs=0.02)
+    assert m.method == "exact-binomial"       # exact at every size by default
+    assert m.p == pytest.approx(sps.binomtest(n01, n10 + n01, 0.5).pvalue)
+    c = S.mcnemar(a, b, exact_below=25)
+    if n10 + n01 >= 25:                        # opt-in chi², no continuity correction
+        stat = (n10 - n01) ** 2 / (n10 + n01)
+        assert c.method == "chi2" and c.p == pytest.approx(sps.chi2.sf(stat, 1))
+
+
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_mcnemar_equal_discordant_gives_p_one(k):
+    a = np.array([1] * k + [0] * k + [1] * 3, dtype=bool)
+    b = np.array([0] * k + [1] * k + [1] * 3, dtype=bool)
+    assert S.mcnemar(a, b).p == 1.0
+    assert S.mcnemar(a, b, exact_below=2).p == 1.0
 
 
 def test_paired_test_vs_scipy():

@@ -42,7 +42,8 @@ def analyse(df: pd.DataFrame, pts: pd.DataFrame, table: pd.DataFrame, models: li
     if t and s:
         extra["delta_r"] = delta_r(pts, t, s, summary, **kw)
     if s and b:
-        extra["negative_transfer"] = negative_transfer(df, s, b, summary)
+        extra["negative_transfer"] = negative_transfer(df, s, b, summary, seed=seed,
+                                                       n_boot=n_boot)
         extra["inflation"] = inflation(df, s, b, summary)
     return extra
 
@@ -179,6 +180,8 @@ def delta_r(pts: pd.DataFrame, teacher: str, student: str, summary: dict, *, see
         np.arctanh(out.r_student.clip(-.9999999, .9999999))
     summary["delta_r"] = {
         "teacher": teacher, "student": student, "per_task": out.to_dict("records"),
+        "pooled": _pooled_delta_r(pts, teacher, student, out.task.tolist(), seed=seed,
+                                  n_boot=n_boot),
         "across_tasks": stats.paired_test(zt, zs).to_dict() | {
             "on": "Fisher z of per-task r (student - teacher)"},
         "r_bar_teacher": stats.fisher_mean(out.r_teacher).r_bar,
@@ -186,13 +189,44 @@ def delta_r(pts: pd.DataFrame, teacher: str, student: str, summary: dict, *, see
     return out
 
 
+def _pooled_delta_r(pts: pd.DataFrame, teacher: str, student: str, tasks: list[str], *,
+                    seed: int, n_boot: int) -> dict | None:
+    """Return r̄ teacher, r̄ student and Δr̄ (Fisher-z means over tasks) with stratified CIs.
+
+    Items are resampled within their task, once for both models (mimicry.stats.pooled); the
+    same tasks and items as the per-task rows. None when no task qualifies.
+    """
+    from ..stats.pooled import pooled_corr_diff
+
+    if not tasks:
+        return None
+    p = pts[pts.task.isin(tasks)]
+    a = p[p.model == teacher].set_index(["task", "item_id"])
+    b = p[p.model == student].set_index(["task", "item_id"])
+    shared = a.index.intersection(b.index)
+    d = pooled_corr_diff(a.loc[shared, "log_cost"], b.loc[shared, "log_cost"],
+                         a.loc[shared, "y"], shared.get_level_values("task"),
+                         n_boot=n_boot, seed=seed)
+    return {"delta_r": d.delta, "ci_low": d.ci_low, "ci_high": d.ci_high, "p": d.p, "n": d.n,
+            "k": d.k, "r_bar_teacher": d.a.r_bar, "teacher_ci": [d.a.ci_low, d.a.ci_high],
+            "teacher_p": d.a.p, "r_bar_student": d.b.r_bar,
+            "student_ci": [d.b.ci_low, d.b.ci_high], "student_p": d.b.p, "n_boot": n_boot,
+            "seed": seed, "method": "Fisher-z mean over tasks; paired bootstrap of items "
+                                    "within task (expanded percentile CI, CI-consistent p)"}
+
+
 def _acc(df: pd.DataFrame, model: str) -> pd.DataFrame:
     d = df[(df.model == model) & df.correct.notna()].set_index("item_id")
     return d
 
 
-def negative_transfer(df: pd.DataFrame, student: str, base: str, summary: dict) -> pd.DataFrame:
-    """Return student vs base accuracy per task on shared items (McNemar, BH-FDR q)."""
+def negative_transfer(df: pd.DataFrame, student: str, base: str, summary: dict, *,
+                      seed: int = 0, n_boot: int = 10_000) -> pd.DataFrame:
+    """Return student vs base accuracy per task on shared items (McNemar, BH-FDR q).
+
+    The summary adds ``pooled``: every shared item at once (exact McNemar on the pooled
+    discordant pairs, stratified paired bootstrap CI of the accuracy difference).
+    """
     s, b = _acc(df, student), _acc(df, base)
     rows = []
     for task in df.task.unique():
@@ -208,8 +242,20 @@ def negative_transfer(df: pd.DataFrame, student: str, base: str, summary: dict) 
     out = pd.DataFrame(rows, columns=["task", "n", "acc_base", "acc_student", "diff",
                                       "base_only", "student_only", "statistic", "p", "method"])
     out["q_bh"] = stats.bh_fdr(out.p)[0] if len(out) else []
+    pooled = None
+    if len(out):
+        from ..stats.pooled import pooled_paired_binary
+
+        keys = [(t, i) for t in out.task for i in
+                s[s.task == t].index.intersection(b[b.task == t].index)]
+        ids = [i for _, i in keys]
+        pb = pooled_paired_binary(b.loc[ids, "correct"].astype(bool),
+                                  s.loc[ids, "correct"].astype(bool), [t for t, _ in keys],
+                                  n_boot=n_boot, seed=seed)
+        pooled = pb.to_dict()
     summary["negative_transfer"] = {
         "student": student, "base": base, "per_task": out.to_dict("records"),
+        "pooled": pooled,
         "n_tasks_student_worse": int((out["diff"] < 0).sum()),
         "across_tasks": stats.paired_test(out.acc_base, out.acc_student).to_dict() | {
             "on": "per-task accuracy (student - base)"}}
@@ -219,18 +265,23 @@ def negative_transfer(df: pd.DataFrame, student: str, base: str, summary: dict) 
 def inflation(df: pd.DataFrame, student: str, base: str, summary: dict) -> pd.DataFrame:
     """Return per-task inverse efficiency (mean cost / accuracy) and the student-on-base slope.
 
-    Mean cost is the arithmetic mean of tokens over the model's included traces; accuracy
-    over all its scored traces. Tasks where either accuracy is 0 or unknown are left out of
-    the regression and listed (inverse efficiency is undefined there).
+    Mean cost is the arithmetic mean of reasoning tokens over the same traces as accuracy
+    (every scored trace with a token count), truncated traces included at the tokens they
+    spent (a lower bound; counted in ``n_truncated_<role>``), so a model that hits the token
+    budget is not made to look less verbose than it is. Tasks where either accuracy is 0 or
+    unknown are left out of the regression and listed (inverse efficiency is undefined).
     """
     rows, dropped = [], []
     for task in df.task.unique():
         r = {"task": task}
         for role, m in (("base", base), ("student", student)):
             d = df[(df.model == m) & (df.task == task)]
-            cost = np.exp(d.loc[d.included, "log_cost"]).mean()
+            tok = pd.to_numeric(d.reasoning_tokens, errors="coerce")
+            use = tok.notna() & (tok > 0) & (d.correct.notna() | ~d.correct.notna().any())
+            cost = float(tok[use].mean()) if use.any() else np.nan
             acc = d.correct.dropna().astype(bool).mean() if d.correct.notna().any() else np.nan
             r |= {f"mean_cost_{role}": cost, f"accuracy_{role}": acc,
+                  f"n_truncated_{role}": int((use & (d.finish_reason == "length")).sum()),
                   f"ie_{role}": cost / acc if acc > 0 else np.nan}
         r["verbosity_ratio"] = r["mean_cost_student"] / r["mean_cost_base"]
         if not (np.isfinite(r["ie_base"]) and np.isfinite(r["ie_student"])):

@@ -2,8 +2,9 @@
 
 Import everything from here (``from mimicry.stats import correlate, fisher_mean, mcnemar``);
 the code lives in :mod:`mimicry.stats.core` (correlations, bootstrap, permutation, Fisher z,
-paired Δr) and :mod:`mimicry.stats.tools` (McNemar, paired tests, OLS, Cook's distance, RDM/RSA,
-KL divergence, BH-FDR).
+paired Δr), :mod:`mimicry.stats.tools` (McNemar, paired tests, OLS, Cook's distance, RDM/RSA,
+KL divergence, BH-FDR) and :mod:`mimicry.stats.pooled` (tests pooled over items across tasks:
+stratified bootstrap, Fisher-z mean Δr, pooled exact McNemar, the CI-consistent bootstrap p).
 
 Conventions: every resampling function takes ``seed`` and draws from
 ``numpy.random.default_rng(seed)``; bootstrap CIs resample items and are expanded
@@ -31,6 +32,17 @@ from .core import (
     permutation_p,
     spearman,
 )
+from .pooled import (
+    PooledCorr,
+    PooledCorrDiff,
+    PooledPairedBinary,
+    bootstrap_p,
+    items_needed,
+    pooled_corr,
+    pooled_corr_diff,
+    pooled_paired_binary,
+    stratified_indices,
+)
 from .tools import (
     McNemarResult,
     OLSResult,
@@ -48,6 +60,8 @@ from .tools import (
 )
 
 __all__ = [
+    "PooledCorr", "PooledCorrDiff", "PooledPairedBinary", "bootstrap_p", "items_needed",
+    "pooled_corr", "pooled_corr_diff", "pooled_paired_binary", "stratified_indices",
     "CorrDiff", "CorrResult", "FisherMean", "McNemarResult", "OLSResult", "PairedTest",
     "RSAResult", "bh_fdr", "bootstrap_ci", "bootstrap_corr", "bootstrap_indices", "ci_levels",
     "cooks_distance",

@@ -362,7 +362,8 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
 
     All arrays are ``[n]`` over the same items (``y_b`` defaults to ``y``). Each bootstrap
     draw resamples item indices once and uses them for both correlations. p is the two-sided
-    bootstrap p: ``min(1, 2 * (1 + #{Δ* on the far side of 0}) / (n_valid + 1))``.
+    bootstrap p of the same interval rule as the CI (``stats.pooled.bootstrap_p``), so
+    p < 1 − level exactly when the CI excludes 0.
     """
     x_a, y = _xy(x_a, y)
     x_b, y_b = _xy(x_b, y if y_b is None else y_b)
@@ -374,13 +375,11 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
     for s, rows in _index_chunks("boot", x_a.size, n_boot, seed):
         d[s:s + len(rows)] = (_corr_rows(x_b, y_b, rows, method)
                               - _corr_rows(x_a, y, rows, method))
+    from .pooled import bootstrap_p  # the p that matches the CI's interval rule
+
     d = d[np.isfinite(d)]
     lo, hi = _ci(d, level, x_a.size, ci)
-    if d.size:
-        tail = min(np.sum(d <= 0), np.sum(d >= 0))
-        p = min(1.0, 2 * (1 + int(tail)) / (d.size + 1))
-    else:
-        p = math.nan
+    p = bootstrap_p(d, x_a.size if ci == "expanded" else None)
     return CorrDiff(r_b - r_a, r_a, r_b, int(x_a.size), lo, hi, p, n_boot, seed)
 
 

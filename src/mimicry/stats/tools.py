@@ -27,19 +27,20 @@ class McNemarResult:
     acc_b: float
     statistic: float
     p: float
-    method: str     # "exact-binomial" or "chi2-cc"
+    method: str     # "exact-binomial" or "chi2" (no continuity correction)
 
     def to_dict(self) -> dict:
         """Return the fields as a JSON-ready dict."""
         return asdict(self)
 
 
-def mcnemar(a_correct, b_correct, *, exact_below: int = 25) -> McNemarResult:
+def mcnemar(a_correct, b_correct, *, exact_below: int | None = None) -> McNemarResult:
     """Return McNemar's test for paired booleans ``a_correct, b_correct [n]``.
 
-    With discordant count ``a_only + b_only < exact_below`` the p is the exact two-sided
-    binomial test of ``b_only`` ~ Bin(discordant, 0.5) (statistic = b_only); otherwise the
-    continuity-corrected chi-square ``(|a_only - b_only| - 1)^2 / (a_only + b_only)``, 1 df.
+    By default the p is always the exact two-sided binomial test of ``b_only`` ~
+    Bin(discordant, 0.5) (statistic = b_only), so ``a_only == b_only`` gives p = 1. With
+    ``exact_below`` set, discordant counts at or above it use the chi-square
+    ``(a_only - b_only)^2 / (a_only + b_only)``, 1 df, without continuity correction.
     """
     a = np.asarray(a_correct, dtype=bool).ravel()
     b = np.asarray(b_correct, dtype=bool).ravel()
@@ -52,13 +53,13 @@ def mcnemar(a_correct, b_correct, *, exact_below: int = 25) -> McNemarResult:
     acc_b = float(b.mean()) if b.size else math.nan
     if disc == 0:
         return McNemarResult(int(a.size), n10, n01, acc_a, acc_b, 0.0, 1.0, "exact-binomial")
-    if disc < exact_below:
+    if exact_below is None or disc < exact_below:
         p = float(sps.binomtest(n01, disc, 0.5).pvalue)
         return McNemarResult(int(a.size), n10, n01, acc_a, acc_b, float(n01), p,
                              "exact-binomial")
-    stat = (abs(n10 - n01) - 1) ** 2 / disc
+    stat = (n10 - n01) ** 2 / disc
     return McNemarResult(int(a.size), n10, n01, acc_a, acc_b, float(stat),
-                         float(sps.chi2.sf(stat, 1)), "chi2-cc")
+                         float(sps.chi2.sf(stat, 1)), "chi2")
 
 
 @dataclass(frozen=True)
