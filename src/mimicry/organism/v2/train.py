@@ -189,6 +189,9 @@ def train(out: str | Path, seed: int = DEV_SEED, *, config: V2Config | None = No
 
         c, w = time.process_time(), time.time()
         rl_probs = pool[:cfg.rl_prompts]
+        # TRL builds the KL reference model (beta > 0) from the policy's name_or_path: point it
+        # at the saved warm start (a model built in memory has none)
+        teacher.config._name_or_path = str(out / "teacher_warm")
         st = grpo(teacher, tok, rl_probs, cfg.rl, seed=seed * 1000 + 13, progress=progress)
         save("teacher", teacher, "teacher_warm", st)
         phase("teacher_rl", c, w)
