@@ -106,7 +106,8 @@ def check_fetchable(m: ModelConfig, config_file: str) -> None:
         role = m.name.removeprefix("organism:")
         raise ModelNotFoundError(
             f"model '{m.key}': the organism checkpoint '{role}' is not installed",
-            file=config_file, fix=f"train it (mimicry organism train --out DIR) and set "
+            file=config_file, fix=f"train it (mimicry organism train "
+            f"{'--v2 ' if role.startswith('v2/') else ''}--out DIR) and set "
             f"local_path = \"DIR/{role}\" under key = \"{m.key}\", or run mimicry demo, which "
             "trains it for you")
     if status == "missing":

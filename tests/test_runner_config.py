@@ -58,7 +58,7 @@ def test_shape_from_config_json_matches_model(tiny_model_dir):
 
 def test_every_experiment_config_loads():
     names = sorted(p.stem for p in EXPERIMENTS.glob("*.toml"))
-    assert names == ["llama-8b", "organism", "qwen-1.5b", "qwen-32b", "qwen-7b"]
+    assert names == ["llama-8b", "organism", "organism-v2", "qwen-1.5b", "qwen-32b", "qwen-7b"]
     hub = set()
     for p in EXPERIMENTS.glob("*.toml"):
         cfg = load_config(p)

@@ -34,8 +34,14 @@ __all__ = ["ROLES", "STUDENT_ROLES", "CHECKPOINTS", "SUITE", "TASK", "checkpoint
 def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
     """Return the folder of a trained organism model (committed ones when ``root`` is None).
 
+    ``v2/ROLE`` names an organism v2 model (:func:`mimicry.organism.v2.checkpoint_path`).
     Raises :class:`ModelNotFoundError` for an unknown role or a missing folder.
     """
+    if role.startswith("v2/"):
+        from .v2 import checkpoint_path as v2_checkpoint_path
+
+        return v2_checkpoint_path(role.removeprefix("v2/"),
+                                  Path(root) / "v2" if root is not None else None)
     if role not in ROLES:
         raise ModelNotFoundError(f"unknown organism role {role!r}",
                                  fix=f"use one of {', '.join(ROLES)}")
@@ -64,8 +70,13 @@ def model_specs(root: str | Path | None = None) -> dict[str, Any]:
             for r in ROLES}
 
 
-def train(out: str | Path, seed: int = 0, **kw: Any) -> dict[str, Path]:
-    """Return ``{role: folder}`` after training all five models into ``out`` (see train.py)."""
+def train(out: str | Path, seed: int = 0, *, version: int = 1, **kw: Any) -> dict[str, Path]:
+    """Return ``{role: folder}`` after training all five models into ``out`` (see train.py);
+    ``version=2`` trains the v2 set into ``out/v2`` (see v2/train.py)."""
+    if version == 2:
+        from .v2.train import train as _train_v2
+
+        return _train_v2(Path(out) / "v2", seed=seed, **kw)
     from .training import train as _train
 
     return _train(out, seed=seed, **kw)

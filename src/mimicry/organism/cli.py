@@ -19,23 +19,33 @@ def register(subparsers) -> None:
                        description="Train the five organism models into DIR/<role>/ "
                                    "(deterministic for a given seed on one machine).")
     t.add_argument("--out", required=True, help="output folder (one sub-folder per role)")
-    t.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    t.add_argument("--seed", type=int, default=None,
+                   help="training seed (default 0; 100 with --v2)")
     t.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default 1: reproducible; more may be faster)")
     t.add_argument("--eval", action="store_true",
                    help="after training, print each model's accuracy and r (greedy decoding)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--v2", action="store_true",
+                   help="train organism v2 (three families, GRPO teacher, four students) "
+                        "into DIR/v2/ (default seed 100, the development seed)")
     t.set_defaults(func=_train)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..locking import writer_lock
     from ..preflight import check_output_dir
-    from .training import OrganismConfig, train
 
     out = Path(args.out)
     check_output_dir(out)  # before any training: a folder, writable
+    if getattr(args, "v2", False):
+        from .v2.cli import train_v2
+
+        return train_v2(args)
+    from ..locking import writer_lock
+    from .training import OrganismConfig, train
+
+    args.seed = 0 if args.seed is None else args.seed
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
     cfg = OrganismConfig()

@@ -26,7 +26,7 @@ from .userfile import export_suite, load_items_file
 
 __all__ = ["list_suites", "load_suite", "register_suite", "suite_summary", "export_suite"]
 
-PLUGIN_MODULES = ["mimicry.organism.task"]
+PLUGIN_MODULES = ["mimicry.organism.task", "mimicry.organism.v2.families"]
 FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".ndjson", ".txt")
 
 

@@ -1,0 +1,68 @@
+"""Organism v2: three task families with constant-length prompts, an RL-trained teacher, and
+four students distilled from its sampled traces (mastery, content mimic, length mimic, post-hoc).
+
+Where things are: :mod:`.families` (tasks, suite ``organism_v2``, scorers), :mod:`.leakage`
+(bag-of-tokens probe on the prompts), :mod:`.traces` (training completions per role),
+:mod:`.rl` (TRL GRPO with a correctness reward and a per-token cost), :mod:`.train` (the whole
+set), :mod:`.evaluate` (quick per-family behaviour). Models are named ``organism:v2/ROLE`` in
+experiment configs. Importing this package is cheap (no torch). See docs/organism.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...errors import ModelNotFoundError
+
+ROLES = ("teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length",
+         "student_posthoc")
+EXTRA_ROLES = ("teacher_warm",)
+STUDENT_ROLES = ROLES[2:]
+SPEC_ROLE = {"teacher": "teacher", "base": "base", "teacher_warm": "control",
+             **{s: "student" for s in STUDENT_ROLES}}
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+DEV_SEED = 100
+
+__all__ = ["ROLES", "STUDENT_ROLES", "CHECKPOINTS", "DEV_SEED", "checkpoint_path", "load",
+           "model_specs", "train"]
+
+
+def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
+    """Return the folder of a trained v2 model (committed ones when ``root`` is None).
+
+    Raises :class:`ModelNotFoundError` for an unknown role or a missing folder.
+    """
+    if role not in ROLES + EXTRA_ROLES:
+        raise ModelNotFoundError(f"unknown organism v2 role {role!r}",
+                                 fix=f"use one of {', '.join(ROLES + EXTRA_ROLES)}")
+    base = Path(root) if root is not None else CHECKPOINTS
+    p = base / role
+    if not (p / "config.json").exists():
+        raise ModelNotFoundError(
+            f"organism v2 model '{role}' not found in {base}",
+            fix="train it: mimicry organism train --v2 --out DIR (then pass root=DIR)")
+    return p
+
+
+def load(role: str, root: str | Path | None = None, **kw: Any):
+    """Return ``(model, tokenizer)`` of a v2 role via :func:`mimicry.models.load_model`."""
+    from ...models import load_model
+
+    kw.setdefault("dtype", "float32")
+    return load_model(str(checkpoint_path(role, root)), **kw)
+
+
+def model_specs(root: str | Path | None = None) -> dict[str, Any]:
+    """Return ``{role: ModelSpec}`` for every v2 model (``ModelSpec.role`` set)."""
+    from ...models import ModelSpec
+
+    return {r: ModelSpec(str(checkpoint_path(r, root)), role=SPEC_ROLE[r], dtype="float32")
+            for r in ROLES}
+
+
+def train(out: str | Path, seed: int = DEV_SEED, **kw: Any) -> dict[str, Path]:
+    """Return ``{role: folder}`` after training the v2 set into ``out`` (see train.py)."""
+    from .train import train as _train
+
+    return _train(out, seed=seed, **kw)
