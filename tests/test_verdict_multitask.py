@@ -372,7 +372,9 @@ def test_four_task_end_to_end_policy_transfer_and_post_hoc():
         al = align([t for t in traces if t.model in ("T", s, "B")], suite,
                    roles={"teacher": "T", "student": s, "base": "B"}, n_boot=1000, n_perm=200,
                    progress=False)
-        v = verdict.run(teacher="T", students=s, alignment=al, planning=plan, reliance=rel)
+        # planning and reliance were run for every model: the other student is a known name
+        v = verdict.run(teacher="T", students=s, alignment=al, planning=plan, reliance=rel,
+                        known_models={"S", "P"} - {s})
         calls[s] = v.tables["calls"].iloc[0]
         ev = v.table.set_index("evidence")
         assert ev.loc["delta_r", "n"] == sum(SIZES.values()) and np.isfinite(
