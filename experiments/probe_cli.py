@@ -1,28 +1,44 @@
-"""``mimicry probe NAME CACHE... --out DIR`` and ``mimicry scramble TRACES --out FILE``.
+"""``mimicry probe NAME CACHE... --out DIR``: one probe, or every probe and the verdict.
 
 Caches are given as paths or ``name=path`` (the name labels tables and figures; default: the
 file stem). ``mimicry probe reliance OWN.jsonl FORCED.jsonl`` takes two TRACES files instead:
-the models' own traces, then their answers after the scrambled reasoning. The probes package
-is imported inside the handler (``mimicry`` never imports ``probes`` at import time).
+the models' own traces, then their answers after the scrambled reasoning. Defaults, glue and
+output format are those of ``mimicry run`` (:mod:`experiments.probing`): ``probe verdict``
+runs every probe as the probe stage does, so the same caches give the same evidence.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+from typing import Any
 
 from mimicry.errors import InputError
 
-PROBES = ("difficulty", "entropy", "similarity", "planning", "ablation", "verdict", "reliance")
+from .inputs import common_options
+from .layout import RunFolder
+from .probing import (
+    PROBES,
+    ProbeInputs,
+    probe_functions,
+    probe_options,
+    run_probes,
+    save_units,
+)
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    """Add the ``probe`` and ``scramble`` sub-commands."""
+    """Add the ``probe`` sub-command."""
     p = subparsers.add_parser(
         "probe", help="run a probe over HDF5 caches (difficulty, entropy, similarity, planning, "
                       "ablation, verdict) or over traces (reliance)",
-        description="Run one probe over caches written by `mimicry capture`; writes NAME.csv, "
-                    "extra tables, NAME.json (settings, n, exclusions, seeds) and NAME.png/pdf.")
+        description="Run one probe over caches written by `mimicry capture`, with the same "
+                    "defaults and output format as `mimicry run`: NAME.csv (a `unit` column per "
+                    "model or pair), NAME_<table>.csv, NAME__<unit>.png/pdf and NAME.json "
+                    "(settings, n, exclusions, seed).")
     p.add_argument("name", choices=PROBES)
     p.add_argument("caches", nargs="+", metavar="CACHE",
                    help="cache .h5 files, optionally name=path (similarity: TEACHER STUDENT; "
@@ -31,32 +47,29 @@ def register(subparsers) -> None:
                         "--after-reasoning`)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tasks", help="task suite name or items CSV/JSONL (human difficulty)")
-    p.add_argument("--target", default="human", choices=["human", "log_reasoning_tokens"])
+    p.add_argument("--target", default=None, choices=["human", "log_reasoning_tokens"])
     p.add_argument("--site", help="residual site (default: per probe)")
-    p.add_argument("--segment", default="reasoning", help="entropy segment")
-    p.add_argument("--variant", default="raw", choices=["raw", "norm", "nosink"])
+    p.add_argument("--segment", help="entropy segment (default: reasoning)")
+    p.add_argument("--variant", choices=["raw", "norm", "nosink"], help="entropy variant")
     p.add_argument("--teacher", help="name of the teacher cache (planning, verdict; "
                                      "default: the first)")
+    p.add_argument("--base", help="verdict: name of the base model's cache (not compared)")
     p.add_argument("--random-cache", help="difficulty: cache of a random-init model of the "
                                           "same architecture over the same traces")
-    p.add_argument("--alignment", help="verdict: the --out folder of `mimicry align`")
+    p.add_argument("--alignment", action="append", default=[], metavar="[STUDENT=]DIR",
+                   help="verdict: the --out folder of `mimicry align` (per student: repeat "
+                        "STUDENT=DIR)")
     p.add_argument("--ablation", action="append", default=[], metavar="STUDENT:cond=path,...",
-                   help="verdict: ablation caches of one student (repeatable)")
-    p.add_argument("--n-folds", type=int, default=5)
-    p.add_argument("--n-perm", type=int, default=100)
-    p.add_argument("--n-boot", type=int, default=1000)
+                   help="verdict: the student's caches over the teacher's (teacher=) and the "
+                        "scrambled teacher traces (scrambled=); repeatable")
+    p.add_argument("--reliance", action="append", default=[], metavar="KEY:OWN,FORCED",
+                   help="verdict: a model's own traces and its answers after them scrambled")
+    p.add_argument("--n-folds", type=int, help="cross-validation folds (default: per probe)")
+    p.add_argument("--n-perm", type=int, help="permutations (default: per probe)")
+    p.add_argument("--n-boot", type=int, help="bootstrap resamples (default: per probe)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_probe)
 
-    s = subparsers.add_parser(
-        "scramble", help="format-preserving content scramble of a traces file (for ablations)",
-        description="Keep <think> tags, lines, step markers and lengths; destroy content.")
-    s.add_argument("traces")
-    s.add_argument("--out", required=True)
-    s.add_argument("--mode", default="within", choices=["within", "across"])
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--tokenizer", help="tokenizer path/name to recount reasoning_tokens")
-    s.set_defaults(func=_scramble)
 
 
 def _named(specs: list[str]) -> dict[str, Path]:
@@ -80,80 +93,115 @@ def _open(paths: dict[str, Path]) -> dict:
     return {k: open_cache(v) for k, v in paths.items()}
 
 
-def _probe(args: argparse.Namespace) -> int:
-    # lazy: mimicry does not depend on probes at import time
-    from probes import ablation, difficulty, entropy, planning, similarity
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the options the user gave on the command line (None: the probe's default)."""
+    given = {"n_folds": args.n_folds, "n_perm": args.n_perm, "n_boot": args.n_boot,
+             "target": args.target, "segment": args.segment, "variant": args.variant}
+    return {k: v for k, v in given.items() if v is not None}
 
+
+def _probe(args: argparse.Namespace) -> int:
     if args.name == "reliance":
         return _reliance(args)
-    caches = _open(_named(args.caches))
-    names = list(caches)
+    paths = _named(args.caches)
     tasks = None
     if args.tasks:
         from mimicry.tasks.registry import load_suite
 
         tasks = load_suite(args.tasks)
-    if args.target == "human" and tasks is None and args.name in ("difficulty", "entropy",
-                                                                  "ablation"):
+    if (args.target or "human") == "human" and tasks is None \
+            and args.name in ("difficulty", "entropy", "ablation", "verdict"):
         raise InputError(f"probe {args.name} with --target human needs --tasks SUITE|FILE",
                          fix="or use --target log_reasoning_tokens")
+    names = list(paths)
     teacher = args.teacher or names[0]
-    if teacher not in caches:
+    if teacher not in paths:
         raise InputError(f"--teacher {teacher!r} is not one of the caches {names}")
-    common = dict(seed=args.seed, n_boot=args.n_boot)
-    results = []
+    if args.name == "verdict":
+        units = _verdict(args, paths, teacher, tasks)
+    else:
+        units = _one(args, paths, teacher, tasks)
+    for p in save_units(units, Path(args.out), args.name, seed=args.seed):
+        print(p)
+    return 0
+
+
+def _one(args: argparse.Namespace, paths: dict[str, Path], teacher: str, tasks) -> list:
+    """Return ``[(unit, Result)]`` of one probe, with PROBE_DEFAULTS updated by the flags."""
+    fn = probe_functions()[args.name]
+    where = f"mimicry probe {args.name}"
+    opts = probe_options(args.name, _common(args), where=where)
+    caches = _open(paths)
+    seed, site = args.seed, args.site
     if args.name == "difficulty":
         rnd = _open(_named([args.random_cache]))[Path(args.random_cache).stem] \
             if args.random_cache else None
-        for k, c in caches.items():
-            r = difficulty.run(c, tasks=tasks, target=args.target, name=k, random_cache=rnd,
-                               sites=[args.site] if args.site else None, n_folds=args.n_folds,
-                               n_perm=args.n_perm, **common)
-            r.name = f"difficulty_{k}" if len(caches) > 1 else "difficulty"
-            results.append(r)
-    elif args.name == "entropy":
-        results.append(entropy.run(caches, tasks=tasks, target=args.target,
-                                   segment=args.segment, variant=args.variant,
-                                   n_perm=max(args.n_perm, 1000), **common))
-    elif args.name == "similarity":
+        extra = {"random_cache": rnd} if rnd is not None else {}
+        return [(k, fn(c, tasks=tasks, name=k, sites=[site] if site else None, seed=seed,
+                       **extra, **opts)) for k, c in caches.items()]
+    if args.name == "entropy":
+        return [("all", fn(caches, tasks=tasks, seed=seed, **opts))]
+    if args.name == "similarity":
         if len(caches) != 2:
             raise InputError(f"similarity takes two caches (TEACHER STUDENT), got {len(caches)}")
-        results.append(similarity.run(*caches.values(), site=args.site or "last_prompt",
-                                      names=tuple(names), n_perm=args.n_perm, seed=args.seed,
-                                      n_boot=min(args.n_boot, 200)))
-    elif args.name == "planning":
-        results.append(planning.run(caches, tasks=tasks, teacher=teacher,
-                                    site=args.site or "last_prompt", n_folds=args.n_folds,
-                                    n_perm=args.n_perm, **common))
-    elif args.name == "ablation":
-        results.append(ablation.run(caches, tasks=tasks, target=args.target,
-                                    site=args.site or "mean_reasoning", n_folds=args.n_folds,
-                                    **common))
-    else:
-        from probes.suite import run_all
+        t, s = list(caches)
+        return [(s, fn(caches[t], caches[s], site=site or "last_prompt", names=(t, s), seed=seed,
+                       **opts))]
+    if args.name == "planning":
+        return [("all", fn(caches, tasks=tasks, teacher=teacher, site=site or "last_prompt",
+                           seed=seed, **opts))]
+    return [("all", fn(caches, tasks=tasks, site=site or "mean_reasoning", seed=seed, **opts))]
 
-        abl = {}
-        for spec in args.ablation:
-            student, _, conds = spec.partition(":")
-            if student not in caches or not conds:
-                raise InputError(f"--ablation {spec!r}: expected STUDENT:cond=path,... with "
-                                 f"STUDENT one of {names}")
-            abl[student] = _open(_named(conds.split(",")))
-        v = run_all(caches, teacher=teacher, tasks=tasks, alignment=args.alignment,
-                    ablation=abl or None, n_perm=args.n_perm, **common)
-        for key, r in v.arrays["results"].items():   # the component probes, saved beside it
-            for unit, res in (r.items() if isinstance(r, dict) else [("", r)]):
-                res.name = f"{key}_{unit}" if unit else key
-                results.append(res)
-        results.append(v)
+
+def _verdict(args: argparse.Namespace, paths: dict[str, Path], teacher: str, tasks) -> list:
+    """Return the verdict units: every probe run as ``mimicry run`` runs them, then the verdict."""
+    common = _common(args)
+    roles = {k: "teacher" if k == teacher else "base" if k == args.base else "student"
+             for k in paths}
+    caches: dict[str, Any] = dict(paths)
+    for spec in args.ablation:
+        student, _, conds = spec.partition(":")
+        if student not in roles or not conds:
+            raise InputError(f"--ablation {spec!r}: expected STUDENT:cond=path,... with "
+                             f"STUDENT one of {list(roles)}")
+        for cond, p in _named(conds.split(",")).items():
+            stem = {"teacher": RunFolder.cross_stem(student, teacher),
+                    "scrambled": RunFolder.scrambled_stem(student)}.get(cond)
+            if stem is None:
+                raise InputError(f"--ablation {spec!r}: unknown condition {cond!r}",
+                                 fix="use teacher=CACHE and/or scrambled=CACHE")
+            caches[stem] = p
+    reliance = {}
+    for spec in args.reliance:
+        key, _, files = spec.partition(":")
+        parts = files.split(",")
+        if key not in roles or len(parts) != 2:
+            raise InputError(f"--reliance {spec!r}: expected KEY:OWN.jsonl,FORCED.jsonl with KEY "
+                             f"one of {list(roles)}")
+        reliance[key] = (Path(parts[0]), Path(parts[1]))
+    alignment: dict[str, Any] = {}
+    for spec in args.alignment:
+        student, _, d = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        for s in ([student] if student else [k for k, r in roles.items() if r == "student"]):
+            alignment[s] = d
+    names = [n for n in PROBES if n != "reliance" or reliance]
+    options = {n: o for n, o in common_options(names, common).items()}
+    inp = ProbeInputs(roles=roles, caches=caches, suite=tasks, seed=args.seed,
+                      reliance=reliance, alignment=alignment, options=options)
     out = Path(args.out)
-    for r in results:
-        for p in r.save(out):
-            print(p)
-    for r in results:
-        if r.name == "verdict":
-            print(r.tables["calls"].to_string(index=False))
-    return 0
+    for name, (units, note) in run_probes(names, inp).items():
+        if note:
+            log.info("%s: %s", name, note)
+        if name != "verdict" and units:
+            save_units(units, out, name, seed=args.seed)
+    units = list(inp.results.get("verdict", {}).items())
+    if not units:
+        raise InputError("no verdict: no student could be compared with the teacher",
+                         fix="give the teacher's and at least one student's cache")
+    import pandas as pd
+
+    print(pd.concat([r.tables["calls"] for _, r in units]).to_string(index=False))
+    return units
 
 
 def _reliance(args: argparse.Namespace) -> int:
@@ -162,23 +210,10 @@ def _reliance(args: argparse.Namespace) -> int:
     if len(args.caches) != 2:
         raise InputError(f"reliance takes two traces files (OWN FORCED), got {len(args.caches)}",
                          fix="mimicry probe reliance own.jsonl after_scrambled.jsonl --out DIR")
-    r = reliance.run(args.caches[0], args.caches[1], tasks=args.tasks, n_boot=args.n_boot,
-                     seed=args.seed)
-    for p in r.save(Path(args.out)):
+    opts = probe_options("reliance", _common(args), where="mimicry probe reliance")
+    r = reliance.run(args.caches[0], args.caches[1], tasks=args.tasks, seed=args.seed, **opts)
+    for p in save_units([("all", r)], Path(args.out), "reliance", seed=args.seed):
         print(p)
     cols = ["model", "task", "n", "acc_own", "acc_forced", "reliance", "ci_low", "ci_high", "p"]
     print(r.table[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    return 0
-
-
-def _scramble(args: argparse.Namespace) -> int:
-    from mimicry.traces.scramble import scramble_file
-
-    tok = None
-    if args.tokenizer:
-        from mimicry.models import ModelSpec, load_tokenizer
-
-        tok = load_tokenizer(ModelSpec(args.tokenizer))
-    n = scramble_file(args.traces, args.out, mode=args.mode, seed=args.seed, tokenizer=tok)
-    print(f"scrambled {n} traces ({args.mode}, seed {args.seed}) -> {args.out}")
     return 0

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-MAX_ITEMS = 8
+MAX_ITEMS = 16  # reliance needs >= 10 items per model
 TABLES = {"alignment": "alignment/alignment.csv", "reliance": "probes/reliance.csv",
           "verdict": "probes/verdict.csv", "verdict_calls": "probes/verdict_calls.csv"}
 
@@ -38,5 +38,5 @@ def run_small_demo(out: Path) -> dict[str, list[dict]]:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
-        res = run_small_demo(Path(d) / "run")
+        res = run_small_demo(Path(sys.argv[2]) if len(sys.argv) > 2 else Path(d) / "run")
     Path(sys.argv[1]).write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")

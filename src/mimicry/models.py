@@ -1,4 +1,8 @@
-"""Model specs and loading: a Hugging Face hub name or a local ``save_pretrained`` folder.
+"""Model specs and loading: a Hugging Face hub name, a local folder, or ``organism:ROLE``.
+
+``organism:ROLE`` (``organism:teacher``, ``organism:student_mastery`` ...) names a committed
+model-organism checkpoint; :class:`ModelSpec` resolves it to that folder, so it works
+wherever a model is named (configs, the CLI, Python).
 
 ``load_model(spec)`` returns ``(model, tokenizer)`` in eval mode. It never forces eager
 attention (SDPA is the default); pass ``attn_implementation="eager"`` only where attention
@@ -15,6 +19,7 @@ from typing import Any, Literal
 from .errors import ModelNotFoundError
 
 Role = Literal["teacher", "student", "base", "control"]
+ORGANISM_PREFIX = "organism:"
 
 _DTYPES = {
     "float32": "float32", "fp32": "float32", "float": "float32",
@@ -44,6 +49,9 @@ class ModelSpec:
     chat_template: str = "auto"
     trust_remote_code: bool = False
 
+    def __post_init__(self) -> None:
+        self.name_or_path = resolve_model_name(self.name_or_path)
+
     @property
     def short_name(self) -> str:
         """Return the last path component (``DeepSeek-R1-Distill-Qwen-7B``)."""
@@ -55,6 +63,16 @@ class ModelSpec:
         if isinstance(spec, ModelSpec):
             return spec
         return cls(name_or_path=str(spec), **kw)
+
+
+def resolve_model_name(name: str) -> str:
+    """Return what to load for ``name``: ``organism:ROLE`` -> its checkpoint folder, else ``name``."""
+    name = str(name)
+    if not name.startswith(ORGANISM_PREFIX):
+        return name
+    from .organism import checkpoint_path
+
+    return str(checkpoint_path(name.removeprefix(ORGANISM_PREFIX)))
 
 
 def _looks_like_path(name: str) -> bool:

@@ -17,7 +17,7 @@ reasoning: they are skipped and counted. Re-running skips items already in ``out
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -190,9 +190,9 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     if progress:
         s = result.summary
         acc = "n/a" if s["accuracy"] is None else f"{100 * s['accuracy']:.1f}%"
-        print(f"{model_name}: answered after {s['items']} given reasonings ({s['generated']} "
+        logging.getLogger(__name__).info(f"{model_name}: answered after {s['items']} given reasonings ({s['generated']} "
               f"new), accuracy {acc}; {s['length_finished']} answers cut at the budget of "
               f"{budget} tokens; skipped {len(truncated)} cut before </think> and "
-              f"{len(not_in_suite)} not in the suite -> {out}", file=sys.stderr, flush=True)
+              f"{len(not_in_suite)} not in the suite -> {out}")
     return result
 
