@@ -23,6 +23,7 @@ from mimicry.stats.columns import _rank, spearman_cols
 
 from .base import (
     PALETTE,
+    ProbeEstimator,
     Result,
     cache_layers,
     group_kfold,
@@ -31,7 +32,7 @@ from .base import (
     resolve_groups,
 )
 from .difficulty import _length_features
-from .ridge import ridge_cv_predict
+from .ridge import RidgeProbe, ridge_cv_predict
 
 
 def _boot_rho(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -42,45 +43,82 @@ def _boot_rho(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return (ry * rp).sum(1) / np.sqrt((ry**2).sum(1) * (rp**2).sum(1))
 
 
+def _drop(y: np.ndarray, pred_ref: np.ndarray, pred_cond: np.ndarray) -> float:
+    """Return ρ(y, pred_ref) − ρ(y, pred_cond) (Spearman): the drop, for run() and the estimator."""
+    return float(spearman_cols(y, pred_ref)[0] - spearman_cols(y, pred_cond)[0])
+
+
 def paired_drop(y: np.ndarray, pred_ref: np.ndarray, pred_cond: np.ndarray, *, n_boot: int,
                 seed: int) -> dict:
     """Return ρ_ref − ρ_cond with a paired bootstrap CI and two-sided bootstrap p."""
     idx = bootstrap_indices(len(y), n_boot, seed)
     d = _boot_rho(y, pred_ref, idx) - _boot_rho(y, pred_cond, idx)
-    drop = float(spearman_cols(y, pred_ref)[0] - spearman_cols(y, pred_cond)[0])
+    drop = _drop(y, pred_ref, pred_cond)
     lo, hi = percentile_ci(d)
     dd = d[np.isfinite(d)]
     p = float(min(1.0, 2 * min((dd <= 0).mean(), (dd >= 0).mean()) + 1 / (len(dd) + 1)))
     return {"drop": drop, "drop_ci_low": lo, "drop_ci_high": hi, "p_drop": p}
 
 
-class ContentAblation:
-    """Estimator: ``fit(X_ref, X_cond, y, folds)`` -> ``drop_`` (ρ_ref − ρ_cond, cross-validated).
+class ContentAblation(ProbeEstimator):
+    """Estimator: one ridge probe per condition; ``score`` = ρ_reference − ρ_condition on (X, y).
 
-    Hyper-parameters: ``alphas``, ``n_folds``, ``random_state``. ``score`` returns ``drop_``.
+    ``X = np.hstack([X_ref, X_cond])`` ``[n, d_ref + d_cond]``: the same items' residuals in
+    the reference condition (e.g. the model's own traces) and in the ablated one (e.g. the
+    scrambled traces); ``y [n]``: difficulty. Hyper-parameters: ``alphas``, ``inner``,
+    ``inner_folds``, ``random_state`` (those of :class:`probes.ridge.RidgeProbe`) and
+    ``n_ref_features`` (how many leading columns of ``X`` are the reference; None: half).
+    Learned: ``ref_``, ``cond_`` (the fitted ridge probes), ``n_features_in_``.
+
+    ``predict(X) [n, 2]``: the two probes' predictions; ``score(X, y)``: the drop ``ρ(y,
+    pred_ref) − ρ(y, pred_cond)`` on ``(X, y)``. :func:`run` computes the same drop, through
+    the same functions, on out-of-fold predictions: with its folds,
+    ``cross_val_predict(ContentAblation(alphas), X, y, cv=PredefinedSplit(folds))`` gives
+    its predictions of the two conditions.
     """
 
-    def __init__(self, alphas: Any = "auto", n_folds: int = 5, random_state: int = 0):
+    def __init__(self, alphas: Any = "auto", inner: str = "loo", inner_folds: int = 5,
+                 n_ref_features: int | None = None, random_state: int = 0):
         self.alphas = alphas
-        self.n_folds = n_folds
+        self.inner = inner
+        self.inner_folds = inner_folds
+        self.n_ref_features = n_ref_features
         self.random_state = random_state
 
-    def fit(self, X_ref: np.ndarray, X_cond: np.ndarray, y: np.ndarray,
-            folds: np.ndarray | None = None) -> ContentAblation:
-        """Fit the probe in both conditions with the same folds; set ``rho_ref_``, ``rho_cond_``, ``drop_``."""
-        y = np.asarray(y, float)
-        if folds is None:
-            folds = group_kfold(np.arange(len(y)), self.n_folds, self.random_state)
-        self.pred_ref_ = ridge_cv_predict(X_ref, y, folds, alphas=self.alphas)[0]
-        self.pred_cond_ = ridge_cv_predict(X_cond, y, folds, alphas=self.alphas)[0]
-        self.rho_ref_ = float(spearman_cols(y, self.pred_ref_)[0])
-        self.rho_cond_ = float(spearman_cols(y, self.pred_cond_)[0])
-        self.drop_ = self.rho_ref_ - self.rho_cond_
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (X_ref, X_cond) from the stacked ``X``."""
+        X = self._xy(X)[0]
+        k = X.shape[1] // 2 if self.n_ref_features is None else int(self.n_ref_features)
+        if not 0 < k < X.shape[1] or (self.n_ref_features is None and X.shape[1] % 2):
+            raise InputError(f"cannot split X's {X.shape[1]} columns into reference and "
+                             f"condition (n_ref_features={self.n_ref_features})",
+                             fix="pass X = np.hstack([X_ref, X_cond]) and, when the two "
+                                 "differ in width, n_ref_features=X_ref.shape[1]")
+        return X[:, :k], X[:, k:]
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+            ) -> ContentAblation:
+        """Fit a ridge probe in each condition on ``X [n, d_ref + d_cond]``, ``y [n]``; return self."""
+        X, y = self._xy(X, y)
+        Xr, Xc = self._split(X)
+        kw = dict(alphas=self.alphas, inner=self.inner, inner_folds=self.inner_folds,
+                  random_state=self.random_state)
+        self.ref_ = RidgeProbe(**kw).fit(Xr, y, groups)
+        self.cond_ = RidgeProbe(**kw).fit(Xc, y, groups)
+        self.n_features_in_ = X.shape[1]
         return self
 
-    def score(self, *args: Any) -> float:
-        """Return the fitted drop ρ_ref − ρ_cond."""
-        return float(self.drop_)
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Return ``[n, 2]``: the reference probe's and the condition probe's predictions."""
+        self._check_fitted()
+        Xr, Xc = self._split(X)
+        return np.column_stack([self.ref_.predict(Xr), self.cond_.predict(Xc)])
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Return the drop ρ(y, pred_ref) − ρ(y, pred_cond) on ``(X, y)`` (Spearman)."""
+        X, y = self._xy(X, y)
+        P = self.predict(X)
+        return _drop(y, P[:, 0], P[:, 1])
 
 
 def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",

@@ -1,4 +1,4 @@
-"""Shared pieces of every probe: :class:`Result`, label joining, grouped folds, statistics.
+"""Shared pieces of every probe: :class:`Result`, :class:`ProbeEstimator`, labels, grouped folds.
 
 A probe's ``run(...)`` returns a :class:`Result`: ``.table`` (a pandas DataFrame, one row per
 unit of analysis), optional extra ``.tables``, ``.meta`` (seeds, n, exclusions) and
@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from mimicry.errors import InputError
 from mimicry.io import atomic_path, atomic_write_json, json_ready
@@ -71,6 +73,39 @@ class Result:
     def __repr__(self) -> str:
         return f"Result({self.name!r}, {len(self.table)} rows, tables={list(self.tables)})"
 
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+class ProbeEstimator(BaseEstimator):
+    """Base of every probe estimator: scikit-learn's ``get_params``/``set_params``/``clone``.
+
+    The contract (scikit-learn's): hyper-parameters are ``__init__`` keywords stored unchanged
+    (no work in ``__init__``); ``fit(X, y)`` sets the learned state in attributes ending in
+    ``_`` and returns ``self``; ``score(X, y)`` returns one number computed from its inputs. So
+    a probe works in ``clone``, ``cross_val_score`` and ``Pipeline``, and each probe's
+    ``run()`` calls the estimator or the same private function, so the two cannot drift.
+    """
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self)
+
+    @staticmethod
+    def _xy(X: Any, y: Any = None, *, dtype: Any = np.float64
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return ``X [n, d]`` (a 1-D ``X`` is one column) and ``y [n]`` (or None), checked."""
+        X = np.asarray(X, dtype)
+        X = X[:, None] if X.ndim == 1 else X
+        if X.ndim != 2 or len(X) == 0:
+            raise InputError(f"X has shape {X.shape}; expected [n_items, n_features], n > 0",
+                             fix="pass one row per item")
+        if y is not None:
+            y = np.asarray(y, dtype).ravel()
+            if len(y) != len(X):
+                raise InputError(f"X has {len(X)} rows but y has {len(y)} values",
+                                 fix="pass the same items, in the same order, in X and y")
+        return X, y
 
 
 # --------------------------------------------------------------------------- labels

@@ -21,40 +21,73 @@ from mimicry.errors import InputError
 from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
 from mimicry.stats.columns import partial_spearman, spearman_cols
 
-from .base import PALETTE, Result, make_labels, model_name, segment_lengths
+from .base import (
+    PALETTE,
+    ProbeEstimator,
+    Result,
+    make_labels,
+    model_name,
+    segment_lengths,
+)
 
 
-class EntropyProbe:
-    """Estimator: entropy ``[n]`` ~ 1 + difficulty + log length; ``score`` = partial Spearman ρ.
+class EntropyProbe(ProbeEstimator):
+    """Estimator: entropy ``y [n]`` ~ 1 + difficulty + log length (OLS); ``score`` = (partial) ρ.
 
-    Learned: ``coef_`` (intercept, difficulty slope, length slope), ``slope_``.
+    ``X [n, 1]`` or ``[n, 2]``: column 0 difficulty, column 1 (optional) the log segment length
+    (a 1-D ``X`` is difficulty alone); ``y [n]``: attention entropy (e.g. one layer's head mean).
+    Hyper-parameter: ``covariate`` (use column 1 when ``X`` has it). Learned: ``coef_``
+    (intercept, difficulty slope[, length slope]), ``slope_``, ``n_features_in_``.
+
+    ``score(X, y)`` is the Spearman ρ of entropy with difficulty on ``(X, y)``, partial given
+    log length when the covariate is used — the ``partial_rho`` (else ``rho``) of :func:`run`'s
+    layer rows, through the same function. A rank correlation has nothing to learn, so the
+    score does not use ``coef_``: under ``cross_val_score`` it asks whether the relation holds
+    on held-out items; the learned effect size is ``slope_``.
     """
 
     def __init__(self, covariate: bool = True):
         self.covariate = covariate
 
-    def _design(self, difficulty, log_length):
-        cols = [np.ones(len(difficulty)), np.asarray(difficulty, float)]
-        if self.covariate and log_length is not None:
-            cols.append(np.asarray(log_length, float))
-        return np.column_stack(cols)
+    def _columns(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return (difficulty [n], log length [n] or None) from ``X``."""
+        X = self._xy(X)[0]
+        if X.shape[1] > 2:
+            raise InputError(f"X has {X.shape[1]} columns; expected difficulty and optionally "
+                             "log length", fix="pass X = [difficulty] or [difficulty, log_len]")
+        use = self.covariate and X.shape[1] == 2
+        return X[:, 0], (X[:, 1] if use else None)
 
-    def fit(self, difficulty: np.ndarray, entropy: np.ndarray, log_length=None) -> EntropyProbe:
-        """Fit OLS of ``entropy [n]`` on ``difficulty [n]`` (+ ``log_length [n]``); return self."""
-        D = self._design(difficulty, log_length)
-        self.coef_ = np.linalg.lstsq(D, np.asarray(entropy, float), rcond=None)[0]
+    def _design(self, X) -> np.ndarray:
+        d, ll = self._columns(X)
+        return np.column_stack([np.ones(len(d)), d] + ([ll] if ll is not None else []))
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> EntropyProbe:
+        """Fit OLS of entropy ``y [n]`` on difficulty (+ log length) ``X [n, 1|2]``; return self."""
+        X, y = self._xy(X, y)
+        self.coef_ = np.linalg.lstsq(self._design(X), y, rcond=None)[0]
         self.slope_ = float(self.coef_[1])
+        self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, difficulty, log_length=None) -> np.ndarray:
-        """Return fitted entropy ``[n]``."""
-        return self._design(difficulty, log_length) @ self.coef_
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Return fitted entropy ``[n]`` for ``X [n, 1|2]``."""
+        self._check_fitted()
+        return self._design(X) @ self.coef_
 
-    def score(self, difficulty, entropy, log_length=None) -> float:
-        """Return the (partial, given log length) Spearman ρ of entropy with difficulty."""
-        if self.covariate and log_length is not None:
-            return partial_spearman(entropy, difficulty, log_length)[0]
-        return float(spearman_cols(np.asarray(difficulty, float), np.asarray(entropy, float))[0])
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Return the Spearman ρ of entropy ``y`` with difficulty (partial given log length)."""
+        self._check_fitted()
+        X, y = self._xy(X, y)
+        d, ll = self._columns(X)
+        return _rho(d, y, ll)
+
+
+def _rho(d: np.ndarray, e: np.ndarray, ll: np.ndarray | None) -> float:
+    """Return Spearman ρ(entropy, difficulty), partial given ``ll`` when it is not None."""
+    if ll is not None:
+        return partial_spearman(e, d, ll)[0]
+    return float(spearman_cols(np.asarray(d, float), np.asarray(e, float))[0])
 
 
 def _boot_slopes(d: np.ndarray, e: np.ndarray, ll: np.ndarray | None, idx: np.ndarray):
@@ -100,7 +133,8 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
         e = E[:, layer, :].mean(1)
         c = correlate(e, d, method="spearman", n_boot=n_boot, n_perm=n_perm, seed=seed)
         pr, pp = partial_spearman(e, d, ll) if ll is not None else (np.nan, np.nan)
-        probe = EntropyProbe(covariate=ll is not None).fit(d, e, ll)
+        probe = EntropyProbe(covariate=ll is not None).fit(
+            d if ll is None else np.column_stack([d, ll]), e)
         lo, hi = percentile_ci(_boot_slopes(d, e, ll, idx))
         layer_rows.append({"model": name, "layer": layer + 1, "rel_depth": (layer + 1) / L,
                            "n": n, "rho": c.r, "rho_ci_low": c.ci_low, "rho_ci_high": c.ci_high,

@@ -32,38 +32,56 @@ import pandas as pd
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, mcnemar, percentile_ci
 
-from .base import PALETTE, Result
+from .base import PALETTE, ProbeEstimator, Result
 
 
-class Reliance:
+class Reliance(ProbeEstimator):
     """Estimator: ``fit(correct_own, correct_forced)`` -> ``diff_``, ``ci_``, ``p_``, ``mcnemar_``.
 
-    Hyper-parameters: ``n_boot`` (paired bootstrap over items), ``random_state``.
-    ``score`` returns ``diff_`` (accuracy own − accuracy forced).
+    ``X [n]`` (or ``[n, 1]``): whether each item was answered correctly after the model's own
+    reasoning; ``y [n]``: whether it was after the scrambled reasoning (the same items, in the
+    same order). Hyper-parameters: ``n_boot`` (paired bootstrap over items), ``random_state``.
+    Learned: ``diff_`` (accuracy own − forced), ``ci_``, ``mcnemar_``, ``p_``,
+    ``n_features_in_``. ``score(X, y)`` is the accuracy difference own − forced on ``(X, y)``,
+    through the same function as ``diff_`` (so the score on the fitted items is ``diff_``);
+    :func:`run` fits this estimator for every row.
     """
 
     def __init__(self, n_boot: int = 2000, random_state: int = 0):
         self.n_boot = n_boot
         self.random_state = random_state
 
-    def fit(self, correct_own, correct_forced) -> Reliance:
-        """Compute the accuracy difference, its paired bootstrap CI and McNemar's p."""
-        a = np.asarray(correct_own, dtype=bool).ravel()
-        b = np.asarray(correct_forced, dtype=bool).ravel()
-        if a.shape != b.shape or a.size == 0:
-            raise InputError(f"reliance needs the same non-empty items on both sides, got "
-                             f"{a.size} and {b.size}")
-        d = a.astype(float) - b.astype(float)
+    def fit(self, X, y) -> Reliance:
+        """Compute the accuracy difference, its paired bootstrap CI and McNemar's p; return self."""
+        a, b = _pairs(X, y)
         idx = bootstrap_indices(a.size, self.n_boot, self.random_state)
+        d = _diffs(a, b)
         self.diff_ = float(d.mean())
         self.ci_ = percentile_ci(d[idx].mean(1))
         self.mcnemar_ = mcnemar(a, b)
         self.p_ = float(self.mcnemar_.p)
+        self.n_features_in_ = 1
         return self
 
-    def score(self, *args: Any) -> float:
-        """Return the fitted accuracy difference own − forced."""
-        return float(self.diff_)
+    def score(self, X, y) -> float:
+        """Return the accuracy difference own − forced on ``(X, y)``."""
+        self._check_fitted()
+        return float(_diffs(*_pairs(X, y)).mean())
+
+
+def _pairs(own: Any, forced: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (own [n], forced [n]) as bool; InputError unless both hold the same n > 0 items."""
+    a = np.asarray(own, dtype=bool).ravel()
+    b = np.asarray(forced, dtype=bool).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise InputError(f"reliance needs the same non-empty items on both sides, got "
+                         f"{a.size} and {b.size}")
+    return a, b
+
+
+def _diffs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the per-item difference own − forced ``[n]`` (1, 0 or −1)."""
+    return a.astype(float) - b.astype(float)
 
 
 def _read(x: Any, what: str) -> list:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
-from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from mimicry.stats.columns import spearman_cols
 
-from .base import group_kfold
+from .base import ProbeEstimator, group_kfold
 
 ALPHA_GRID = np.logspace(-3, 4, 15)  # relative to the mean eigenvalue per item (see below)
 
@@ -108,6 +107,27 @@ def inner_losses(sp: _Spectrum, Yc: np.ndarray, alphas: np.ndarray, *, inner: st
     return out
 
 
+def _inner_blocks(groups: np.ndarray, inner_folds: int, seed: int) -> np.ndarray:
+    """Return inner fold ids ``[n_tr]``: a grouped K-fold of the training rows' groups."""
+    return group_kfold(groups, min(inner_folds, len(np.unique(groups))), seed)
+
+
+def _solve(sp: _Spectrum, Yc: np.ndarray, alphas: np.ndarray, *, inner: str = "loo",
+           blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the best α index per column ``[m]``, the spectral coefficients ``C [r, m]`` and
+    the inner losses ``[n_alpha, m]`` of one training fold.
+
+    The one ridge solver of this module: :class:`RidgeProbe` and :func:`ridge_cv_predict`
+    both call it, so the estimator and the cross-validated path cannot drift. Predictions
+    for test rows are ``ȳ + proj @ C`` with ``C = diag(s/(s²+α)) Uᵀ Yc``.
+    """
+    losses = inner_losses(sp, Yc, alphas, inner=inner, blocks=blocks)      # [n_a, m]
+    best = losses.argmin(0)                                                 # [m]
+    G = np.sqrt(sp.w)[None, :] / (sp.w[None, :] + alphas[:, None])          # [n_a, r]
+    C = G[best].T * (sp.U.T @ Yc)                                           # [r, m]
+    return best, C, losses
+
+
 def ridge_cv_predict(X: np.ndarray | None, Y: np.ndarray, folds: np.ndarray, *,
                      groups: np.ndarray | None = None, alphas="auto", inner: str = "loo",
                      inner_folds: int = 5, gram: np.ndarray | None = None, seed: int = 0
@@ -116,7 +136,9 @@ def ridge_cv_predict(X: np.ndarray | None, Y: np.ndarray, folds: np.ndarray, *,
 
     ``X [n, d]`` (may be None when ``gram [n, n]`` is given), ``Y [n, m]`` or ``[n]``,
     ``folds [n]`` outer fold ids. The dual form is used when a fold has fewer rows than
-    features (a Gram is then computed once if not given).
+    features (a Gram is then computed once if not given). Each fold is solved by the same
+    private ``_solve`` as :meth:`RidgeProbe.fit` (seed of fold ``k``'s inner grouped folds:
+    ``seed + 1 + k``), so ``pred[test]`` equals that fold's fitted ``RidgeProbe.predict``.
     """
     Y = np.asarray(Y, float)
     one = Y.ndim == 1
@@ -136,22 +158,24 @@ def ridge_cv_predict(X: np.ndarray | None, Y: np.ndarray, folds: np.ndarray, *,
         Yc = Y[tr] - ybar
         blocks = None
         if inner == "group":
-            g = groups[tr] if groups is not None else tr
-            blocks = group_kfold(g, min(inner_folds, len(np.unique(g))), seed + 1 + k)
-        best = inner_losses(sp, Yc, a, inner=inner, blocks=blocks).argmin(0)   # [m]
+            blocks = _inner_blocks(groups[tr] if groups is not None else tr, inner_folds,
+                                   seed + 1 + k)
+        best, C, _ = _solve(sp, Yc, a, inner=inner, blocks=blocks)
         chosen[k] = a[best]
-        G = np.sqrt(sp.w)[None, :] / (sp.w[None, :] + a[:, None])           # [n_a, r]
-        C = G[best].T * (sp.U.T @ Yc)                                         # [r, m]
         pred[te] = ybar + sp.proj @ C
     return (pred[:, 0], chosen[:, 0]) if one else (pred, chosen)
 
 
-class RidgeProbe(BaseEstimator):
+class RidgeProbe(ProbeEstimator):
     """Linear ridge probe with inner α selection; ``score`` is the Spearman ρ of predictions.
 
     Hyper-parameters: ``alphas`` (``"auto"``: a grid relative to the data's scale, or absolute
     values), ``inner`` (``"loo"`` or ``"group"``), ``inner_folds``, ``random_state``.
-    Learned: ``alpha_``, ``coef_ [d]``, ``intercept_``, ``n_features_in_``.
+    Learned: ``alpha_``, ``alphas_`` (the absolute grid), ``cv_losses_`` (inner-CV mean squared
+    error per α), ``coef_ [d]``, ``intercept_``, ``n_features_in_``. ``fit`` and
+    :func:`ridge_cv_predict` share one solver (``_solve``): fold ``k`` of the latter equals
+    ``RidgeProbe(alphas, inner, inner_folds, random_state=seed + 1 + k)`` fitted on that fold's
+    training rows (with ``groups=groups[train]`` for ``inner="group"``).
     """
 
     def __init__(self, alphas="auto", inner: str = "loo", inner_folds: int = 5,
@@ -163,8 +187,7 @@ class RidgeProbe(BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> RidgeProbe:
         """Fit on ``X [n, d]``, ``y [n]`` (α chosen by inner CV on these rows); return self."""
-        X = np.asarray(X, np.float64)
-        y = np.asarray(y, np.float64)
+        X, y = self._xy(X, y)
         n, d = X.shape
         rows = np.arange(n)
         dual = n <= d
@@ -174,26 +197,27 @@ class RidgeProbe(BaseEstimator):
         Yc = (y - ybar)[:, None]
         blocks = None
         if self.inner == "group":
-            g = rows if groups is None else np.asarray(groups)
-            blocks = group_kfold(g, min(self.inner_folds, len(np.unique(g))), self.random_state)
-        losses = inner_losses(sp, Yc, a, inner=self.inner, blocks=blocks)[:, 0]
-        self.alpha_ = float(a[losses.argmin()])
-        self.cv_losses_ = losses / n
+            blocks = _inner_blocks(rows if groups is None else np.asarray(groups),
+                                   self.inner_folds, self.random_state)
+        best, C, losses = _solve(sp, Yc, a, inner=self.inner, blocks=blocks)
+        self.alpha_ = float(a[best[0]])
+        self.cv_losses_ = losses[:, 0] / n
         self.alphas_ = a
-        z = sp.U.T @ Yc[:, 0] / (sp.w + self.alpha_)
         mu = X.mean(0)
-        if dual:
-            self.coef_ = (X - mu).T @ (sp.U @ z)
-        else:
-            self.coef_ = sp.V @ (np.sqrt(sp.w) * z)
+        if dual:   # coef = Xcᵀ U diag(1/s) C
+            self.coef_ = (X - mu).T @ (sp.U @ (C[:, 0] / np.sqrt(sp.w)))
+        else:      # coef = V C
+            self.coef_ = sp.V @ C[:, 0]
         self.intercept_ = float(ybar - mu @ self.coef_)
         self.n_features_in_ = d
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Return predictions ``[n]`` for ``X [n, d]``."""
-        return np.asarray(X, np.float64) @ self.coef_ + self.intercept_
+        self._check_fitted()
+        return self._xy(X)[0] @ self.coef_ + self.intercept_
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Return the Spearman ρ between ``predict(X)`` and ``y``."""
-        return float(spearman_cols(np.asarray(y, float), self.predict(X))[0])
+        X, y = self._xy(X, y)
+        return float(spearman_cols(y, self.predict(X))[0])

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mimicry.errors import InputError
 from mimicry.stats.columns import perm_p
 
-from .base import Result, align_items, cache_layers, model_name, progress
+from .base import ProbeEstimator, Result, align_items, cache_layers, model_name, progress
 
 
 def gram(X: np.ndarray) -> np.ndarray:
@@ -35,20 +36,29 @@ def gram(X: np.ndarray) -> np.ndarray:
 
 
 def center_gram(K: np.ndarray, debiased: bool = True) -> np.ndarray:
-    """Return the U-centred (``debiased``) or doubly centred (``H K H``) Gram ``[n, n]``."""
+    """Return the U-centred (``debiased``) or doubly centred (``H K H``) Gram ``[n, n]``.
+
+    Entries at the level of float64 rounding of ``K`` (≤ 1e-12 × max|K|) are set to 0: for
+    identical rows (e.g. the same template token at layer 0) the exact centred Gram is 0 and
+    CKA is undefined (NaN), whatever residue the BLAS summation order leaves behind.
+    """
     K = np.array(K, np.float64, copy=True)
     n = K.shape[0]
+    tol = 1e-12 * (np.abs(K).max() if K.size else 0.0)
     if not debiased:
         r = K.mean(1)
-        return K - r[:, None] - r[None, :] + r.mean()
-    if n < 4:
-        raise ValueError("debiased CKA needs at least 4 items")
-    np.fill_diagonal(K, 0.0)
-    r = K.sum(1)
-    K -= r[:, None] / (n - 2)
-    K -= r[None, :] / (n - 2)
-    K += r.sum() / ((n - 1) * (n - 2))
-    np.fill_diagonal(K, 0.0)
+        K = K - r[:, None] - r[None, :] + r.mean()
+    else:
+        if n < 4:
+            raise ValueError("debiased CKA needs at least 4 items")
+        np.fill_diagonal(K, 0.0)
+        r = K.sum(1)
+        K -= r[:, None] / (n - 2)
+        K -= r[None, :] / (n - 2)
+        K += r.sum() / ((n - 1) * (n - 2))
+        np.fill_diagonal(K, 0.0)
+    if K.size and np.abs(K).max() <= tol:
+        K[:] = 0.0
     return K
 
 
@@ -94,13 +104,81 @@ def rsa_matrix(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
     return Ra @ Rb.T
 
 
+class ProcrustesProbe(ProbeEstimator):
+    """Estimator: map ``X`` onto ``Y`` by orthogonal Procrustes; ``score`` = held-out cosine.
+
+    ``X [n, d1]`` and ``Y [n, d2]`` (one model's and the other's residuals over the same items;
+    ``Y`` is the 2-D target). ``fit`` centres both on its rows, reduces each to its top
+    ``k = min(max_dim, d1, d2, n − 1)`` principal components, scales them to unit norm and fits
+    the rotation ``R = argmin ||X R − Y||`` (orthogonal). Hyper-parameter: ``max_dim``.
+    Learned: ``k_``, ``mean_x_``, ``components_x_ [d1, k]``, ``scale_x_`` (and ``_y_``),
+    ``rotation_ [k, k]``, ``n_features_in_``.
+
+    ``transform(X)``/``transform_y(Y)``: the rows in the shared ``k``-dim space (X rotated);
+    ``score(X, Y)``: ``<X R, Y> / (||X R|| ||Y||)`` over all of the given rows (1 = identical up
+    to rotation, ≈ 0 unrelated). :func:`procrustes_cv` fits this estimator on every training
+    fold and pools the same three sums over the held-out folds.
+    """
+
+    def __init__(self, max_dim: int = 64):
+        self.max_dim = max_dim
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> ProcrustesProbe:
+        """Fit the PCA of each side and the rotation from ``X [n, d1]`` to ``Y [n, d2]``; return self."""
+        X, Y = self._xy(X)[0], self._xy(Y)[0]
+        if len(X) != len(Y):
+            raise InputError(f"X has {len(X)} rows but Y has {len(Y)}",
+                             fix="pass the same items, in the same order, for both models")
+        self.k_ = int(min(self.max_dim, X.shape[1], Y.shape[1], len(X) - 1))
+        pa = []
+        for tag, M in (("x", X), ("y", Y)):
+            mu = M.mean(0)
+            _, _, vt = np.linalg.svd(M - mu, full_matrices=False)
+            V = vt[:self.k_].T
+            scale = np.linalg.norm((M - mu) @ V)
+            setattr(self, f"mean_{tag}_", mu)
+            setattr(self, f"components_{tag}_", V)
+            setattr(self, f"scale_{tag}_", scale)
+            pa.append(((M - mu) @ V) / scale)
+        u, _, vt = np.linalg.svd(pa[0].T @ pa[1])
+        self.rotation_ = u @ vt
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Return ``X [n, d1]`` in the shared space, rotated onto ``Y``'s components ``[n, k]``."""
+        self._check_fitted()
+        X = self._xy(X)[0]
+        return (((X - self.mean_x_) @ self.components_x_) / self.scale_x_) @ self.rotation_
+
+    def transform_y(self, Y: np.ndarray) -> np.ndarray:
+        """Return ``Y [n, d2]`` in its fitted principal components ``[n, k]``."""
+        self._check_fitted()
+        Y = self._xy(Y)[0]
+        return ((Y - self.mean_y_) @ self.components_y_) / self.scale_y_
+
+    def _sums(self, X: np.ndarray, Y: np.ndarray, perm: np.ndarray | None = None
+              ) -> tuple[float, float, float]:
+        """Return ``(<X R, Y>, ||X R||², ||Y||²)`` in the shared space (the score's parts).
+
+        ``perm``: reorder the projected rows of ``Y`` (procrustes_cv's shuffled control).
+        """
+        xt, yt = self.transform(X), self.transform_y(Y)
+        if perm is not None:
+            yt = yt[perm]
+        return float((xt * yt).sum()), float((xt * xt).sum()), float((yt * yt).sum())
+
+    def score(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """Return the cosine ``<X R, Y> / (||X R|| ||Y||)`` over the rows of ``X``, ``Y``."""
+        num, nx, ny = self._sums(X, Y)
+        return float(num / np.sqrt(nx * ny))
+
+
 def procrustes_cv(X: np.ndarray, Y: np.ndarray, *, n_folds: int = 5, max_dim: int = 64,
                   seed: int = 0, shuffle_test: bool = False) -> float:
     """Return the held-out cosine between ``X`` mapped by orthogonal Procrustes and ``Y``.
 
-    ``X [n, d1]``, ``Y [n, d2]``. Per fold, both are centred and reduced to their top
-    ``k = min(max_dim, d1, d2, n_train − 1)`` principal components (fitted on training items),
-    scaled to unit norm, and ``R = argmin ||X R − Y||`` (orthogonal) is fitted on training
+    ``X [n, d1]``, ``Y [n, d2]``. Per fold, :class:`ProcrustesProbe` is fitted on the training
     items; the score is ``<X_te R, Y_te> / (||X_te R|| ||Y_te||)`` pooled over folds (1 =
     identical up to rotation, ≈ 0 unrelated). ``shuffle_test`` permutes the held-out rows of
     Y (the control).
@@ -115,23 +193,12 @@ def procrustes_cv(X: np.ndarray, Y: np.ndarray, *, n_folds: int = 5, max_dim: in
     num = nx = ny = 0.0
     for f in range(n_folds):
         te, tr = folds == f, folds != f
-        k = int(min(max_dim, X.shape[1], Y.shape[1], tr.sum() - 1))
-        pa, pb = [], []
-        for M in (X, Y):
-            mu = M[tr].mean(0)
-            _, s, vt = np.linalg.svd(M[tr] - mu, full_matrices=False)
-            V = vt[:k].T
-            scale = np.linalg.norm((M[tr] - mu) @ V)
-            pa.append(((M[tr] - mu) @ V) / scale)
-            pb.append(((M[te] - mu) @ V) / scale)
-        u, _, vt = np.linalg.svd(pa[0].T @ pa[1])
-        R = u @ vt
-        xt, yt = pb[0] @ R, pb[1]
-        if shuffle_test:
-            yt = yt[rng.permutation(len(yt))]
-        num += (xt * yt).sum()
-        nx += (xt * xt).sum()
-        ny += (yt * yt).sum()
+        probe = ProcrustesProbe(max_dim=max_dim).fit(X[tr], Y[tr])
+        perm = rng.permutation(int(te.sum())) if shuffle_test else None
+        a, b, c = probe._sums(X[te], Y[te], perm)
+        num += a
+        nx += b
+        ny += c
     return float(num / np.sqrt(nx * ny))
 
 
@@ -167,8 +234,6 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
     rows = align_items({"t": teacher, "s": student})
     n = len(rows["t"])
     if n < 10:
-        from mimicry.errors import InputError
-
         raise InputError(f"teacher and student caches share only {n} items",
                          fix="capture both over the same traces/items")
     la = cache_layers(teacher) if layers_teacher is None else list(layers_teacher)
@@ -180,8 +245,6 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
     rows = {k: v[ok] for k, v in rows.items()}
     n = len(rows["t"])
     if n < 10:
-        from mimicry.errors import InputError
-
         raise InputError(f"only {n} shared items have {site} residuals in both caches "
                          f"({n_empty} have an empty segment)", fix="use another --site")
     names = names or (model_name(teacher, "teacher"), model_name(student, "student"))

@@ -35,11 +35,16 @@ def test_entropy_probe_slope_matches_sklearn():
     rng = np.random.default_rng(2)
     d, ll = rng.standard_normal(100), rng.standard_normal(100)
     e = 0.3 * d + 0.8 * ll + rng.standard_normal(100)
-    pr = entropy.EntropyProbe().fit(d, e, ll)
+    pr = entropy.EntropyProbe().fit(np.column_stack([d, ll]), e)
     ref = LinearRegression().fit(np.column_stack([d, ll]), e)
     assert pr.slope_ == pytest.approx(ref.coef_[0], abs=1e-10)
+    np.testing.assert_allclose(pr.predict(np.column_stack([d, ll])),
+                               ref.predict(np.column_stack([d, ll])), atol=1e-10)
     assert entropy.EntropyProbe(covariate=False).fit(d, e).slope_ == pytest.approx(
         stats.linregress(d, e).slope, abs=1e-10)
+    # covariate=False ignores a length column that is given
+    assert entropy.EntropyProbe(covariate=False).fit(np.column_stack([d, ll]), e).slope_ == \
+        pytest.approx(stats.linregress(d, e).slope, abs=1e-10)
 
 
 def test_entropy_run_finds_planted_head():

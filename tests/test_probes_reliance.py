@@ -29,7 +29,7 @@ def test_hand_worked_exact_mcnemar():
     # own right & forced wrong: items 0, 2, 6, 7 (4); forced right & own wrong: item 5 (1)
     assert (est.mcnemar_.a_only, est.mcnemar_.b_only) == (4, 1)
     assert est.diff_ == pytest.approx(0.6 - 0.3)   # (4 - 1) / 10
-    assert est.score() == est.diff_
+    assert est.score(own, forced) == est.diff_
     # two-sided exact binomial of 1 in 5 at 1/2: 2 * (C(5,0) + C(5,1)) / 2^5 = 12/32
     assert est.p_ == pytest.approx(12 / 32)
     assert est.p_ == pytest.approx(sps.binomtest(1, 5, 0.5).pvalue)

@@ -131,3 +131,14 @@ def test_similarity_run_depth_matching_and_controls():
     assert tab.loc[4, "cka_ci_low"] < tab.loc[4, "cka"] < tab.loc[4, "cka_ci_high"]
     assert res.arrays["cka"].shape == (5, 3)
     res.plot()
+
+
+def test_cka_identical_rows_is_nan_despite_rounding():
+    # identical rows: the exact centred Gram is 0, so CKA is undefined; rounding residue of
+    # the Gram's summation must not turn it into 1.0
+    rng = np.random.default_rng(3)
+    row = rng.normal(size=64).astype(np.float32) * 37.1
+    X = np.tile(row, (30, 1))
+    Y = rng.normal(size=(30, 8))
+    assert np.isnan(sim.cka(X, X)) and np.isnan(sim.cka(X, Y))
+    assert not np.isnan(sim.cka(Y, Y))
