@@ -178,8 +178,7 @@ class ProbeStageConfig:
     """Settings of the probe stage.
 
     Fields:
-        names: probes to run, in order; a probe whose module is not installed is reported as
-            not available, never faked.
+        names: probes to run, in order (an unknown name is an error before any stage runs).
         options: per-probe options, e.g. ``{difficulty = {n_folds = 10}}``; an option the
             probe does not take is an error naming the valid ones
             (defaults: ``experiments.probing.PROBE_DEFAULTS``).

@@ -18,6 +18,8 @@ from .config import AlignStageConfig, ExperimentConfig, config_from_dict
 from .layout import RunFolder
 from .probing import PROBES, ProbeInputs, probe_options, run_probes
 
+RUN_RECORD_KEYS = ("source", "mimicry_version")  # what the runner adds to RUN/config.json
+
 
 def alignment_folder(run: RunFolder, cfg_roles: dict[str, str], key: str) -> Path | None:
     """Return the alignment folder of the teacher/``key`` pair, or None when there is none.
@@ -51,9 +53,11 @@ def run_inputs(cfg: ExperimentConfig, run: RunFolder | str | Path, suite,
 def _config_of(run: RunFolder, teacher: str, base: str | None,
                students: list[str] | None) -> ExperimentConfig:
     """Return the run's config (``config.json``), or one made from the caches found."""
-    if run.config.exists():
-        return config_from_dict(json.loads(run.config.read_text(encoding="utf-8")),
-                                source=str(run.config))
+    if run.config.exists():  # written by the runner: the config plus where it came from
+        data = json.loads(run.config.read_text(encoding="utf-8"))
+        for k in RUN_RECORD_KEYS:
+            data.pop(k, None)
+        return config_from_dict(data, source=str(run.config))
     own = [k for k in run.cache_paths() if "__" not in k]
     if teacher not in own:
         raise InputError(f"no cache for the teacher {teacher!r}", file=run.caches_dir,

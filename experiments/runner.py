@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -125,8 +124,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
     """Run (or, with ``dry_run``, only plan) the experiment; return each stage's status."""
     stages = stages or list(STAGES)
     run = RunFolder(out or cfg.out)
-    for name in cfg.probes.options:  # unknown probes or options: an error before any stage
-        probe_options(name, cfg.probes.options[name], where=f"{cfg.source}: [probes] options")
+    for name in {*cfg.probes.names, *cfg.probes.options}:  # unknown probes or options: an
+        probe_options(name, cfg.probes.options.get(name),  # error before any stage runs
+                      where=f"{cfg.source or 'the config'}: [probes]")
     try:
         suite = load_suites(cfg)
     except MimicryError:
@@ -148,7 +148,7 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         return status
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run.config, {**cfg.to_dict(), "source": cfg.source,
-                                            "mimicry_version": __version__})
+                                   "mimicry_version": __version__})  # inputs.RUN_RECORD_KEYS
     rerun_upstream = False
     t_all = time.time()
     for k, stage in enumerate(stages, start=1):
@@ -273,19 +273,13 @@ def register(subparsers) -> None:
     p.add_argument("--max-items", type=int, default=None,
                    help="keep N items per task, evenly spaced over the suite (quick runs)")
     p.set_defaults(func=_cmd_run)
-    if "demo" not in getattr(subparsers, "choices", {}):
-        d = subparsers.add_parser(
-            "demo", help="run the model organism end to end and write a report",
-            description="Summarise the bundled human norms, then run the organism config "
-                        "(generate, align, capture, reliance, probes, report) into --out.")
-        d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
-        d.add_argument("--max-items", type=int, default=None,
-                       help="keep N items per task, evenly spaced (quicker)")
-        d.add_argument("--force", action="store_true", help="re-run finished stages")
-        d.set_defaults(func=_cmd_demo)
+    d = subparsers.add_parser(
+        "demo", help="run the model organism end to end and write a report",
+        description="Summarise the bundled human norms, then run the organism config "
+                    "(generate, align, capture, reliance, probes, report) into --out.")
+    d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
+    d.add_argument("--max-items", type=int, default=None,
+                   help="keep N items per task, evenly spaced (quicker)")
+    d.add_argument("--force", action="store_true", help="re-run finished stages")
+    d.set_defaults(func=_cmd_demo)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["run", *sys.argv[1:]]))

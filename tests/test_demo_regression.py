@@ -9,6 +9,7 @@ rows and its calls must come out identical (same JSON text of every float).
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -57,7 +58,8 @@ def test_run_probe_cli_and_ipython_give_the_same_evidence(demo_run, tmp_path):
     assert run_experiment(cfg, stages=["probe"], force=True)["probe"]["status"] == "done"
     by_runner = pd.read_csv(run.probe_table("verdict")).drop(columns="unit")
 
-    by_ipython = from_run(run.root).table  # options, suite and seed from RUN/config.json
+    table = from_run(run.root).table  # options, suite and seed from RUN/config.json
+    by_ipython = pd.read_csv(io.StringIO(table.to_csv(index=False)))  # as the files hold it
 
     keys = [m.key for m in cfg.models]
     students = [m.key for m in cfg.models if m.role == "student"]

@@ -86,7 +86,7 @@ def test_caches_and_load_run(organism_run):
                                             "student_mimic_content": "surface mimicry",
                                             "student_mimic_length": "surface mimicry"}
     assert "verdict:" in repr(run)
-    meta = json.loads((out / "probes" / "verdict.run.json").read_text())
+    meta = json.loads((out / "probes" / "verdict.json").read_text())
     assert meta["seed"] == cfg.seed
 
 

@@ -4,7 +4,7 @@ The behavioural half of the format-vs-content ablation (Lanham et al. 2023, "Mea
 faithfulness in chain-of-thought reasoning"): does the model's answer depend on what its
 reasoning says? Each trace's prompt and reasoning are laid out exactly as capture lays them
 out (chat template + ``<think>\\n`` + reasoning + ``\\n</think>``, see
-:func:`mimicry.capture.segments.build_text`); the model then decodes the answer greedily
+:func:`mimicry.traces.prompt.build_text`); the model then decodes the answer greedily
 (batched, LEFT padding, explicit attention mask) and the answer is scored against the suite.
 
 Feed it :func:`mimicry.traces.scramble.scramble_traces` of the model's own traces and compare the
@@ -73,7 +73,7 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     """
     from tqdm.auto import tqdm
 
-    from ..capture.segments import build_text
+    from ..traces.prompt import build_text
 
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
