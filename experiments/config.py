@@ -142,6 +142,9 @@ class CaptureStageConfig:
         batch_tokens: token budget per forward batch.
         cross: also capture each student/control over the teacher's traces and over
             content-scrambled teacher traces (what the ablation probe needs).
+        ranks_per_node, nodes, gpus_per_rank: data-parallel capture under ``torchrun``
+            (each rank a slice of the items, its own shard; :mod:`experiments.scale`); a rank
+            splits its model over ``gpus_per_rank`` GPUs with ``device_map``.
     """
 
     backend: str = "hf"
@@ -151,6 +154,9 @@ class CaptureStageConfig:
     store_dtype: str = "float16"
     batch_tokens: int = 32768
     cross: bool = True
+    ranks_per_node: int = 1
+    nodes: int = 1
+    gpus_per_rank: int = 1
 
 
 @dataclass
@@ -167,10 +173,13 @@ class RelianceStageConfig:
             summarises before its final answer (R1-style) is not cut off.
         mode: scramble mode, ``within`` (the trace's own tokens shuffled among positions of
             the same shape) or ``across`` (tokens drawn from all items' traces).
+        backend: ``hf`` (local weights) or ``openai`` (the ``[generation]`` server's
+            ``/v1/completions``: same prompt text, budget and scoring).
     """
 
     max_answer_tokens: int | str = "auto"
     mode: str = "within"
+    backend: str = "hf"
 
 
 @dataclass
@@ -247,6 +256,7 @@ class ExperimentConfig:
         """
         hf = self.generation.backend == "hf"
         return [m for m in self.models if m.role in RELIANCE_ROLES and (
+            self.reliance.backend == "openai" or  # the server answers: no weights needed
             m.local_path or m.capture or (m.generate and not m.traces and hf))]
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,8 +275,9 @@ class ExperimentConfig:
         if order >= STAGES.index("align"):
             parts["seed"] = d["seed"]
             parts["alignment"] = d["alignment"]
-        if order >= STAGES.index("capture"):
-            parts["capture"] = d["capture"]
+        if order >= STAGES.index("capture"):  # the launcher changes no stored number
+            parts["capture"] = {k: v for k, v in d["capture"].items() if k not in (
+                "ranks_per_node", "nodes", "gpus_per_rank")}
         if order >= STAGES.index("reliance"):
             parts["reliance"] = d["reliance"]
         if order >= STAGES.index("probe"):
@@ -354,6 +365,9 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
                                     "alignment": aln, "capture": cap, "reliance": rel,
                                     "probes": prb},
                  "the top level", source)
+    from .scale import validate
+
+    validate(cfg, source)
     if not cfg.name:
         raise InputError("'name' is empty", file=source, fix="name = 'my-experiment'")
     if not cfg.out:

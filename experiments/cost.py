@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import scale
 from .config import ExperimentConfig, ModelConfig
 from .shapes import ArchShape
 
@@ -177,8 +178,30 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
                else f"≤ {cfg.reliance.max_answer_tokens} each") + ") "
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
+    lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
                  "max-length sequence (bf16; split evenly over GPUs with device_map auto)")
     lines.append(f"stages to run: {', '.join(stages) if stages else 'none (all done)'}")
     return "\n".join(lines)
+
+
+def per_rank_lines(cfg, ests, n_items: int) -> list[str]:
+    """Return the dry-run lines of the capture launcher: ranks, GPUs and work per rank."""
+    n = scale.world(cfg)
+    cap = cfg.capture
+    lines = []
+    if n > 1 or cap.gpus_per_rank > 1:
+        tok = sum(e.captures * n_items * e.seq_len for e in ests)  # ≤ items × seq per cache
+        disk = sum(e.cache_bytes for e in ests)
+        gpu = max((e.weights_bytes // cap.gpus_per_rank + e.capture_work_bytes
+                   // cap.gpus_per_rank for e in ests if e.shape is not None), default=0)
+        lines.append(
+            f"capture launcher: {cap.nodes} node(s) × {cap.ranks_per_node} ranks × "
+            f"{cap.gpus_per_rank} GPU(s) = {n} ranks on {n * cap.gpus_per_rank} GPUs; per rank "
+            f"≈ 1/{n} of the items: ≤ {human_count(tok / n)} tokens, "
+            f"{human_bytes(disk / n)} of shards, GPU {human_bytes(gpu)} per GPU")
+    if cfg.reliance.backend == "openai":
+        lines.append(f"reliance backend: openai ({cfg.generation.base_url}/completions, "
+                     "no local weights loaded)")
+    return lines

@@ -14,6 +14,7 @@ from mimicry.errors import InputError, ModelNotFoundError
 from mimicry.io import atomic_path
 from mimicry.traces import append_traces, read_traces
 
+from . import scale
 from .config import RELIANCE_ROLES, ExperimentConfig, ModelConfig
 from .layout import RunFolder
 from .stages import StageResult, _say, default_device
@@ -65,7 +66,7 @@ def stage_reliance(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
                                batch_size=cfg.generation.batch_size,
                                max_answer_tokens=cfg.reliance.max_answer_tokens,
                                chat_template=m.chat_template, name=m.key,
-                               device=default_device(m))
+                               device=default_device(m), **scale.reliance_kwargs(cfg))
         except ModelNotFoundError as e:
             notes.append(f"{m.key}: could not be loaded ({e.render()})")
             failed += 1

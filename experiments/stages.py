@@ -20,6 +20,7 @@ from typing import Any
 from mimicry.io import atomic_path, atomic_write_json
 from mimicry.traces import append_traces, read_traces
 
+from . import scale
 from .config import ExperimentConfig, ModelConfig
 from .layout import RunFolder
 from .support import model_spec
@@ -193,7 +194,14 @@ def stage_capture(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
             notes.append(f"{cpath.name}: no traces at {tpath.name}")
             continue
         _say(f"[{i}/{len(jobs)}] capture {m.key} over {tpath.name} -> {cpath.name}")
-        capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m))
+        if scale.world(cfg) > 1:  # torchrun ranks, each a slice into its own shard
+            note = scale.launch_capture(cfg, model_spec(m), tpath, cpath, conf)
+            if note:
+                notes.append(note)
+                continue
+        else:
+            capture(model_spec(m), read_traces(tpath), cpath, conf, device=default_device(m),
+                    gpus_per_rank=c.gpus_per_rank)
         done += 1
     if done == len(jobs):
         return StageResult("done", notes)

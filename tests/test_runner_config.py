@@ -152,7 +152,7 @@ def test_reliance_section_is_validated_and_hashed(tmp_path):
     p.write_text('name = "x"\n[reliance]\nmax_answer_token = 5\n'
                  '[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "teacher"\n')
     with pytest.raises(InputError, match=r"c.toml: unknown key 'max_answer_token' in "
-                                         r"\[reliance\].*valid keys: max_answer_tokens, mode"):
+                                         r"\[reliance\].*valid keys: backend, max_answer_tokens, mode"):
         load_config(p)
     for bad, msg in (({"mode": "shuffle"}, "mode 'shuffle' is not valid"),
                      ({"max_answer_tokens": 0}, "max_answer_tokens must be \"auto\" or a whole"),

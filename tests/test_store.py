@@ -17,6 +17,7 @@ from mimicry.capture import CaptureConfig, capture
 from mimicry.capture.config import ENTROPY_SEGMENTS
 from mimicry.errors import CacheMismatchError, MimicryError
 from mimicry.store import parts_dir
+from mimicry.store.shards import index_current, is_index
 
 WORDS = "the mall is north of station bar south east west step first answer so".split()
 
@@ -55,7 +56,7 @@ def test_round_trip_and_plain_h5py_layout(job):
     logs: list[str] = []
     out = capture(model_dir, traces, tmp / "c.h5", cfg, progress=False, log=logs.append)
     assert "12 to capture" in logs[0] and "MiB" in logs[0]
-    assert not parts_dir(out).exists()
+    assert is_index(out) and index_current(out)  # virtual datasets over the batch parts
     # independent path: run the backend directly on all items at once (another batching)
     model, tok = load_model(model_dir)
     items = encode_traces(tok, read_traces(traces), cfg)
@@ -88,7 +89,10 @@ def test_round_trip_and_plain_h5py_layout(job):
             c.resid(3, "last_prompt")
     with h5py.File(out, "r") as f:  # the documented layout, without mimicry
         assert f["resid/think_end"].shape == (12, 3, 64)
-        assert f["resid/think_end"].chunks[1] == 1  # one layer per chunk
+        assert f["resid/think_end"].is_virtual  # mapped onto the batch parts, not copied
+        src = f["resid/think_end"].virtual_sources()[0]
+        with h5py.File(out.parent / src.file_name) as g:
+            assert g[src.dset_name].chunks[1] == 1  # one layer per chunk
         assert f["entropy/raw/reasoning"].shape == (12, 2, 4)
         off = f["tokens/offsets"][()]
         assert off[-1] == f["tokens/resid"].shape[0] == f["tokens/positions"].shape[0]
@@ -133,14 +137,14 @@ def test_mismatched_cache_is_refused_and_untouched(job, tiny_model_dir):
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(), limit=3, progress=False,
                   log=lambda s: None)
-    before = _sha(out)
+    before, parts = _sha(out), sorted(parts_dir(out).iterdir())
     with pytest.raises(CacheMismatchError, match="entropy='exact'.*entropy='off'"):
         capture(model_dir, traces, out, CaptureConfig(entropy="off"), progress=False)
     with pytest.raises(CacheMismatchError, match="sites"):
         capture(model_dir, traces, out, CaptureConfig(sites="last_prompt"), progress=False)
     with pytest.raises(CacheMismatchError, match="model=.*refusing.*new --out"):
         capture(tiny_model_dir("llama"), traces, out, CaptureConfig(), progress=False)
-    assert _sha(out) == before and not parts_dir(out).exists()
+    assert _sha(out) == before and sorted(parts_dir(out).iterdir()) == parts
     (tmp / "junk.h5").write_text("not hdf5")
     with pytest.raises(CacheMismatchError, match="not a readable HDF5"):
         capture(model_dir, traces, tmp / "junk.h5", CaptureConfig(), progress=False)
@@ -170,12 +174,14 @@ def test_unwritable_path_and_full_disk_are_clear_errors(job, monkeypatch, capsys
 def test_stale_shards_after_consolidation_are_not_duplicated(job):
     import shutil
 
-    from mimicry.store.writer import consolidate
+    from mimicry.store.vds import pack as consolidate
 
     model_dir, traces, tmp = job
     out = tmp / "c.h5"
     capture(model_dir, traces, out, CaptureConfig(batch_tokens=100), limit=4, progress=False,
             log=lambda s: None)
+    consolidate(out)  # --copy: one self-contained file, parts deleted
+    assert not is_index(out) and not parts_dir(out).exists()
     # simulate a kill after the rename but before the shards were deleted
     pdir = parts_dir(out)
     pdir.mkdir()
@@ -191,6 +197,9 @@ def test_stale_shards_after_consolidation_are_not_duplicated(job):
     assert "4 already in cache" in logs[0]
     with open_cache(out) as c:
         assert len(c) == 12 and c.items.item_id.is_unique
+    # the self-contained file became a base shard (renamed, not copied); the stale part is gone
+    assert sorted(p.name for p in pdir.iterdir())[0] == "base-000000.h5"
+    assert sum(1 for p in pdir.iterdir() if p.name.startswith("part-")) == 0
     assert consolidate(out) == out
 
 
@@ -203,25 +212,47 @@ def test_open_cache_errors(tmp_path):
         open_cache(tmp_path / "p.h5")
 
 
-def test_cache_consolidate_cli_merges_shards_of_a_killed_run(job, capsys):
+def test_cache_consolidate_cli_joins_shards_of_a_killed_run(job, capsys):
+    import shutil
+
     from experiments.cli import main
-    from mimicry.store.writer import CacheWriter
+    from mimicry.store.vds import pack
 
     model_dir, traces, tmp = job
     out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(batch_tokens=100), limit=6,
                   progress=False, log=lambda s: None)
     with open_cache(out) as c:
-        attrs, n = dict(c.meta), len(c)
-    # a killed run leaves shards only: rebuild that state from the finished file's items
-    (tmp / "k.h5.parts").mkdir()
+        n, ref = len(c), c.resid(-1, "last_prompt")
+    # a killed run leaves shards only: the rank parts of c.h5 plus a legacy-named part
+    shutil.copytree(parts_dir(out), tmp / "k.h5.parts")
+    shutil.copy(pack(out), tmp / "k.h5.parts" / "part-000000.h5")  # same items again
+    with pytest.raises(MimicryError, match="not consolidated.*cache consolidate"):
+        open_cache(tmp / "k.h5")
+    assert main(["cache", "consolidate", str(tmp / "k.h5")]) == 0
+    with open_cache(tmp / "k.h5") as c:  # each item once, nothing copied
+        assert len(c) == n and c.items.item_id.is_unique and is_index(tmp / "k.h5")
+        np.testing.assert_array_equal(c.resid(-1, "last_prompt"), ref)
+    assert main(["cache", "info", str(tmp / "k.h5")]) == 0
+    assert "base: " in capsys.readouterr().out  # the legacy part holds every item: mapped
+    assert main(["cache", "consolidate", "--copy", str(tmp / "k.h5")]) == 0
+    assert not is_index(tmp / "k.h5") and not parts_dir(tmp / "k.h5").exists()
+    with open_cache(tmp / "k.h5") as c:
+        np.testing.assert_array_equal(c.resid(-1, "last_prompt"), ref)
+
+
+def test_cache_without_its_shards_is_refused_not_read_as_nan(job):
     import shutil
 
-    shutil.copy(out, tmp / "k.h5.parts" / "part-000000.h5")
-    with CacheWriter(tmp / "k.h5", attrs) as w:
-        assert len(w.open()) == n
-    assert main(["cache", "consolidate", str(tmp / "k.h5")]) == 0
-    with open_cache(tmp / "k.h5") as c:
-        assert len(c) == n and not parts_dir(tmp / "k.h5").exists()
+    model_dir, traces, tmp = job
+    out = capture(model_dir, traces, tmp / "c.h5", CaptureConfig(), limit=3, progress=False,
+                  log=lambda s: None)
+    (tmp / "moved").mkdir()
+    shutil.copy(out, tmp / "moved" / "c.h5")
+    with pytest.raises(MimicryError, match="shard files .* missing.*--copy"):
+        open_cache(tmp / "moved" / "c.h5")
+    shutil.copytree(parts_dir(out), tmp / "moved" / "c.h5.parts")  # moved together: fine
+    with open_cache(tmp / "moved" / "c.h5") as c, open_cache(out) as d:
+        np.testing.assert_array_equal(c.entropy("prompt"), d.entropy("prompt"))
 
 
 def test_cache_info_cli(job, capsys):

@@ -39,6 +39,12 @@ def register(subparsers) -> None:
     p.add_argument("--revision", default=None, help="hub revision to pin")
     p.add_argument("--limit", type=int, default=None, help="only the first N traces")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--gpus-per-rank", type=int, default=1,
+                   help="under torchrun: GPUs each rank splits its model over (device_map)")
+    p.add_argument("--device-map", default=None,
+                   help="e.g. auto: split the model over the visible (or the rank's) GPUs")
+    p.add_argument("--dist-timeout", type=float, default=None,
+                   help="under torchrun: seconds a rank waits for the slowest (default 7 days)")
     p.set_defaults(func=_capture)
 
     c = subparsers.add_parser("cache", help="inspect or repair an HDF5 activation cache")
@@ -46,8 +52,14 @@ def register(subparsers) -> None:
     i = cs.add_parser("info", help="print a summary of a cache file")
     i.add_argument("file")
     i.set_defaults(func=_info)
-    k = cs.add_parser("consolidate", help="merge the batch shards of an interrupted capture")
+    k = cs.add_parser("consolidate", help="join the shards of an interrupted capture (no copy)",
+                      description="Rewrite FILE as the virtual-dataset index over every shard "
+                                  "in FILE.parts (kilobytes; nothing is copied). --copy "
+                                  "instead writes one self-contained file and deletes the "
+                                  "shards (needs free disk equal to the cache).")
     k.add_argument("file")
+    k.add_argument("--copy", action="store_true",
+                   help="write one self-contained file (to move the cache without its shards)")
     k.set_defaults(func=_consolidate)
     c.set_defaults(func=lambda a: (c.print_help(), 0)[1])
 
@@ -61,23 +73,35 @@ def _capture(args: argparse.Namespace) -> int:
         per_token_stride=args.per_token_stride, dtype=args.store_dtype,
         batch_tokens=args.batch_tokens, query_chunk=args.query_chunk, backend=args.backend,
         chat_template=args.chat_template)
+    from .launch import DEFAULT_TIMEOUT_S
+
     spec = ModelSpec(args.model, revision=args.revision, dtype=args.dtype,
-                     chat_template=args.chat_template)
+                     chat_template=args.chat_template, device_map=args.device_map)
     capture(spec, args.traces, args.out, cfg, device=args.device, limit=args.limit,
-            progress=not args.no_progress, log=print)
+            progress=not args.no_progress, log=lambda s: print(s, flush=True),
+            gpus_per_rank=args.gpus_per_rank, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..store import open_cache
+    from ..store import open_cache, parts_dir
+    from ..store.shards import list_parts, shard_summary
 
     with open_cache(args.file) as c:
         print(repr(c))
         for k, v in c.meta.items():
-            print(f"  {k}: {v}")
+            if k != "shards":
+                print(f"  {k}: {v}")
         df = c.items
         size = Path(args.file).stat().st_size
-        print(f"  file size: {size / 2**20:,.1f} MiB")
+        shards = shard_summary(c.meta)
+        if shards:
+            data = sum(p.path.stat().st_size for p in list_parts(args.file))
+            print(shards)
+            print(f"  file size: {size / 2**20:,.2f} MiB index + {data / 2**20:,.1f} MiB in "
+                  f"{parts_dir(args.file).name}/")
+        else:
+            print(f"  file size: {size / 2**20:,.1f} MiB")
         if len(df):
             print(f"  tokens per item: mean {df.n_tokens.mean():.0f}, max {df.n_tokens.max()}; "
                   f"truncated traces: {int(df.truncated.sum())}")
@@ -89,12 +113,14 @@ def _info(args: argparse.Namespace) -> int:
 def _consolidate(args: argparse.Namespace) -> int:
     import os
 
-    from ..store.writer import consolidate, lock_cache
+    from ..store.vds import assemble, pack
+    from ..store.writer import lock_cache
 
     fd = lock_cache(Path(args.file))
     try:
-        consolidate(args.file)
+        (pack if args.copy else assemble)(args.file)
     finally:
         os.close(fd)  # closing the fd releases the lock
-    print(f"consolidated {args.file}")
+    print(f"consolidated {args.file}" + (" into one self-contained file" if args.copy else
+                                         " (virtual datasets over its shards)"))
     return 0

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import CacheMismatchError, InputError, MimicryError
 from ..models import ModelSpec, load_model, load_tokenizer, resolve_dtype, tokenizer_fingerprint
-from ..store.writer import CacheWriter
+from ..store.shards import RankWriter, close_job, index_current, open_job
+from ..store.vds import assemble
 from ..traces import Trace, read_traces
 from .base import EncodedItem
 from .config import ENTROPY_SEGMENTS, ENTROPY_VARIANTS, CaptureConfig
+from .launch import DEFAULT_TIMEOUT_S, Group, deal, rank_device, rank_info
 from .segments import encode_traces
 
 # backend name -> (module, class) ; tl/nnsight are written by the capture-peers
@@ -104,13 +106,18 @@ def build_attrs(model_name: str, spec: ModelSpec | None, dtype: str, tok, dims: 
 def capture(model, traces: str | Path | list[Trace], out: str | Path,
             config: CaptureConfig | None = None, *, tokenizer=None, device: str | None = None,
             dtype: str | None = None, limit: int | None = None, progress: bool = True,
-            log: Callable[[str], None] | None = None) -> Path:
+            log: Callable[[str], None] | None = None, gpus_per_rank: int = 1,
+            timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
     """Return the path of the HDF5 cache written for ``model`` over ``traces``.
 
     ``model``: hub id / local folder / :class:`ModelSpec`, or a loaded HF model (then pass
     ``tokenizer``). ``traces``: a JSONL file or a list of :class:`Trace`. Resumes: items
     already in ``out`` (or its shards) are skipped; a cache from another model/config is
     refused. ``log`` receives the cost summary and progress lines (default: the logger).
+    Under ``torchrun`` each rank captures its slice (:mod:`mimicry.capture.launch`) into its
+    own shard and rank 0 joins the shards with virtual datasets (:mod:`.shards`);
+    ``gpus_per_rank`` > 1 gives each rank that many GPUs for ``device_map``; ``timeout_s``:
+    how long ranks wait for each other.
     """
     config = config or CaptureConfig()
     say = log or logging.getLogger(__name__).info
@@ -145,32 +152,67 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
     items = encode_traces(tokenizer, traces, config, file=tfile)
     attrs = build_attrs(name, spec, dtype_name, tokenizer, dims, config)
     out = Path(out)
-    with CacheWriter(out, attrs, config.dtype) as writer:
-        done = writer.open()
+    info = rank_info()
+    if info.world > 1:  # one process keeps every visible GPU (device_map spreads over them)
+        device = rank_device(device, info, gpus_per_rank,
+                             None if spec is None else spec.device_map)
+    group = Group(info, timeout_s)
+    lock = None
+    try:
+        msg = None
+        if info.main:
+            try:
+                lock, done = open_job(out, attrs)
+                msg = ("ok", sorted(done))
+            except MimicryError as e:
+                msg = ("error", type(e).__name__, e.problem, e.file, e.fix)
+                group.broadcast(msg)
+                raise
+        msg = group.broadcast(msg)
+        if msg[0] == "error":
+            cls = CacheMismatchError if msg[1] == "CacheMismatchError" else MimicryError
+            raise cls(f"rank 0: {msg[2]}", file=msg[3], fix=msg[4])
+        done = set(msg[1])
         todo = [it for it in items if it.key not in done]
-        n_tok = sum(it.length for it in todo)
-        n_rows = sum(len(it.token_positions) for it in todo if it.token_positions is not None)
-        size = estimate_bytes(len(todo), dims, config, n_rows)
-        say(f"capture: {len(items)} traces, {len(items) - len(todo)} already in cache "
-            f"(skipped), {len(todo)} to capture: {n_tok:,} tokens (longest "
-            f"{max((it.length for it in todo), default=0):,}); {dims['n_layers']} layers x "
-            f"d_model {dims['d_model']}, sites {','.join(config.sites)}, entropy "
-            f"{config.entropy}; ~{size / 2**20:,.1f} MiB more in {out}")
-        if todo:
+        n_done = len(items) - len(todo)
+        mine = deal([it.length for it in todo], info.world)
+        if info.main:
+            n_tok = sum(it.length for it in todo)
+            n_rows = sum(len(it.token_positions) for it in todo
+                         if it.token_positions is not None)
+            size = estimate_bytes(len(todo), dims, config, n_rows)
+            say(f"capture: {len(items)} traces, {n_done} already in cache "
+                f"(skipped), {len(todo)} to capture: {n_tok:,} tokens (longest "
+                f"{max((it.length for it in todo), default=0):,}); {dims['n_layers']} layers x "
+                f"d_model {dims['d_model']}, sites {','.join(config.sites)}, entropy "
+                f"{config.entropy}; ~{size / 2**20:,.1f} MiB more in {out}")
+            if info.world > 1:
+                say(f"capture: {info.world} ranks, tokens per rank: "
+                    + ", ".join(f"{sum(todo[i].length for i in m):,}" for m in mine))
+        batch_items = [todo[i] for i in mine[info.rank]]
+        if batch_items:
             if not loaded:
                 model, _ = load_model(spec, device=device, dtype=dtype)
             elif device is not None:
                 model.to(device)
             backend = make_backend(config.backend, model, tokenizer, config)
-            batches = pack_batches(todo, config.batch_tokens)
+            writer = RankWriter(out, attrs, info.rank, config.dtype)
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_tok, unit="tok", disable=not progress, desc="capture")
-            for batch in batches:
-                acts = backend.run(batch)
-                writer.write_batch(batch, acts)
+            bar = tqdm(total=sum(it.length for it in batch_items), unit="tok",
+                       disable=not progress or not info.main, desc="capture")
+            for batch in pack_batches(batch_items, config.batch_tokens):
+                writer.write_batch(batch, backend.run(batch))
                 bar.update(sum(it.length for it in batch))
             bar.close()
-        writer.finish()
-        say(f"capture: captured {len(todo)} items; {out} holds {len(done) + len(todo)} items")
+        group.barrier()  # every rank's parts are committed
+        if info.main:
+            if todo or not index_current(out):
+                assemble(out, attrs)
+            say(f"capture: captured {len(todo)} items; {out} holds {n_done + len(todo)} items")
+        group.barrier()  # nobody returns before the index exists
+    finally:
+        if info.main:
+            close_job(out, lock)
+        group.close()
     return out

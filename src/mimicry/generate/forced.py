@@ -58,7 +58,8 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                  batch_size: int = 8, max_answer_tokens: int | str = "auto",
                  chat_template: str = "auto",
                  device: str | None = None, dtype: str | None = None, name: str | None = None,
-                 progress: bool = True, hf_model=None, tokenizer=None) -> GenerateResult:
+                 progress: bool = True, hf_model=None, tokenizer=None, backend: str = "hf",
+                 **server) -> GenerateResult:
     """Return one :class:`Trace` per usable input trace, its answer decoded after its reasoning.
 
     ``traces``: a traces file or list (the reasoning to answer after, e.g. scrambled own
@@ -69,7 +70,10 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     decoding budget per answer, or ``"auto"`` (max(64, 2 × the longest own answer among the
     given traces), recorded as ``answer_budget``); an answer cut by it has
     ``finish_reason == "length"`` and usually scores as wrong. ``hf_model``/``tokenizer``: an
-    already loaded model (else ``model`` is loaded).
+    already loaded model (else ``model`` is loaded). ``backend="openai"``: the answers come
+    from an OpenAI-compatible server's ``/v1/completions`` (``server``: ``base_url``,
+    ``api_key``, ``tokenizer``, ``concurrency``; see :mod:`.forced_openai`), same prompt
+    text, budget and scoring.
     """
     from tqdm.auto import tqdm
 
@@ -140,7 +144,7 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     if todo:
         # the hf backend loads the model, pads left, finds the stops and builds the greedy
         # config exactly as for the model's own generation
-        be = HFBackend(spec, device=device, dtype=dtype, model=hf_model, tokenizer=tokenizer)
+        be = _answerer(backend, spec, device, dtype, hf_model, tokenizer, server)
         tok, stops = be.tok, be.stop_ids
         gen_cfg = be.generation_config(budget, 0.0, 1.0)
         templated = chat_template != "none" and bool(getattr(tok, "chat_template", None))
@@ -170,12 +174,13 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
                         reasoning=t.reasoning, answer_text=answer, parsed_answer=parsed,
                         correct=bool(correct), reasoning_tokens=t.reasoning_tokens,
                         answer_tokens=len(kept), finish_reason="stop" if stopped else "length",
-                        backend="hf-forced", seconds=round(dt, 6),
+                        backend=f"{be.name}-forced", seconds=round(dt, 6),
                         meta={**settings, "answer_budget": budget,
                               "forced_reasoning": True, "think_closed": True,
                               "reasoning_from": t.model,
                               "prompt_tokens": n_tok[t.item_id],
                               "model_path": spec.name_or_path,
+                              **({} if be.name == "hf" else be.describe()),
                               "mimicry_version": __version__}))
                 append_traces(out, rows)
                 new.update((r.item_id, r) for r in rows)
@@ -196,3 +201,21 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
               f"{len(not_in_suite)} not in the suite -> {out}")
     return result
 
+
+
+def _answerer(backend: str, spec, device, dtype, hf_model, tokenizer, server: dict):
+    if backend == "hf":
+        if server:
+            raise InputError(f"unknown option(s) {sorted(server)} for the hf backend",
+                             fix="base_url/api_key/concurrency belong to backend='openai'")
+        return HFBackend(spec, device=device, dtype=dtype, model=hf_model, tokenizer=tokenizer)
+    if backend == "openai":
+        from .forced_openai import CompletionsAnswerer
+
+        bad = sorted(set(server) - {"base_url", "api_key", "tokenizer", "concurrency",
+                                    "timeout", "max_retries", "backoff"})
+        if bad:
+            raise InputError(f"unknown option(s) {bad} for the openai backend",
+                             fix="use base_url, api_key, tokenizer, concurrency, timeout")
+        return CompletionsAnswerer(spec, **server)
+    raise InputError(f"unknown answer backend {backend!r}", fix="use 'hf' or 'openai'")

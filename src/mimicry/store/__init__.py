@@ -1,8 +1,11 @@
 """store: the HDF5 activation cache, one file per (run, model).
 
 Modules: ``reader`` (:func:`open_cache` -> :class:`Cache`, lazy slices, the schema and the
-identity check) and ``writer`` (:class:`CacheWriter`: shards, crash-safe, resumable;
-``consolidate``, ``lock_cache``). Anything that reads or writes cache files goes here.
+identity check), ``writer`` (:class:`CacheWriter`: shards, crash-safe, resumable;
+``consolidate``, ``lock_cache``) and ``shards`` (per-rank batch shards: ``RankWriter``, what is
+committed, the job lock) and ``vds`` (the cache file as HDF5 virtual datasets over the shards:
+``assemble``, no copy; ``pack``, one self-contained copy). Anything that reads
+or writes cache files goes here.
 """
 
 from __future__ import annotations

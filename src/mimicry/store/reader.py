@@ -18,7 +18,10 @@ Layout of a cache file (schema ``mimicry.cache/1``; plain h5py can read it)::
                            are positions[offsets[i]:offsets[i+1]]
     /tokens/resid, /tokens/positions, /tokens/offsets  per-token stride rows, same ragged form
 
-Writing (with resume and crash safety) lives in :mod:`mimicry.capture.writer`.
+A cache written by ``mimicry capture`` is an index: ``items/*`` and offsets are real, the other
+datasets are HDF5 virtual datasets over the shard files in ``PATH.parts`` (root attrs
+``layout = "virtual"`` and ``shards``); both read the same. Writing (with resume and crash
+safety) lives in :mod:`mimicry.store.writer`, :mod:`mimicry.store.shards` and :mod:`mimicry.store.vds`.
 """
 
 from __future__ import annotations
@@ -246,10 +249,38 @@ class Cache:
                 f"dtype={self.config.get('dtype')}>")
 
 
-def open_cache(path: str | Path) -> Cache:
-    """Return a lazy :class:`Cache` reader for the HDF5 file at ``path``."""
+def shard_status(path: str | Path) -> tuple[list[Path], list[str]]:
+    """Return ``(shards not in the cache file yet, shards the file maps but that are gone)``."""
     p = Path(path)
-    pending = sorted(parts_dir(p).glob("part-*.h5")) if parts_dir(p).is_dir() else []
+    pdir = parts_dir(p)
+    found = sorted(x for x in pdir.glob("*.h5") if not x.name.startswith(".")) \
+        if pdir.is_dir() else []
+    listed: set[str] = set()
+    if p.is_file():
+        import h5py
+
+        try:
+            with h5py.File(p, "r") as f:
+                listed = {x["file"] for x in json.loads(_attr(f.attrs.get("shards", "{}")))
+                          .get("files", [])}
+        except OSError:
+            pass
+    names = {x.name for x in found}
+    return [x for x in found if x.name not in listed], sorted(listed - names)
+
+
+def open_cache(path: str | Path) -> Cache:
+    """Return a lazy :class:`Cache` reader for the HDF5 file at ``path``.
+
+    A cache written as virtual datasets over its shards (``PATH.parts``) reads the same.
+    """
+    p = Path(path)
+    pending, missing = shard_status(p)
+    if missing:
+        raise InputError(f"{len(missing)} shard files this cache reads from are missing "
+                         f"(e.g. {parts_dir(p).name}/{missing[0]})", file=p,
+                         fix="copy the cache file together with its .parts folder, or make "
+                             "one self-contained file with `mimicry cache consolidate --copy`")
     if not p.exists():
         if pending:
             raise InputError(
