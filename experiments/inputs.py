@@ -107,9 +107,9 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
         opts[n] = {**o, **opts.get(n, {})}
     inp = run_inputs(cfg, folder, suite, opts)
     if suite is not None and not any(inp.alignment.values()):
-        inp.alignment, names = align_pairs(cfg, folder, suite, alignment)
-        if any(k != n for k, n in names.items()):
-            inp.model_names = names
+        inp.alignment, trace_names = align_pairs(cfg, folder, suite, alignment)
+        if any(k != n for k, n in trace_names.items()):
+            inp.model_names = trace_names
     out = run_probes(names, inp)
     units, note = out.get("verdict", ([], "the verdict is not among the config's probes"))
     if not units:
