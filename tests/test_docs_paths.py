@@ -62,3 +62,41 @@ def test_the_check_catches_a_wrong_path():
     assert _ok("RUN/alignment/pairs/<key>/", templates)
     assert not _ok("cache/demo/student__on_teacher.h5", templates)   # caches/ missing
     assert not _ok("RUN/probes/verdict/calls.csv", templates)         # no such folder
+
+
+def _layout_block() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_layout_is_the_real_tree():
+    lines = _layout_block()
+    parent, named = ROOT, set()
+    for line in lines:
+        if not line.startswith(" "):
+            head = line.split()[0]
+            if head.endswith("/"):
+                parent = ROOT / head
+                assert parent.is_dir(), head
+                named.add(parent)
+            else:  # a row of top-level files
+                for name in head.split():
+                    assert (ROOT / name).exists(), name
+            continue
+        if line.startswith("   "):
+            continue  # a continued description
+        entry = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]  # "tasks/", "a.py, b.py" ...
+        for name in (n.strip() for n in entry.split(",")):
+            if "*" in name:
+                assert list(parent.glob(name)), name
+            else:
+                assert (parent / name).exists(), f"{parent.relative_to(ROOT)}/{name}"
+                named.add(parent / name)
+    text = "\n".join(lines)
+    subpackages = [p for p in (ROOT / "src" / "mimicry").iterdir()
+                   if p.is_dir() and (p / "__init__.py").exists()]
+    for p in subpackages:  # every package of the library has its own line
+        assert p in named, f"README Layout lacks src/mimicry/{p.name}/"
+    for p in (ROOT / "experiments").glob("*.py"):  # every experiments module is mentioned
+        assert p.name.startswith("__") or p.name in text, f"README Layout lacks {p.name}"
