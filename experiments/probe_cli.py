@@ -61,7 +61,8 @@ def register(subparsers) -> None:
                         "STUDENT=DIR)")
     p.add_argument("--ablation", action="append", default=[], metavar="STUDENT:cond=path,...",
                    help="verdict: the student's caches over the teacher's (teacher=) and the "
-                        "scrambled teacher traces (scrambled=); repeatable")
+                        "scrambled teacher traces (scrambled=); own= may name its own cache; "
+                        "repeatable")
     p.add_argument("--reliance", action="append", default=[], metavar="KEY:OWN,FORCED",
                    help="verdict: a model's own traces and its answers after them scrambled")
     p.add_argument("--n-folds", type=int, help="cross-validation folds (default: per probe)")
@@ -165,6 +166,12 @@ def _verdict(args: argparse.Namespace, paths: dict[str, Path], teacher: str, tas
             raise InputError(f"--ablation {spec!r}: expected STUDENT:cond=path,... with "
                              f"STUDENT one of {list(roles)}")
         for cond, p in _named(conds.split(",")).items():
+            if cond == "own":  # the reference: the student's own cache, given above
+                if p.resolve() != Path(paths[student]).resolve():
+                    raise InputError(f"--ablation {spec!r}: own={p} is not the cache of "
+                                     f"{student} ({paths[student]})",
+                                     fix="leave own= out: the student's own cache is used")
+                continue
             stem = {"teacher": RunFolder.cross_stem(student, teacher),
                     "scrambled": RunFolder.scrambled_stem(student)}.get(cond)
             if stem is None:
