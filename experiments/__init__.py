@@ -9,6 +9,13 @@ align, capture, reliance, probe, report), ``probing`` (probes on a run folder), 
 
 from __future__ import annotations
 
-from .reader import Run, load_run
-
 __all__ = ["Run", "load_run"]
+
+
+def __getattr__(name: str):
+    """Return ``Run`` / ``load_run``, importing the reader (and pandas) on first use."""
+    if name in __all__:
+        from . import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

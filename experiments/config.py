@@ -194,7 +194,8 @@ class ProbeStageConfig:
     """
 
     names: list[str] = field(default_factory=lambda: [
-        "difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "verdict"])
+        "difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "compute",
+        "steer", "patch", "verdict"])
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -212,6 +213,8 @@ class ExperimentConfig:
             ``None`` keeps all.
         seed: seed for alignment bootstraps, probes and scrambling (recorded in outputs).
         gpus: GPUs the job will use (for the per-GPU memory estimate with device_map auto).
+        gpu_memory_gb: memory of one GPU in GB (10⁹ bytes; 80 for an A100/H100 80GB); the
+            dry run warns when a model's per-GPU estimate does not fit, with the fix.
         models: the family (see :class:`ModelConfig`).
         generation / alignment / capture / reliance / probes: stage settings.
         source: the TOML file it came from (set by ``load_config``).
@@ -225,6 +228,7 @@ class ExperimentConfig:
     max_items_per_task: int | None = None
     seed: int = 0
     gpus: int = 1
+    gpu_memory_gb: float = 80.0
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     alignment: AlignStageConfig = field(default_factory=AlignStageConfig)
     capture: CaptureStageConfig = field(default_factory=CaptureStageConfig)

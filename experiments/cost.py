@@ -11,7 +11,14 @@ Formulas (all printed numbers follow them; ``b`` = bytes per value, 2 for bf16):
 - cache on disk = captured items × [sites × (layers + 1) × d_model × store bytes
   + 3 segments × layers × heads × 4 bytes × 3 entropy variants (raw, normalised, no sink)];
 - reliance (teachers, students, controls with weights): items × seq_len tokens prefilled
-  (prompt + reasoning, at most prompt + max_new_tokens) and items × max_answer_tokens decoded.
+  (prompt + reasoning, at most prompt + max_new_tokens) and items × answer budget decoded;
+  the "auto" budget is 2 × the model's longest own answer (read from its traces when they
+  exist, else ``ASSUMED_ANSWER_TOKENS``), never more than 2 × max_new_tokens;
+- fit: each per-GPU number is compared with ``gpu_memory_gb`` (10⁹ bytes) less 10% for the
+  CUDA context and fragmentation; a model that does not fit gets a warning with the fix;
+- wall clock (a rough guide, stated assumptions ``DECODE_TOK_S_7B``, ``PREFILL_TOK_S_7B``):
+  decode and prefill throughput per GPU of a 7B bf16 model at batch 16, scaled by 7B/params
+  (so a 1.5B model decodes ~4.7× faster), over the GPUs the model is split across.
 
 With ``device_map = "auto"`` the layers (their weights, KV cache and hidden states) are
 split over ``gpus`` devices, so the per-GPU numbers are the totals ÷ ``gpus``.
@@ -26,6 +33,11 @@ from .config import ExperimentConfig, ModelConfig
 from .shapes import ArchShape
 
 GIB = 1024**3
+GB = 1e9
+ASSUMED_ANSWER_TOKENS = 32      # an answer after the reasoning, before any trace exists
+DECODE_TOK_S_7B = 1500.0        # generated tokens/s, batch 16, one H100, 7B bf16, HF generate
+PREFILL_TOK_S_7B = 20000.0      # forward tokens/s (capture, reliance prefill), same setting
+USABLE = 0.9                    # share of a GPU's memory a job can count on
 ENTROPY_SEGMENTS = 3
 ENTROPY_VARIANTS = 3
 _BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "float32": 4, "fp32": 4,
@@ -50,6 +62,7 @@ class ModelEstimate:
     warnings: list[str]
     reliance_prefill_tokens: int = 0
     reliance_decode_tokens: int = 0
+    n_items: int = 0
 
     @property
     def generate_gpu_bytes(self) -> int:
@@ -73,15 +86,25 @@ def captures_for(cfg: ExperimentConfig, m: ModelConfig) -> int:
     return n
 
 
-def reliance_budget(cfg: ExperimentConfig, max_new: int) -> int:
-    """Return the answer budget per item for the dry run ("auto": at most 2 × max_new_tokens)."""
+def reliance_budget(cfg: ExperimentConfig, max_new: int, longest_answer: int | None = None) -> int:
+    """Return the answer budget per item for the dry run.
+
+    "auto": 2 × the longest own answer (``longest_answer`` from the model's traces, else
+    ``ASSUMED_ANSWER_TOKENS``), at most 2 × max_new_tokens.
+    """
     b = cfg.reliance.max_answer_tokens
-    return 2 * max_new if b == "auto" else int(b)
+    if b != "auto":
+        return int(b)
+    return min(2 * max_new, 2 * (longest_answer or ASSUMED_ANSWER_TOKENS))
 
 
 def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | None,
-                   n_items: int, prompt_tokens: int) -> ModelEstimate:
-    """Return the cost of one model of ``cfg`` over ``n_items`` items."""
+                   n_items: int, prompt_tokens: int,
+                   longest_answer: int | None = None) -> ModelEstimate:
+    """Return the cost of one model of ``cfg`` over ``n_items`` items.
+
+    ``longest_answer``: the longest answer (tokens) in the model's own traces, when they exist.
+    """
     b = _BYTES.get(m.dtype.lower(), 2)
     max_new = m.max_new_tokens or cfg.generation.max_new_tokens
     seq = prompt_tokens + max_new
@@ -91,8 +114,8 @@ def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | Non
     captures = captures_for(cfg, m)
     rel = any(r.key == m.key for r in cfg.reliance_models())
     rel_tokens = {"reliance_prefill_tokens": n_items * seq if rel else 0,
-                  "reliance_decode_tokens": n_items * reliance_budget(cfg, max_new) if rel
-                  else 0}
+                  "reliance_decode_tokens": n_items * reliance_budget(cfg, max_new, longest_answer)
+                  if rel else 0}
     if shape is None:
         warns.append("shape unknown: set local_path (config.json is read) to get estimates")
         return ModelEstimate(m.key, m.name, None, gen_tokens, seq, 0, 0, 0, captures, 0, gpus,
@@ -107,8 +130,51 @@ def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | Non
         kv = 0  # served elsewhere (vLLM pages its own KV cache)
     work = (shape.layers + 1) * seq * shape.hidden * b + 3 * seq * shape.intermediate * b
     cache = captures * n_items * cache_bytes_per_item(cfg, shape)
-    return ModelEstimate(m.key, m.name, shape, gen_tokens, seq, weights, kv, work, captures,
-                         cache, gpus, warns, **rel_tokens)
+    est = ModelEstimate(m.key, m.name, shape, gen_tokens, seq, weights, kv, work, captures,
+                        cache, gpus, warns, n_items=n_items, **rel_tokens)
+    warns += fit_warnings(cfg, est)
+    return est
+
+
+def fit_warnings(cfg: ExperimentConfig, e: ModelEstimate) -> list[str]:
+    """Return a warning with its fix for each stage whose per-GPU memory exceeds the GPU."""
+    cap = cfg.gpu_memory_gb * GB * USABLE
+    out = []
+    for what, need in (("generation", e.generate_gpu_bytes), ("capture", e.capture_gpu_bytes)):
+        if need <= cap:
+            continue
+        whole = e.weights_bytes + (e.kv_bytes if what == "generation" else e.capture_work_bytes)
+        n = int(-(-whole // cap))
+        fix = (f"set gpus = {n} (device_map = \"auto\" splits the layers)"
+               if e.gpus < n else "")
+        if what == "generation" and e.kv_bytes:
+            per_seq = e.kv_bytes / max(1, cfg.generation.batch_size)
+            room = cap * e.gpus - e.weights_bytes
+            bs = int(room // per_seq) if room > 0 else 0
+            if bs >= 1:
+                fix += (" or " if fix else "") + f"lower generation.batch_size to {bs}"
+        if what == "capture" and not fix:
+            fix = "lower max_new_tokens for this model (the capture holds one sequence)"
+        out.append(f"{what} needs {need / GB:.1f} GB per GPU, more than the "
+                   f"{cfg.gpu_memory_gb:g} GB declared (gpu_memory_gb, {USABLE:.0%} usable): "
+                   f"{fix or 'use a larger GPU'}")
+    return out
+
+
+def wall_clock_hours(e: ModelEstimate, stages: list[str]) -> float:
+    """Return a rough wall-clock estimate (hours) for one model (the module's assumptions)."""
+    if e.shape is None:
+        return float("nan")
+    scale = 7e9 / max(e.shape.params, 1)  # smaller models run proportionally faster
+    dec, pre = DECODE_TOK_S_7B * scale, PREFILL_TOK_S_7B * scale
+    sec = 0.0
+    if "generate" in stages:
+        sec += e.tokens_to_generate / dec
+    if "capture" in stages:
+        sec += e.captures * e.n_items * e.seq_len / pre
+    if "reliance" in stages:
+        sec += e.reliance_prefill_tokens / pre + e.reliance_decode_tokens / dec
+    return sec / 3600
 
 
 def cache_bytes_per_item(cfg: ExperimentConfig, shape: ArchShape) -> int:
@@ -173,15 +239,33 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             f"reliance: ≤ {human_count(sum(e.reliance_prefill_tokens for e in ests))} tokens "
             f"prefilled (prompt + own reasoning) + "
             f"{human_count(sum(e.reliance_decode_tokens for e in ests))} decoded (answers, "
-            + ("auto budget: 2 × the model's longest own answer, ≤ 2 × max_new_tokens each"
+            + ("auto budget: 2 × the model's longest own answer, read from its traces or "
+               f"assumed {ASSUMED_ANSWER_TOKENS} tokens before they exist, ≤ 2 × "
+               "max_new_tokens"
                if cfg.reliance.max_answer_tokens == "auto"
                else f"≤ {cfg.reliance.max_answer_tokens} each") + ") "
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
+    if "probe" in stages:
+        lines += mechanistic_cost_lines(cfg, ests, n_items)
+    dtypes = ", ".join(sorted({m.dtype for m in cfg.models})) or "?"
     lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
-                 "max-length sequence (bf16; split evenly over GPUs with device_map auto)")
+                 f"max-length sequence ({dtypes}; split evenly over GPUs with device_map auto); "
+                 f"checked against gpu_memory_gb = {cfg.gpu_memory_gb:g}")
+    hours = [wall_clock_hours(e, stages) for e in ests]
+    known = [h for h in hours if h == h]
+    if known:
+        tot = sum(known)
+        when = "< 0.1 min" if tot * 60 < 0.1 else f"{tot * 60:.1f} min" if tot < 1 \
+            else f"{tot:.1f} h"
+        lines.append(
+            f"wall clock ≈ {when} of GPU work for {', '.join(stages) or 'nothing'}"
+            + (" (models of unknown shape not counted)" if len(known) < len(hours) else "")
+            + f"; assumes {DECODE_TOK_S_7B:g} tokens/s decoded and {PREFILL_TOK_S_7B:g} "
+            "tokens/s prefilled per GPU for a 7B bf16 model at batch 16 (H100, HF "
+            "generate), scaled by 7B/params; probes and the report add CPU minutes")
     lines.append(f"stages to run: {', '.join(stages) if stages else 'none (all done)'}")
     return "\n".join(lines)
 
@@ -205,3 +289,47 @@ def per_rank_lines(cfg, ests, n_items: int) -> list[str]:
         lines.append(f"reliance backend: openai ({cfg.generation.base_url}/completions, "
                      "no local weights loaded)")
     return lines
+
+
+def mechanistic_cost_lines(cfg, ests: list, n_items: int) -> list[str]:
+    """Return the dry-run lines of steering, patching and the computation probe's capture.
+
+    steering, per student: held-out items × (1 + nonzero α × (3 + n_random) directions)
+    greedy generations, each ≤ prompt + max_new_tokens tokens (one prefill + ≤ max_new_tokens
+    decode forwards); patching, per student: 2 directions × n_pairs × (layers + 1 + 2 own
+    runs) generations + 2 × n_pairs prompt forwards; compute: one forward over each model's
+    own traces, ≤ 130 rows × (layers + 1) × d_model × 4 bytes per item on disk.
+    """
+    names = set(cfg.probes.names)
+    out = []
+    opts = cfg.probes.options
+    from .mechanistic import TOKEN_ROWS
+    from .probing import PROBE_DEFAULTS  # pandas: imported only when a run is planned
+
+    st = {**PROBE_DEFAULTS["steer"], **opts.get("steer", {})}
+    pa = {**PROBE_DEFAULTS["patch"], **opts.get("patch", {})}
+    roles = {m.key: m.role for m in cfg.models}
+    for e in ests:
+        if roles.get(e.key) not in ("student", "control") or e.shape is None:
+            continue
+        if "steer" in names:
+            n_test = n_items - round(n_items * float(st["train_frac"]))
+            n_alpha = sum(1 for a in st["alphas"] if float(a) != 0)
+            gens = n_test * (1 + n_alpha * (3 + int(st["n_random"])))
+            out.append(f"steer {e.key}: {human_count(gens)} generations ({n_test} held-out items × "
+                       f"{1 + n_alpha * (3 + int(st['n_random']))} runs), ≤ "
+                       f"{human_count(gens * e.seq_len)} tokens (prefill + decode forwards)")
+        if "patch" in names:
+            gens = 2 * int(pa["n_pairs"]) * (e.shape.layers + 1 + 2)
+            out.append(f"patch {e.key}: {human_count(gens)} generations (2 directions × "
+                       f"{pa['n_pairs']} pairs × ({e.shape.layers + 1} layers + 2 own runs)), "
+                       f"≤ {human_count(gens * e.seq_len)} tokens + {2 * int(pa['n_pairs'])} prompt "
+                       "forwards")
+    if "compute" in names:
+        disk = sum(n_items * (TOKEN_ROWS + 2) * (e.shape.layers + 1) * e.shape.hidden * 4
+                   for e in ests if e.shape is not None
+                   and roles.get(e.key) in ("teacher", "student", "control"))
+        out.append(f"compute: one capture forward per item over each reasoning model's own "
+                   f"traces, ≤ {TOKEN_ROWS + 2} per-token rows each, ~{disk / 2**30:.1f} GiB "
+                   "on disk")
+    return out

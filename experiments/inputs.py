@@ -47,7 +47,7 @@ def run_inputs(cfg: ExperimentConfig, run: RunFolder | str | Path, suite,
     alignment = {k: alignment_folder(run, roles, k) for k, r in roles.items()
                  if r in ("student", "control")}
     return ProbeInputs(roles=roles, caches=run.cache_paths(), suite=suite, seed=cfg.seed,
-                       reliance=reliance, alignment=alignment, options=opts)
+                       reliance=reliance, alignment=alignment, options=opts, cfg=cfg, run=run)
 
 
 def _config_of(run: RunFolder, teacher: str, base: str | None,

@@ -13,6 +13,7 @@ Layout of ``RUN/`` (written by ``mimicry run`` / ``mimicry demo``, read by ``loa
     caches/<key>.h5                           activations on the model's own traces
     caches/<key>__on_<teacher>.h5             a student reading the teacher's traces
     caches/<key>__scrambled.h5                ... and the scrambled teacher traces
+    caches/<key>__tokens.h5                   per-token residuals along its reasoning (compute)
     probes/<name>.csv                         one table per probe (all units, ``unit`` column)
     probes/<name>_<table>.csv                 its extra tables (e.g. ``verdict_calls.csv``)
     probes/<name>__<unit>.png / .pdf          one figure per unit
@@ -30,6 +31,7 @@ CROSS = "__on_"          # cache of a student over another model's traces
 SCRAMBLED = "__scrambled"
 SELF_SCRAMBLED = "__self_scrambled"
 AFTER_SCRAMBLED = "__after_scrambled"
+TOKENS = "__tokens"
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ class RunFolder:
     def scrambled_stem(key: str) -> str:
         """Return the cache stem of ``key`` reading the scrambled teacher traces."""
         return f"{key}{SCRAMBLED}"
+
+    @staticmethod
+    def tokens_stem(key: str) -> str:
+        """Return the cache stem of ``key``'s per-token residuals along its reasoning (compute)."""
+        return f"{key}{TOKENS}"
 
     def cache_paths(self) -> dict[str, Path]:
         """Return ``{cache stem: path}`` for every cache in the run."""

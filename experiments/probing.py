@@ -41,6 +41,12 @@ PROBE_DEFAULTS: dict[str, dict[str, Any]] = {
     "planning": {"n_folds": 5, "n_perm": 100, "n_boot": 1000},
     "ablation": {"n_folds": 5, "n_boot": 1000},
     "reliance": {"n_boot": 2000},
+    # the causal and computation probes (experiments.mechanistic); steer and patch also take
+    # max_new_tokens, which defaults to the run's generation budget of the model
+    "compute": {"target": "answer", "n_folds": 5, "n_perm": 100, "n_boot": 1000},
+    "steer": {"alphas": (-1.0, -0.5, 0.5, 1.0), "n_random": 20, "train_frac": 0.5,
+              "n_boot": 1000},
+    "patch": {"n_pairs": 24, "n_boot": 1000},
     "verdict": {},
 }
 PROBES = tuple(PROBE_DEFAULTS)
@@ -52,17 +58,33 @@ _SET_BY_GLUE = {
     "planning": {"caches", "tasks", "teacher", "transfer", "seed"},
     "ablation": {"conditions", "tasks", "reference", "seed"},
     "reliance": {"own", "forced", "tasks", "seed"},
+    "compute": {"cache", "tasks", "seed", "name"},
+    "steer": {"model", "cache", "tasks", "teacher_cache", "seed", "name"},
+    "patch": {"model", "tasks", "seed", "name"},
     "verdict": {"teacher", "students", "alignment", "planning", "difficulty", "similarity",
-                "entropy", "ablation", "reliance"},
+                "entropy", "ablation", "reliance", "compute", "steer", "patch",
+                "known_models"},
 }
 
 
 def probe_functions() -> dict[str, Callable]:
     """Return ``{probe name: probes.<name>.run}``."""
-    from probes import ablation, difficulty, entropy, planning, reliance, similarity, verdict
+    from probes import (
+        ablation,
+        compute,
+        difficulty,
+        entropy,
+        patch,
+        planning,
+        reliance,
+        similarity,
+        steer,
+        verdict,
+    )
 
     return {"difficulty": difficulty.run, "entropy": entropy.run, "similarity": similarity.run,
             "planning": planning.run, "ablation": ablation.run, "reliance": reliance.run,
+            "compute": compute.run, "steer": steer.run, "patch": patch.run,
             "verdict": verdict.run}
 
 
@@ -104,6 +126,8 @@ class ProbeInputs:
     alignment: dict[str, Any] = field(default_factory=dict)
     model_names: dict[str, str] | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cfg: Any = None  # the ExperimentConfig, when probing a run (compute, steer, patch need it)
+    run: RunFolder | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     _open: dict[str, Any] = field(default_factory=dict)
@@ -247,7 +271,8 @@ def _verdict(fn: Callable, inp: ProbeInputs) -> Units:
     if not inp.teacher:
         return []
     r = inp.results
-    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation") if name in r}
+    per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation", "compute",
+                                            "steer", "patch") if name in r}
     one = {name: r[name].get("all") for name in ("planning", "entropy", "reliance") if name in r}
     opts = inp.opts("verdict")
     if inp.model_names is not None:
@@ -255,13 +280,24 @@ def _verdict(fn: Callable, inp: ProbeInputs) -> Units:
     out = []
     for k in inp.pairs():
         out += _unit(inp, k, fn, teacher=inp.teacher, students=[k],
-                     alignment=inp.alignment.get(k), **per, **one, **opts)
+                     alignment=inp.alignment.get(k), known_models=list(inp.roles), **per,
+                     **one, **opts)
     return out
+
+
+def _mech(name: str) -> Callable[[Callable, ProbeInputs], Units]:
+    def adapter(fn: Callable, inp: ProbeInputs) -> Units:
+        from . import mechanistic
+
+        return getattr(mechanistic, f"{name}_units")(fn, inp, _unit)
+    return adapter
 
 
 ADAPTERS: dict[str, Callable[[Callable, ProbeInputs], Units]] = {
     "difficulty": _difficulty, "entropy": _entropy, "similarity": _similarity,
-    "planning": _planning, "ablation": _ablation, "reliance": _reliance, "verdict": _verdict,
+    "planning": _planning, "ablation": _ablation, "reliance": _reliance,
+    "compute": _mech("compute"), "steer": _mech("steer"), "patch": _mech("patch"),
+    "verdict": _verdict,
 }
 TRACE_PROBES = ("reliance",)  # probes that read traces, not caches
 

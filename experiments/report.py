@@ -31,6 +31,9 @@ PROBE_TITLES = {
     "planning": "Planning: does the last prompt state predict the effort to come?",
     "ablation": "Ablation: own vs teacher vs content-scrambled traces",
     "reliance": "Reliance: accuracy after the model's own reasoning vs after it scrambled",
+    "compute": "Computation: the gold answer decoded along the model's own reasoning",
+    "steer": "Steering along effort directions: dose–response vs random directions",
+    "patch": "Patching the plan state (last_prompt) between hard and easy items",
     "verdict": "Verdict",
 }
 BEHAVIOUR_PROBES = ("reliance",)  # shown under Behaviour: they read traces, not activations
@@ -41,7 +44,6 @@ RELIANCE_TEXT = (
     "depends on what the reasoning says; about 0: the reasoning does no work.")
 ALIGN_COLS = ["model", "task", "n", "r", "ci_low", "ci_high", "p_perm", "spearman",
               "accuracy", "measure", "reliability", "r_disattenuated", "n_excluded"]
-MAX_ROWS = 40
 
 
 def _read_json(path: Path) -> dict:
@@ -78,8 +80,9 @@ def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
 
 def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False) -> list[Block]:
     roles_cfg = roles
+    from mimicry.alignment.figures import inflation_figure, negative_transfer_figure
+
     from .probing import save_figure
-    from .report_figures import inflation_figure, negative_transfer_figure
 
     ad = RunFolder(run).alignment
     out: list[Block] = [("h", 2, "Behaviour: does reasoning cost track human difficulty?")]
@@ -132,10 +135,13 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
             across = (s.get("negative_transfer") or {}).get("across_tasks")
             if across:
                 out.append(("p", "Across tasks (paired test): " + _kv(across)))
-            fig = negative_transfer_figure(nt, roles.get("student", "student"),
-                                           roles.get("base", "base"), _colours(summ))
-            out += _save_and_fig(fig, d / "negative_transfer", save_figure,
-                                 "Accuracy per task, base vs student (95% Wilson CIs).")
+            cap = "Accuracy per task, base vs student (95% Wilson CIs)."
+            if (d / "negative_transfer.png").exists():  # drawn by the align stage
+                out += _fig(d / "negative_transfer.png", cap)
+            else:
+                fig = negative_transfer_figure(nt, roles.get("student", "student"),
+                                               roles.get("base", "base"))
+                out += _save_and_fig(fig, d / "negative_transfer", save_figure, cap)
         inf = _read_csv(d / "inflation.csv")
         if inf is not None and len(inf):
             info = s.get("inflation") or {}
@@ -150,10 +156,15 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                 out.append(("p", "No task has a defined inverse efficiency for both models: "
                             "no inflation-law figure."))
             else:
-                fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"))
-                out += _save_and_fig(fig, d / "inflation", save_figure,
-                                     "Inverse efficiency (tokens per correct answer), one "
-                                     "point per task, with the fitted slope and its 95% CI.")
+                cap = ("Inverse efficiency (tokens per correct answer), one point per task, "
+                       "with the fitted slope and its 95% CI.")
+                if (d / "inflation.png").exists():  # drawn by the align stage
+                    out += _fig(d / "inflation.png", cap)
+                else:
+                    fig = inflation_figure(inf, info.get("fit"), info.get("fit_through_origin"),
+                                           student=roles.get("student", "student"),
+                                           base=roles.get("base", "base"))
+                    out += _save_and_fig(fig, d / "inflation", save_figure, cap)
     ex = summ.get("exclusions")
     if ex is not None:
         out += [("h", 3, "Exclusions"),
@@ -162,13 +173,6 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                  + (_kv(ex.get("by_model", {})) or "none") + ". Details: alignment/"
                  "exclusions.csv.")]
     return out
-
-
-def _colours(summ: dict) -> dict[str, str]:
-    """Return model → colour in the order the alignment figures use (Okabe–Ito)."""
-    from mimicry.plots import PALETTE as OKABE_ITO
-
-    return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(summ.get("models", []))}
 
 
 def _role_of(model: str, summ: dict) -> str:
@@ -231,14 +235,10 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
                 ("p", "Evidence behind each call (value with 95% CI, and what it reads as):")]
     extras = sorted(p.name for p in RunFolder(run).probes_dir.glob(f"{name}_*.csv")
                     if p.name != f"{name}_calls.csv")
-    if len(t) > MAX_ROWS:
-        rel = RunFolder(run).probe_table(name).relative_to(run)
-        out.append(("p", f"First {MAX_ROWS} of {len(t)} rows; full table: {rel}."))
-        t = t.head(MAX_ROWS)
     if "unit" in t.columns and any(c != "unit" and t[c].astype(str).equals(t["unit"].astype(str))
                                    for c in t.columns):
         t = t.drop(columns=["unit"])  # the same as another column (e.g. student)
-    out.append(("table", t))
+    out.append(("table", t, RunFolder(run).probe_table(name)))
     if extras:
         rel = RunFolder(run).probes_dir.relative_to(run)
         out.append(("p", "More tables: " + ", ".join(f"{rel}/{e}" for e in extras) + "."))
@@ -249,22 +249,17 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
 
 
 def _summary_blocks(run: Path) -> list[Block]:
-    """Return the headline: r̄ per model and the verdict calls (only what exists)."""
-    lines = []
-    per = _read_json(RunFolder(run).alignment / "summary.json").get("per_model", {})
-    rb = [f"{m} {_fmt(d.get('r_bar'))} " + (
-          f"[{_fmt(d.get('ci_low'))}, {_fmt(d.get('ci_high'))}]" if d.get("ci_low") is not None
-          else f"(k = {d.get('k')} task; its bootstrap CI is in the table below)")
-          for m, d in per.items() if d.get("r_bar") is not None]
-    if rb:
-        lines.append("Mean alignment r̄ (Fisher z over tasks, 95% CI): " + "; ".join(rb) + ".")
-    calls = _read_csv(RunFolder(run).probe_table("verdict", "calls"))
-    if calls is not None and len(calls) and {"student", "call"} <= set(calls.columns):
-        lines.append("Verdict: " + "; ".join(f"{r.student}: **{r.call}**"
-                                            for r in calls.itertuples()) + ".")
-    if not lines:
+    """Return the headline: one row per model (r̄, Δr, reliance, call, what decided it)."""
+    from .headline import headline
+
+    df = headline(run)
+    if not len(df) or (df.iloc[:, 2:] .replace("", "–") == "–").all().all():
         return []
-    return [("h", 2, "Summary"), ("p", " ".join(lines))]
+    return [("h", 2, "Summary"), ("table", df),
+            ("p", "r̄: Pearson r of log reasoning tokens with the difficulty norm, Fisher z over "
+             "tasks (one task: its bootstrap CI). Δr = r(student) − r(teacher), paired "
+             "bootstrap. reliance = accuracy after the model's own reasoning − after it "
+             "scrambled. The call and the rules that decided it come from the verdict below.")]
 
 
 def _suite_blocks(suite) -> list[Block]:
@@ -294,7 +289,7 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     models = cfg.get("models", [])
     if models:
         blocks += [("h", 2, "Models"), ("table", pd.DataFrame(
-            [{"key": m["key"], "role": m["role"], "name": m["name"], "label": m.get("label") or "",
+            [{"key": m["key"], "role": m["role"], "name": m["name"], "label": m.get("label") or m["key"],
               "local_path": m.get("local_path") or ""} for m in models]))]
     roles = {m["key"]: m["role"] for m in models}
     from .config import STAGES
@@ -327,5 +322,5 @@ def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
     blocks = build_blocks(run, cfg_dict, suite)
     title = blocks[0][2]
     md = atomic_write_text(RunFolder(run).report_md, render_markdown(blocks, run))
-    page = atomic_write_text(RunFolder(run).report_html, render_html(blocks, title))
+    page = atomic_write_text(RunFolder(run).report_html, render_html(blocks, title, run))
     return md, page

@@ -20,21 +20,24 @@ from mimicry import __version__
 from mimicry.errors import InputError, MimicryError
 from mimicry.io import atomic_write_json
 
-from . import stages
 from .config import STAGES, ExperimentConfig, load_config
 from .cost import estimate_model, format_estimates
 from .layout import RunFolder
-from .probing import probe_options
 from .shapes import shape_for
-from .stage_reliance import stage_reliance
-from .stages import write_status
 from .support import check_fetchable, load_suites, model_source
 
 CONFIGS = Path(__file__).resolve().parent / "configs"  # package data: works from a wheel
 log = logging.getLogger(__name__)
-STAGE_FUNCS = {"generate": stages.stage_generate, "align": stages.stage_align,
-               "capture": stages.stage_capture, "reliance": stage_reliance,
-               "probe": stages.stage_probe, "report": stages.stage_report}
+
+
+def stage_functions() -> dict[str, Any]:
+    """Return ``{stage: function(cfg, run, suite) -> StageResult}`` (imported on first use)."""
+    from . import stages
+    from .stage_reliance import stage_reliance
+
+    return {"generate": stages.stage_generate, "align": stages.stage_align,
+            "capture": stages.stage_capture, "reliance": stage_reliance,
+            "probe": stages.stage_probe, "report": stages.stage_report}
 
 
 def organism_config(**overrides: Any) -> ExperimentConfig:
@@ -93,6 +96,21 @@ def _known_without_reasoning(run: RunFolder, key: str) -> bool:
         return False
 
 
+def _longest_answer(run: RunFolder, key: str) -> int | None:
+    """Return the longest answer (tokens) in the model's own traces in ``run``, if any."""
+    path = RunFolder(run).traces(key)
+    if not path.is_file():
+        return None
+    longest = 0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                longest = max(longest, int(json.loads(line).get("answer_tokens") or 0))
+            except (ValueError, TypeError, AttributeError):
+                continue
+    return longest or None
+
+
 def dry_run_text(cfg: ExperimentConfig, run: RunFolder, todo: list[str], suite) -> str:
     """Return the cost estimate and plan, computed from shapes (nothing is downloaded)."""
     n_items = len(suite) if suite is not None else 0
@@ -108,7 +126,8 @@ def dry_run_text(cfg: ExperimentConfig, run: RunFolder, todo: list[str], suite) 
             shape = shape_for(m.name, local)
         except MimicryError as e:
             shape, why = None, e.render()
-        est = estimate_model(cfg, m, shape, n_items, prompt_tokens)
+        est = estimate_model(cfg, m, shape, n_items, prompt_tokens,
+                             longest_answer=_longest_answer(run, m.key))
         if why:
             est.warnings = [why]
         ests.append(est)
@@ -122,6 +141,8 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
                    out: str | Path | None = None, dry_run: bool = False,
                    force: bool = False) -> dict[str, Any]:
     """Run (or, with ``dry_run``, only plan) the experiment; return each stage's status."""
+    from .probing import probe_options  # pandas: not for --help
+
     stages = stages or list(STAGES)
     run = RunFolder(out or cfg.out)
     for name in {*cfg.probes.names, *cfg.probes.options}:  # unknown probes or options: an
@@ -133,6 +154,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
         if not dry_run:
             raise
         suite = None
+    from mimicry.plots import set_model_roles
+
+    set_model_roles({m.key: m.role for m in cfg.models})  # one colour per model, every figure
     todo = plan_stages(run, cfg, stages, force)
     log.info("%s", dry_run_text(cfg, run, todo, suite))
     skipped = [s for s in stages if s not in todo]
@@ -156,7 +180,9 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
             continue
         log.info("[%d/%d] %s ...", k, len(stages), stage)
         t0 = time.time()
-        res = STAGE_FUNCS[stage](cfg, run, suite)
+        from .stages import write_status  # pandas, torch: not for --help
+
+        res = stage_functions()[stage](cfg, run, suite)
         dt = time.time() - t0
         for n in res.notes:
             log.info("  note: %s", n)
@@ -247,14 +273,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, over)
     if args.out:
         cfg.out = args.out
-    run_experiment(cfg, stages=parse_stages(args.stages), dry_run=args.dry_run,
-                   force=args.force)
+    status = run_experiment(cfg, stages=parse_stages(args.stages), dry_run=args.dry_run,
+                            force=args.force)
+    if not args.dry_run:
+        _show_headline(cfg.out, status)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    demo(args.out, max_items=args.max_items, force=args.force)
+    _show_headline(args.out, demo(args.out, max_items=args.max_items, force=args.force))
     return 0
+
+
+def _show_headline(out: str | Path, status: dict[str, Any]) -> None:
+    """Print the headline table (r̄, Δr, reliance, call per model) when stages ran."""
+    if any(isinstance(v, dict) and v.get("status") != "skipped (done)" for v in status.values()):
+        from .headline import print_headline
+
+        print_headline(RunFolder(out).root)
 
 
 def register(subparsers) -> None:

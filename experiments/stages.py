@@ -112,6 +112,14 @@ def _import_traces(m: ModelConfig, out: Path) -> None:
 # ---------------------------------------------------------------- align
 
 
+# a pair's scatter and forest would repeat the main ones byte for byte
+PAIR_FIGURES = ("delta_r", "negative_transfer", "inflation")
+
+
+def _roles(roles: dict[str, str]) -> str:
+    return ", ".join(f"{r} = {m}" for r, m in roles.items()) or "no roles"
+
+
 def stage_align(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
     """Write ``alignment/`` (table, summary, figures) for all models, with their roles."""
     from mimicry.alignment import align
@@ -126,7 +134,7 @@ def stage_align(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
             traces.extend(read_traces(run.traces(m.key)))
     students = [m.key for m in cfg.models if m.role == "student" and m.key in names]
     roles = {role: names[k] for role, k in cfg.roles().items() if k in names}
-    _say(f"aligning {len(traces)} traces from {len(names)} models, roles {roles}")
+    _say(f"aligning {len(traces)} traces from {len(names)} models ({_roles(roles)})")
     a = cfg.alignment
     akw = dict(seed=cfg.seed, n_boot=a.n_boot, n_perm=a.n_perm, min_items=a.min_items,
                exclude_truncated=a.exclude_truncated, cooks=a.cooks, cost=a.cost)
@@ -135,8 +143,9 @@ def stage_align(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
     # One more alignment per extra student, so each teacher/student pair has its own Δr.
     for key in students[1:]:
         r2 = dict(roles, student=names[key])
-        _say(f"aligning pair {r2}")
-        align(traces, suite, roles=r2, **akw).save(run.alignment_pair(key))
+        _say(f"aligning pair {_roles(r2)}")
+        align(traces, suite, roles=r2, **akw).save(run.alignment_pair(key),
+                                                   figures=PAIR_FIGURES)
     # A control trained after the student (e.g. RL on top of SFT: DeepScaleR after
     # R1-Distill): compare it with that student as the reference, so Δr = r(control) −
     # r(student) with a paired CI answers "does it restore the alignment SFT lost?".
@@ -146,8 +155,9 @@ def stage_align(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
             r3 = {"teacher": names[students[0]], "student": names[key]}
             if "base" in roles:
                 r3["base"] = roles["base"]
-            _say(f"aligning control {key} against {students[0]}: {r3}")
-            align(traces, suite, roles=r3, **akw).save(run.alignment_pair(key))
+            _say(f"aligning control {key} against {students[0]} ({_roles(r3)})")
+            align(traces, suite, roles=r3, **akw).save(run.alignment_pair(key),
+                                                       figures=PAIR_FIGURES)
     missing = [m.key for m in cfg.models if m.key not in names]
     notes = [f"no traces for {', '.join(missing)}"] if missing else []
     return StageResult("partial" if missing else "done", notes)
@@ -227,6 +237,7 @@ def _write_scrambled(src: Path, dst: Path, seed: int, notes: list[str]) -> bool:
 
 def stage_probe(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
     """Run each configured probe; write ``probes/<name>.csv``, ``<name>.json`` and figures."""
+    from .console import quiet_numeric_warnings, stage_progress
     from .inputs import run_inputs
     from .probing import run_probe, save_units
 
@@ -234,9 +245,11 @@ def stage_probe(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult:
     inp = run_inputs(cfg, run, suite)
     notes: list[str] = []
     done = 0
-    for i, name in enumerate(cfg.probes.names, start=1):
-        _say(f"[{i}/{len(cfg.probes.names)}] probe {name}")
-        units, note = run_probe(name, inp)
+    bar = stage_progress(cfg.probes.names, "probes")
+    for name in bar:
+        bar.set_description(f"probes (now: {name})")
+        with quiet_numeric_warnings(f"probe {name}"):
+            units, note = run_probe(name, inp)
         if units:
             save_units(units, run.probes_dir, name, seed=cfg.seed,
                        extra={"config_hash": cfg.stage_hash("probe")})

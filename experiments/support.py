@@ -1,7 +1,7 @@
 """What the stages share besides paths: model sources and checks (before anything runs), suites.
 
 Paths of the run folder live in :mod:`experiments.layout`; ``organism:ROLE`` names resolve in
-:func:`mimicry.models.resolve_model_name`.
+:func:`mimicry.models.resolve_name`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mimicry.errors import ModelNotFoundError
-from mimicry.models import ModelSpec, resolve_model_name
+from mimicry.models import ModelSpec, resolve_name
 
 from .config import ExperimentConfig, ModelConfig
 
@@ -20,7 +20,7 @@ def model_source(m: ModelConfig) -> str:
     """Return what to load for ``m``: its local_path, its organism checkpoint, or the hub id."""
     if m.local_path:
         return str(Path(m.local_path).expanduser())
-    return resolve_model_name(m.name)
+    return resolve_name(m.name)
 
 
 def model_spec(m: ModelConfig) -> ModelSpec:

@@ -22,7 +22,6 @@ from mimicry.stats import bootstrap_indices, percentile_ci
 from mimicry.stats.columns import _rank, spearman_cols
 
 from .base import (
-    PALETTE,
     ProbeEstimator,
     Result,
     cache_layers,
@@ -31,6 +30,7 @@ from .base import (
     progress,
     resolve_groups,
 )
+from .base import model_name as _model_name
 from .difficulty import _length_features
 from .ridge import RidgeProbe, ridge_cv_predict
 
@@ -191,7 +191,8 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
         mean_rho = mean_rho[mean_rho.index > 0]
     peak_layer = int(mean_rho.idxmax())
     peak = table[table["layer"] == peak_layer].reset_index(drop=True)
-    meta = {"probe": "ablation", "reference": reference, "conditions": list(conditions),
+    meta = {"probe": "ablation", "model": _model_name(conditions[reference], "model"),
+            "reference": reference, "conditions": list(conditions),
             "site": site, "target": labels.target, "n": len(y), "groups": gdesc,
             "exclusions": {**labels.exclusions, "missing_in_some_condition": n_missing,
                            f"empty_segment:{site}": n_empty},
@@ -203,31 +204,6 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
 
 def plot(result: Result):
     """Return a figure: ρ by layer per condition (CI bands) and the drops at the peak layer."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from .figures import ablation_figure
 
-    t = result.table
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.5))
-    for k, (name, d) in enumerate(t.groupby("condition", sort=False)):
-        c = PALETTE[k % len(PALETTE)]
-        axes[0].plot(d["layer"], d["rho"], marker="o", ms=3, color=c, label=name)
-        axes[0].fill_between(d["layer"], d["rho_ci_low"], d["rho_ci_high"], color=c, alpha=0.2)
-        if d["length_rho"].notna().any():
-            axes[0].axhline(d["length_rho"].iloc[0], color=c, ls=":", lw=1)
-    axes[0].axvline(result.meta["peak_layer"], color="0.5", lw=0.5)
-    axes[0].axhline(0, color="k", lw=0.5)
-    axes[0].set_xlabel("layer (0 = embeddings); dotted: length only")
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_ylabel(f"difficulty probe ρ ({result.meta['site']})")
-    axes[0].legend(fontsize=7, frameon=False)
-    pk = result.tables["peak"].dropna(subset=["drop"])
-    x = np.arange(len(pk))
-    axes[1].bar(x, pk["drop"], color=[PALETTE[(i + 1) % len(PALETTE)] for i in x])
-    axes[1].errorbar(x, pk["drop"], yerr=[pk["drop"] - pk["drop_ci_low"],
-                                          pk["drop_ci_high"] - pk["drop"]], fmt="none", color="k")
-    axes[1].set_xticks(x, pk["condition"])
-    axes[1].axhline(0, color="k", lw=0.5)
-    axes[1].set_ylabel(f"drop in ρ vs {result.meta['reference']} (layer "
-                       f"{result.meta['peak_layer']})")
-    fig.tight_layout()
-    return fig
+    return ablation_figure(result)

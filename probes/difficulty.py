@@ -19,7 +19,6 @@ import pandas as pd
 from mimicry.stats.columns import corr_summary, spearman_cols
 
 from .base import (
-    PALETTE,
     Labels,
     Result,
     cache_layers,
@@ -172,33 +171,6 @@ def peak(table: pd.DataFrame, site: str | None = None) -> pd.Series:
 
 def plot(result: Result, *, sites: list[str] | None = None):
     """Return a figure: ρ by layer per site with CI bands, permuted null, length and random-init."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from .figures import difficulty_figure
 
-    t = result.table
-    sites = sites or list(dict.fromkeys(t["site"]))
-    fig, axes = plt.subplots(1, len(sites), figsize=(4.2 * len(sites), 3.4), squeeze=False,
-                             sharey=True)
-    for ax, site in zip(axes[0], sites):
-        for k, (model, d) in enumerate(t[t["site"] == site].groupby("model", sort=False)):
-            c = PALETTE[k % len(PALETTE)]
-            ax.plot(d["layer"], d["rho"], color=c, marker="o", ms=3, label=f"{model}")
-            ax.fill_between(d["layer"], d["rho_ci_low"], d["rho_ci_high"], color=c, alpha=0.2)
-            if "perm_rho_mean" in d and d["perm_rho_mean"].notna().any():
-                ax.fill_between(d["layer"], d["perm_rho_mean"] - 2 * d["perm_rho_sd"],
-                                d["perm_rho_mean"] + 2 * d["perm_rho_sd"], color="0.6",
-                                alpha=0.25, label="permuted ±2 sd" if k == 0 else None)
-            if "length_rho" in d:
-                ax.axhline(d["length_rho"].iloc[0], color=c, ls=":", lw=1,
-                           label="length only" if k == 0 else None)
-            if "random_rho" in d:
-                ax.plot(d["layer"], d["random_rho"], color=c, ls="--", lw=1,
-                        label="random-init" if k == 0 else None)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(site)
-        ax.set_xlabel("layer (0 = embeddings)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0][0].set_ylabel(f"cross-validated Spearman ρ ({result.meta.get('target')})")
-    axes[0][0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return difficulty_figure(result, sites=sites)

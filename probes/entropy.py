@@ -22,7 +22,6 @@ from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
 from mimicry.stats.columns import partial_spearman, spearman_cols
 
 from .base import (
-    PALETTE,
     ProbeEstimator,
     Result,
     make_labels,
@@ -107,6 +106,11 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
                n_boot: int, n_perm: int, seed: int, covariate: bool):
     E = np.asarray(cache.entropy(segment, variant), np.float64)[labels.rows]   # [n, L, H]
     ok = np.isfinite(E).all(axis=(1, 2))       # NaN = the segment is empty for that item
+    items = cache.items.reset_index(drop=True)
+    if segment == "reasoning" and "reasoning_tokens" in items.columns:
+        # a model that answers directly has only the think markers in its "reasoning"
+        ok &= pd.to_numeric(items["reasoning_tokens"], errors="coerce").to_numpy(float)[
+            labels.rows] > 0
     if not ok.all():
         labels = labels.subset(ok, f"empty_segment:{segment}")
         E = E[ok]
@@ -210,42 +214,6 @@ def run(caches: Any, *, tasks: Any = None, target: str = "human", segment: str =
 
 def plot(result: Result, *, layer: int | None = None):
     """Return a figure: entropy by difficulty bin (bands), ρ by relative depth, per-head ρ map."""
-    import matplotlib.pyplot as plt
+    from .figures import entropy_figure
 
-    t, bins, heads = result.table, result.tables["bins"], result.tables["heads"]
-    models = list(dict.fromkeys(t["model"]))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for k, m in enumerate(models):
-        c = PALETTE[k % len(PALETTE)]
-        tm = t[t["model"] == m]
-        lay = layer or int(tm.loc[tm["rho"].abs().idxmax(), "layer"])
-        bm = bins[(bins["model"] == m) & (bins["layer"] == lay)]
-        axes[0].plot(bm["difficulty_mid"], bm["mean"], marker="o", color=c,
-                     label=f"{m} (layer {lay})")
-        axes[0].fill_between(bm["difficulty_mid"], bm["ci_low"], bm["ci_high"], color=c,
-                             alpha=0.2)
-        axes[1].plot(tm["rel_depth"], tm["rho"], marker="o", ms=3, color=c, label=m)
-        axes[1].fill_between(tm["rel_depth"], tm["rho_ci_low"], tm["rho_ci_high"], color=c,
-                             alpha=0.2)
-        if tm["partial_rho"].notna().any():
-            axes[1].plot(tm["rel_depth"], tm["partial_rho"], ls="--", color=c, lw=1)
-    axes[0].set_xlabel("difficulty (bin median, SD units)")
-    axes[0].set_ylabel(f"attention entropy, {result.meta['segment']} (nats)")
-    axes[0].legend(fontsize=7, frameon=False)
-    axes[1].axhline(0, color="k", lw=0.5)
-    axes[1].set_xlabel("relative depth (layer / n_layers)")
-    axes[1].set_ylabel("Spearman ρ(entropy, difficulty); dashed: partial")
-    h0 = heads[heads["model"] == models[0]]
-    grid = h0.pivot(index="layer", columns="head", values="rho")
-    vmax = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
-    im = axes[2].imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="RdBu_r",
-                        vmin=-vmax, vmax=vmax,
-                        extent=(-0.5, grid.shape[1] - 0.5, 0.5, grid.shape[0] + 0.5))
-    sig = h0[h0["q"] < 0.05]
-    axes[2].scatter(sig["head"], sig["layer"], marker="x", color="k", s=12, label="q < 0.05")
-    axes[2].set_xlabel("head")
-    axes[2].set_ylabel("layer")
-    axes[2].set_title(f"per-head ρ, {models[0]}")
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
-    fig.tight_layout()
-    return fig
+    return entropy_figure(result, layer=layer)

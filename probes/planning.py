@@ -20,7 +20,7 @@ from mimicry.errors import InputError
 from mimicry.stats import correlate
 
 from . import difficulty
-from .base import PALETTE, Result, cache_layers, group_kfold, make_labels
+from .base import Result, cache_layers, group_kfold, make_labels
 from .ridge import RidgeProbe
 from .similarity import depth_match
 
@@ -169,30 +169,6 @@ def summary(result: Result) -> pd.DataFrame:
 
 def plot(result: Result):
     """Return a figure: ρ by relative depth per model, one panel per target; transfer dashed."""
-    import matplotlib.pyplot as plt
+    from .figures import planning_figure
 
-    t = result.table
-    targets = list(dict.fromkeys(t["target"]))
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets), 3.5), squeeze=False,
-                             sharey=True)
-    tr = result.tables.get("transfer", pd.DataFrame())
-    models = list(dict.fromkeys(t["role"]))
-    for ax, target in zip(axes[0], targets):
-        for k, m in enumerate(models):
-            c = PALETTE[k % len(PALETTE)]
-            d = t[(t["role"] == m) & (t["target"] == target)]
-            ax.plot(d["rel_depth"], d["rho"], marker="o", ms=3, color=c, label=m)
-            ax.fill_between(d["rel_depth"], d["rho_ci_low"], d["rho_ci_high"], color=c,
-                            alpha=0.2)
-            if len(tr):
-                dt = tr[(tr["student"] == m) & (tr["target"] == target)]
-                if len(dt):
-                    ax.plot(dt["rel_depth"], dt["rho"], ls="--", color=c,
-                            label=f"{m}, teacher's probe")
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(f"{result.meta['site']} → {target}")
-        ax.set_xlabel("relative depth (layer / n_layers)")
-    axes[0][0].set_ylabel("cross-validated Spearman ρ")
-    axes[0][0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return planning_figure(result)

@@ -32,7 +32,7 @@ import pandas as pd
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, mcnemar, percentile_ci
 
-from .base import PALETTE, ProbeEstimator, Result
+from .base import ProbeEstimator, Result
 
 
 class Reliance(ProbeEstimator):
@@ -177,25 +177,6 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
 
 def plot(result: Result):
     """Return a figure: accuracy with own vs scrambled reasoning, and the drop with its CI."""
-    import matplotlib.pyplot as plt
+    from .figures_calls import reliance_figure
 
-    t = result.table[result.table["task"] == "all"].reset_index(drop=True)
-    x = np.arange(len(t))
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
-    axes[0].bar(x - 0.2, t["acc_own"], 0.4, color=PALETTE[0], label="own reasoning")
-    axes[0].bar(x + 0.2, t["acc_forced"], 0.4, color=PALETTE[1],
-                label="after scrambled reasoning")
-    axes[0].set_xticks(x, t["model"], rotation=20, ha="right", fontsize=8)
-    axes[0].set_ylabel("accuracy")
-    axes[0].set_ylim(0, 1)
-    axes[0].legend(fontsize=7, frameon=False)
-    axes[1].errorbar(t["reliance"], x, xerr=[t["reliance"] - t["ci_low"],
-                                             t["ci_high"] - t["reliance"]],
-                     fmt="o", color="k")
-    axes[1].set_yticks(x, [f"{m} (p={p:.2g})" for m, p in zip(t["model"], t["p"])],
-                       fontsize=8)
-    axes[1].set_ylim(len(t) - 0.5, -0.5)   # first model on top, as in the left panel
-    axes[1].axvline(0, color="k", lw=0.5)
-    axes[1].set_xlabel("reliance: accuracy own − scrambled (95% CI)")
-    fig.tight_layout()
-    return fig
+    return reliance_figure(result)

@@ -290,35 +290,6 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
 
 def plot(result: Result):
     """Return a figure: CKA and RSA heatmaps (teacher × student layers) and the matched curve."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from .figures import similarity_figure
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    names = result.meta.get("names", ["teacher", "student"])
-    for ax, key, title in ((axes[0], "cka", "debiased linear CKA" if result.meta.get("debiased")
-                            else "linear CKA"), (axes[1], "rsa", "RSA (Spearman)")):
-        im = ax.imshow(result.arrays[key], origin="lower", aspect="auto", cmap="viridis",
-                       vmin=min(0.0, float(np.nanmin(result.arrays[key]))), vmax=1.0)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(f"{names[1]} layer (0 = embeddings)")
-        ax.set_ylabel(f"{names[0]} layer (0 = embeddings)")
-        ax.set_title(title)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    t = result.table
-    ax = axes[2]
-    ax.plot(t["rel_depth"], t["cka"], marker="o", ms=3, color="#0072B2", label="CKA")
-    ax.fill_between(t["rel_depth"], t["cka_ci_low"], t["cka_ci_high"], color="#0072B2",
-                    alpha=0.2)
-    ax.plot(t["rel_depth"], t["cka_perm_mean"], color="0.5", ls=":", label="shuffled rows")
-    if "procrustes" in t:
-        ax.plot(t["rel_depth"], t["procrustes"], marker="s", ms=3, color="#D55E00",
-                label="Procrustes (held-out)")
-        ax.plot(t["rel_depth"], t["procrustes_shuffled"], color="#D55E00", ls=":", lw=1)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xlabel("relative depth (layer / n_layers)")
-    ax.set_ylabel("similarity")
-    ax.set_title("depth-matched")
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return similarity_figure(result)

@@ -36,7 +36,8 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     ``caches``: ``{name: cache over its own traces}`` (teacher, students, base...).
     ``similarity_caches``: ``{student: cache of the student over the teacher's traces}``
     (compared at ``mean_reasoning``); without it, ``last_prompt`` of the own caches is used.
-    ``reliance``: ``(own traces, answers after scrambled reasoning)`` for ``probes.reliance``.
+    ``reliance``: ``(own traces, answers after scrambled reasoning)`` for ``probes.reliance``,
+    or its :class:`Result` when already computed.
     ``n_perm``/``n_boot``: given to every probe that takes them; None keeps each probe's own
     default (the defaults ``mimicry run`` uses too, ``experiments.probing.PROBE_DEFAULTS``).
     """
@@ -79,14 +80,16 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
         res["ablation"] = {s: r for s, conds in ablation.items() if (r := attempt(
             f"ablation:{s}", _ablation.run, conds, tasks=tasks, progress_bar=progress_bar,
             **kw)) is not None}
-    if reliance is not None:
+    if isinstance(reliance, Result):  # already computed (e.g. `mimicry probe reliance`)
+        res["reliance"] = reliance
+    elif reliance is not None:
         res["reliance"] = attempt("reliance", _reliance.run, *reliance, tasks=tasks, **kw)
     res = {k: v for k, v in res.items() if v is not None}
     v = _verdict.run(teacher=teacher, students=students, alignment=alignment,
                      planning=res.get("planning"), difficulty=res.get("difficulty"),
                      similarity=res.get("similarity"), entropy=res.get("entropy"),
                      ablation=res.get("ablation"), reliance=res.get("reliance"),
-                     model_names=model_names)
+                     model_names=model_names, known_models=list(caches))
     v.arrays["results"] = res
     v.meta["skipped"] = skipped
     return v

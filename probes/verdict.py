@@ -31,12 +31,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mimicry.errors import InputError
 
-from .base import PALETTE, Result
+from . import mechanistic_row
+from .base import Result
 
 NA = float("nan")
 
@@ -304,6 +304,8 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
     else:
         missing.append("W (no accuracy gain over base shown; reliance and ablation not run)"
                        + note)
+    m_support, m_against = mechanistic_row.judge(g)  # row M (probes/mechanistic_row.py)
+    support, against = support + m_support, against + m_against
     if against:
         return "surface mimicry", against
     if not missing:
@@ -315,23 +317,34 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
         planning: Result | None = None, difficulty: dict[str, Result] | None = None,
         similarity: dict[str, Result] | None = None, entropy: Result | None = None,
         ablation: dict[str, Result] | None = None, reliance: Result | None = None,
-        model_names: dict[str, str] | None = None) -> Result:
+        model_names: dict[str, str] | None = None, compute: dict[str, Result] | None = None,
+        steer: dict[str, Result] | None = None, patch: dict[str, Result] | None = None,
+        known_models: Any = ()) -> Result:
     """Return a :class:`Result`: evidence rows per student and ``.tables["calls"]`` with the call.
 
     ``alignment``: an AlignmentResult, an align ``--out`` folder, a summary dict, or
     ``{student: one of those}`` (one alignment per student, run with roles
     teacher/student/base — what Δr and negative transfer need). ``model_names``: the
-    models' names in the alignment when they differ from the keys used here.
+    models' names in the alignment when they differ from the keys used here. ``compute``,
+    ``steer``, ``patch``: ``{model: Result}`` of the causal/computation probes (row M and
+    the rows beside it, :mod:`probes.mechanistic_row`).
+    ``known_models``: other models the results may name (e.g. the base); a result keyed by a
+    name that is none of these, the teacher, the students or the alignment's models raises
+    :class:`InputError` (a naming mismatch is never silently n/a).
     """
     students = [students] if isinstance(students, str) else list(students)
     per_student = isinstance(alignment, dict) and set(alignment) & set(students) \
         and not {"per_model", "delta_r"} & set(alignment)
+    _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
+                 entropy, ablation, reliance, model_names, known_models,
+                 compute=compute, steer=steer, patch=patch)
     rows, calls = [], []
     for s in students:
         table, summary, excl = load_alignment(alignment.get(s) if per_student else alignment)
         ev = _behaviour(s, teacher, table, summary, model_names, excl) \
             + _reliance(s, teacher, reliance, model_names) + _mechanistic(
-                s, teacher, planning, difficulty, similarity, entropy, ablation)
+                s, teacher, planning, difficulty, similarity, entropy, ablation) \
+            + mechanistic_row.rows(s, teacher, compute=compute, steer=steer, patch=patch)
         df = pd.DataFrame(ev)
         call, reasons = decide(df)
         rows.extend(ev)
@@ -347,6 +360,33 @@ def run(*, teacher: str, students: list[str] | str, alignment: Any = None,
                   plotter=plot)
 
 
+def _check_names(teacher, students, alignment, per_student, planning, difficulty, similarity,
+                 entropy, ablation, reliance, model_names, known_models=(), *,
+                 compute=None, steer=None, patch=None) -> None:
+    """Raise InputError when a result is keyed by names the verdict was not given (probes.names)."""
+    from .names import check_names
+
+    names = model_names or {}
+    aligned: set[str] = set()
+    if alignment is not None:
+        for s in students:
+            table, summ, _ = load_alignment(alignment.get(s) if per_student else alignment)
+            models = set(map(str, table["model"])) if table is not None and "model" in table \
+                else set(map(str, summ.get("models") or []))
+            aligned |= models
+            missing = [m for m in (teacher, s) if models and names.get(m, m) not in models]
+            if missing:
+                raise InputError(
+                    f"the alignment has no model {missing} (it has {sorted(models)})",
+                    fix="give the verdict the model names the traces use, or pass "
+                        "model_names={verdict name: trace model name}")
+    check_names(teacher, students, {"planning": planning, "difficulty": difficulty,
+                                    "similarity": similarity, "entropy": entropy,
+                                    "ablation": ablation, "reliance": reliance,
+                                    "compute": compute, "steer": steer, "patch": patch},
+                known=aligned | set(known_models), model_names=names)
+
+
 def _reading(r: pd.Series) -> str:
     if not math.isfinite(r["value"]):
         return "n/a"
@@ -358,37 +398,7 @@ def _reading(r: pd.Series) -> str:
 
 
 def plot(result: Result):
-    """Return a figure: one forest panel per evidence, students as points with 95% CIs."""
-    import matplotlib.pyplot as plt
+    """Return a figure: one row per evidence with its unit; rows that decided the call marked."""
+    from .figures_calls import verdict_figure
 
-    t = result.table.dropna(subset=["value"])
-    evs = list(dict.fromkeys(t["evidence"]))
-    studs = list(dict.fromkeys(result.table["student"]))
-    calls = result.meta["calls"]
-    ncol = min(4, max(1, len(evs)))
-    nrow = int(np.ceil(len(evs) / ncol)) or 1
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 0.5 + 0.45 * len(studs) * nrow + 1),
-                             squeeze=False)
-    for ax, ev in zip(axes.ravel(), evs):
-        d = t[t["evidence"] == ev]
-        for k, s in enumerate(studs):
-            r = d[d["student"] == s]
-            if not len(r):
-                continue
-            r = r.iloc[0]
-            c = PALETTE[k % len(PALETTE)]
-            ax.plot(r["value"], k, "o", color=c)
-            if math.isfinite(r["ci_low"]):
-                ax.hlines(k, r["ci_low"], r["ci_high"], color=c)
-        ax.axvline(0, color="k", lw=0.5)
-        ax.set_yticks(range(len(studs)), [f"{s}\n({calls.get(s, '')})" for s in studs],
-                      fontsize=7)
-        ax.set_title(ev, fontsize=9)
-        ax.set_ylim(-0.5, len(studs) - 0.5)
-    for ax in axes.ravel()[len(evs):]:
-        ax.axis("off")
-    fig.suptitle(f"evidence against teacher '{result.meta['teacher']}' (points: value; "
-                 "lines: 95% CI)",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig
+    return verdict_figure(result)

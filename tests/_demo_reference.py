@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 
 MAX_ITEMS = 16  # reliance needs >= 10 items per model
+# the probes the demo ran when the reference was written (compute, steer and patch came later)
+PROBES = ["difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "verdict"]
 TABLES = {"alignment": "alignment/alignment.csv", "reliance": "probes/reliance.csv",
           "verdict": "probes/verdict.csv", "verdict_calls": "probes/verdict_calls.csv"}
 
@@ -27,7 +29,8 @@ def run_small_demo(out: Path) -> dict[str, list[dict]]:
         from experiments.runner import organism_config, run_experiment
     except ImportError:  # the code before the redesign
         from mimicry.runner import organism_config, run_experiment
-    cfg = organism_config(out=str(out), max_items_per_task=MAX_ITEMS)
+    cfg = organism_config(out=str(out), max_items_per_task=MAX_ITEMS,
+                          probes={"names": PROBES})
     run_experiment(cfg)
     tables = {}
     for name, rel in TABLES.items():

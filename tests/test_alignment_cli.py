@@ -43,8 +43,14 @@ def test_ok_run_prints_and_writes(tmp_path, capsys):
     rc = main(["align", *map(str, files), "--tasks", str(norms), "--out", str(out),
                "--roles", "teacher=A,student=B", "--n-boot", "200", "--n-perm", "200"])
     assert rc == 0
-    assert "r-bar" in capsys.readouterr().out
+    assert "r̄ " in capsys.readouterr().out
     assert (out / "alignment.csv").exists() and (out / "delta_r.csv").exists()
+    # a glob over a run's traces/ also matches scrambled and forced files: they are skipped
+    derived = tmp_path / f"{files[0].stem}__scrambled.jsonl"
+    derived.write_text(files[0].read_text())
+    rc = main(["align", *map(str, files), str(derived), "--tasks", str(norms), "--out",
+               str(out), "--roles", "teacher=A,student=B", "--n-boot", "200", "--n-perm", "200"])
+    assert rc == 0 and "skipping derived traces (" in capsys.readouterr().out
 
 
 def test_trace_for_unknown_item(tmp_path, capsys):

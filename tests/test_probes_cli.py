@@ -111,3 +111,19 @@ def test_cli_verdict_writes_every_component(real_cache, tmp_path, capsys):
     assert set(pd.read_csv(out / "difficulty.csv")["unit"]) == {"teacher", "student"}
     calls = pd.read_csv(out / "verdict_calls.csv")
     assert list(calls["student"]) == ["student"] and "call" in capsys.readouterr().out
+    # --roles: the base is never a student; a saved reliance.csv beside is picked up
+    pd.DataFrame({"model": ["student", "teacher"], "task": "all", "n": 40,
+                  "acc_own": [0.8, 0.9], "acc_forced": [0.5, 0.4], "reliance": [0.3, 0.5],
+                  "ci_low": [0.1, 0.2], "ci_high": [0.5, 0.7], "p": 0.01,
+                  "test": "chi2-cc"}).to_csv(
+        out / "reliance.csv", index=False)
+    rc = main(["probe", "verdict", f"teacher={path}", f"student={path}", f"base={path}",
+               "--roles", "teacher=teacher,student=student,base=base", "--tasks",
+               str(tmp / "items.csv"), "--out", str(out), "--n-perm", "3", "--n-boot", "30"])
+    assert rc == 0
+    calls = pd.read_csv(out / "verdict_calls.csv")
+    assert list(calls["student"]) == ["student"]
+    ev = pd.read_csv(out / "verdict.csv").set_index("evidence")
+    assert ev.loc["reliance", "value"] == 0.3 and ev.loc["teacher_reliance", "value"] == 0.5
+    assert main(["probe", "verdict", f"teacher={path}", "--roles", "teacher=nope",
+                 "--out", str(out)]) == 2

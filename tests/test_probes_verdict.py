@@ -161,3 +161,14 @@ def test_verdict_end_to_end(tmp_path):
 
     with pytest.raises(InputError, match="summary.json"):
         verdict.run(teacher="T", students="good", alignment=tmp_path / "nope")
+    # a result keyed by other names than the verdict's is an error listing both, never n/a
+    from types import SimpleNamespace
+
+    renamed = SimpleNamespace(table=plan.table.assign(
+        role=plan.table["role"].map({"T": "teacher", "good": "student"}).fillna("other")),
+        tables={})
+    with pytest.raises(InputError, match=r"planning has \['other', 'student', 'teacher'\]"):
+        verdict.run(teacher="T", students=["good"], alignment=tmp_path / "good",
+                    planning=renamed)
+    with pytest.raises(InputError, match=r"no model \['student_mastery'\]"):
+        verdict.run(teacher="T", students=["student_mastery"], alignment=tmp_path / "good")

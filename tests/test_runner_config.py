@@ -130,10 +130,22 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, caplog):
     assert "≤ 24.0k tokens to generate" in out
     assert "stages to run: generate, align, capture, reliance, probe, report" in out
     # reliance: each of the 2 reasoning models prefills ≤ 12 × (132 + 1000) tokens and
-    # decodes ≤ 12 × 2000 answer tokens (the "auto" default: ≤ 2 × max_new_tokens)
-    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (n * seq, n * 2000)
+    # decodes 12 × 2 × 32 answer tokens (the "auto" default: 2 × the longest own answer,
+    # assumed 32 tokens before any trace exists; never more than 2 × max_new_tokens)
+    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (n * seq, n * 64)
     assert (f"reliance: ≤ {2 * n * seq / 1e3:.1f}k tokens prefilled (prompt + own reasoning) "
-            f"+ {2 * n * 2000 / 1e3:.1f}k decoded" in out)
+            f"+ {2 * n * 64 / 1e3:.1f}k decoded" in out)
+    e2 = estimate_model(cfg, cfg.models[0], KNOWN_SHAPES["Qwen/Qwen2.5-Math-7B"], n, 132,
+                        longest_answer=10)
+    assert e2.reliance_decode_tokens == n * 20  # read from the model's own traces
+    # wall clock: the stated assumptions, by hand (7.6B params → 7e9/7.6e9 of the 7B speed)
+    from experiments.cost import DECODE_TOK_S_7B, PREFILL_TOK_S_7B, wall_clock_hours
+
+    scale = 7e9 / 7_615_616_512
+    want = (n * 1000 / (DECODE_TOK_S_7B * scale) + n * seq / (PREFILL_TOK_S_7B * scale)
+            + n * seq / (PREFILL_TOK_S_7B * scale) + n * 64 / (DECODE_TOK_S_7B * scale)) / 3600
+    assert wall_clock_hours(est, ["generate", "capture", "reliance"]) == pytest.approx(want)
+    assert "wall clock ≈" in out and "(bfloat16; split" in out  # the models' dtype
     assert "for teacher, student;" in out
 
 
@@ -175,6 +187,24 @@ def test_dry_run_warns_when_context_too_short(tmp_path, caplog):
                             "models": [{"name": "Qwen/Qwen2.5-Math-1.5B", "role": "base"}]})
     run_experiment(cfg, dry_run=True, out=tmp_path / "r")
     assert "exceeds the model's max_position_embeddings 4096" in caplog.text
+
+
+def test_dry_run_checks_per_gpu_memory_against_the_declared_gpu(tmp_path, capsys):
+    items = items_file(tmp_path)
+    base = {"name": "fit", "suites": [str(items)], "generation": {"max_new_tokens": 8192},
+            "models": [{"name": "Qwen/Qwen2.5-32B", "role": "base", "device_map": "auto"}]}
+    cfg = config_from_dict(base)
+    assert cfg.gpu_memory_gb == 80
+    e = estimate_model(cfg, cfg.models[0], KNOWN_SHAPES["Qwen/Qwen2.5-32B"], 10, 100)
+    need = e.generate_gpu_bytes / 1e9
+    assert need > 72  # 32B bf16 weights alone are ~65 GB
+    w = [x for x in e.warnings if x.startswith("generation needs")]
+    assert w and f"{need:.1f} GB per GPU" in w[0] and "set gpus = 2" in w[0]
+    run_experiment(cfg, dry_run=True, out=tmp_path / "r")
+    assert "more than the 80 GB declared" in capsys.readouterr().out
+    big = config_from_dict({**base, "gpu_memory_gb": 141})
+    e = estimate_model(big, big.models[0], KNOWN_SHAPES["Qwen/Qwen2.5-32B"], 10, 100)
+    assert not [x for x in e.warnings if "needs" in x]
 
 
 def test_multi_gpu_split(tmp_path):

@@ -110,7 +110,7 @@ def test_report_tables_match_alignment_and_html_is_self_contained(done_run):
     got = table[(table.model == "teacher") & (table.task == "spatial")].r.item()
     assert got == pytest.approx(r, abs=1e-9)
     pm = json.loads((run / "alignment" / "summary.json").read_text())["per_model"]["teacher"]
-    assert (f"teacher {pm['r_bar']:.3f} [{pm['ci_low']:.3f}, {pm['ci_high']:.3f}]"
+    assert (f"| teacher | teacher | {pm['r_bar']:.2f} [{pm['ci_low']:.2f}, {pm['ci_high']:.2f}] |"
             in md.split("## Summary", 1)[1].split("##", 1)[0])
     for section in ("## Pipeline status", "## Behaviour", "### Negative transfer",
                     "### Inflation law", "## Mechanism", "## Verdict"):
@@ -128,7 +128,7 @@ def test_report_tables_match_alignment_and_html_is_self_contained(done_run):
 
 
 def test_negative_transfer_intervals_are_wilson():
-    from experiments.report_figures import wilson_ci
+    from mimicry.alignment.figures import wilson_ci
 
     k, n = np.array([0, 3, 7, 10]), np.array([10, 10, 10, 10])
     lo, hi = wilson_ci(k, n)

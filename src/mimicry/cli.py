@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 
 from . import __version__
@@ -28,6 +29,43 @@ def library_commands() -> tuple:
     return (tasks_cli, generate_cli, align_cli, capture_cli, organism_cli, traces_cli)
 
 
+_REST = re.compile(r":[a-z]+:`~?([^`]+)`|``([^`]+)``")
+
+
+def plain(text: str) -> str:
+    """Return ``text`` without reST markup (``code``, :func:`name`) for the terminal."""
+    return _REST.sub(lambda m: (m.group(1) or m.group(2)).rsplit(".", 1)[-1]
+                     if m.group(1) else m.group(2), text)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Plain-text help: no reST markup, each option's default shown, lists wrap at commas."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain(text))
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # break comma-separated lists after a comma, never inside a word
+        return super()._split_lines(plain(text).replace(",", ", ").replace(",  ", ", "),
+                                    width)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        d = action.default
+        if (action.option_strings and "default" not in h.lower()
+                and not (d is None or d is False or d is argparse.SUPPRESS)):
+            h += " (default: %(default)s)"
+        return h
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with :class:`HelpFormatter` for every (sub-)command."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
     """Return the top-level parser with every sub-command registered.
 
@@ -35,7 +73,7 @@ def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
     (the ``experiments`` package adds ``probe``, ``run`` and ``demo`` this way; the library
     itself never imports it).
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mimicry",
         description="Policy transfer or surface mimicry? Behaviour, activations and probes "
                     "for teacher/student/base reasoning models.")

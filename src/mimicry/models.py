@@ -39,6 +39,8 @@ class ModelSpec:
     to spread a 32B model over several GPUs, or a single device such as ``"cpu"``/``"cuda"``;
     ``chat_template``: ``"auto"`` (use the tokenizer's when it has one), ``"none"`` (raw
     prompt), or a Jinja template string; ``trust_remote_code``: off unless asked.
+    ``organism:ROLE`` (``organism:teacher``, ``organism:student_mastery``...) names a model of
+    the bundled model organism and resolves to its checkpoint folder.
     """
 
     name_or_path: str
@@ -50,7 +52,7 @@ class ModelSpec:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        self.name_or_path = resolve_model_name(self.name_or_path)
+        self.name_or_path = resolve_name(self.name_or_path)
 
     @property
     def short_name(self) -> str:
@@ -65,12 +67,12 @@ class ModelSpec:
         return cls(name_or_path=str(spec), **kw)
 
 
-def resolve_model_name(name: str) -> str:
-    """Return what to load for ``name``: ``organism:ROLE`` -> its checkpoint folder, else ``name``."""
+def resolve_name(name: str) -> str:
+    """Return ``name``, with ``organism:ROLE`` resolved to that organism model's folder."""
     name = str(name)
     if not name.startswith(ORGANISM_PREFIX):
         return name
-    from .organism import checkpoint_path
+    from .organism import checkpoint_path  # raises ModelNotFoundError listing the roles
 
     return str(checkpoint_path(name.removeprefix(ORGANISM_PREFIX)))
 

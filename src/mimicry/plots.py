@@ -1,21 +1,35 @@
-"""Figures and the shared figure style (each function returns a Figure; never ``plt.show()``).
+"""Figures and the one house style every figure of a run uses (never ``plt.show()``).
 
-Style: the Okabe–Ito colour-blind-safe palette (``PALETTE``, ``color(i)``), labelled axes
-with units, 95% CI bands/bars. ``save_figure(fig, stem)`` writes ``stem.png`` and ``stem.pdf``
-atomically. Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot
-state, no GUI backend needed).
+Where new figure code goes: a figure is one function returning a
+:class:`matplotlib.figure.Figure` built with :func:`new_figure` (no pyplot state), coloured with
+:func:`model_style` (models) or :data:`CONDITIONS` (conditions), legends placed with
+:func:`legend_outside`, written with :func:`save_figure` (PNG + PDF, atomically).
+
+The style, in one place:
+
+- **A fixed colour (and marker) per model role for the whole run.** The teacher is blue, the
+  base black, students and controls take vermillion, bluish green, reddish purple, orange,
+  sky blue, in the order the run declares them (Okabe & Ito 2008, colour-blind safe). The
+  runner declares the roles once (:func:`set_model_roles`); a name never declared gets its
+  role from its name (``teacher``/``base``/``control`` in it) and the next free colour, kept
+  for the rest of the process.
+- **Conditions** (own / teacher's / scrambled traces, controls) are told apart by line style,
+  marker and hatch (:data:`CONDITIONS`), never by a model's colour.
+- At most two panels per row (:func:`panel_grid`); legends outside the data; integer layer
+  ticks (:func:`layer_axis`); units on every axis; "synthetic RT" where the norms are synthetic.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from scipy import stats as sps
 
 from .io import atomic_path
@@ -24,9 +38,88 @@ from .io import atomic_path
 # black.
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
            "#000000"]
+ROLE_COLOURS = {"teacher": "#0072B2", "base": "#000000"}
+ROLE_MARKERS = {"teacher": "o", "base": "s"}
+# students and controls, in declaration order (yellow last: weak on white)
+STUDENT_COLOURS = ["#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
+                   "#882255", "#44AA99"]
+STUDENT_MARKERS = ["^", "v", "D", "P", "X", "h", "<", ">"]
 TASK_MARKERS = ["o", "s", "^", "v", "P", "X", "*", "h"]
-MEASURE_LABEL = {"log_rt_ms": "human RT (ms, log scale)",
-                 "error_rate": "human error rate (proportion)"}
+# conditions: line style, marker, hatch, grey level (a separate channel from model colours)
+CONDITIONS = [("-", "o", "", "0.15"), ("--", "s", "//", "0.45"), (":", "^", "..", "0.65"),
+              ("-.", "D", "xx", "0.8")]
+PANEL_W, PANEL_H = 4.6, 3.4  # inches per panel (150 dpi: 690 × 510 px)
+MAX_COLS = 2
+
+
+def rt_label(synthetic: bool = False) -> str:
+    """Return the axis label of the RT norm: human RT, or synthetic RT for the organism."""
+    return "synthetic RT (ms, log scale)" if synthetic else "human RT (ms, log scale)"
+
+
+MEASURE_LABEL = {"log_rt_ms": rt_label(False), "error_rate": "human error rate (proportion)"}
+
+
+@dataclass(frozen=True)
+class ModelStyle:
+    """A model's fixed look: ``role``, ``color``, ``marker``."""
+
+    role: str
+    color: str
+    marker: str
+
+
+_ROLES: dict[str, str] = {}
+_STYLES: dict[str, ModelStyle] = {}
+
+
+def guess_role(name: str) -> str:
+    """Return the role a model name implies: teacher, base, control or (else) student."""
+    low = str(name).lower()
+    for role in ("teacher", "base", "control"):
+        if low == role or low.startswith(role) or low.endswith(role):
+            return role
+    return "student"
+
+
+def set_model_roles(roles: Mapping[str, str]) -> None:
+    """Fix every model's colour for the run: ``{name: role}`` in the run's model order.
+
+    Clears styles fixed before (a new run). Students and controls take
+    :data:`STUDENT_COLOURS` in the given order.
+    """
+    _ROLES.clear()
+    _STYLES.clear()
+    for name, role in roles.items():
+        _ROLES[str(name)] = str(role)
+    for name in _ROLES:
+        model_style(name)
+
+
+def model_style(name: str) -> ModelStyle:
+    """Return the fixed :class:`ModelStyle` of model ``name`` (assigned on first use)."""
+    name = str(name)
+    if name not in _STYLES:
+        role = _ROLES.get(name) or guess_role(name)
+        if role in ROLE_COLOURS and not any(s.role == role for s in _STYLES.values()):
+            st = ModelStyle(role, ROLE_COLOURS[role], ROLE_MARKERS[role])
+        else:
+            k = sum(s.color in STUDENT_COLOURS for s in _STYLES.values())
+            st = ModelStyle(role, STUDENT_COLOURS[k % len(STUDENT_COLOURS)],
+                            STUDENT_MARKERS[k % len(STUDENT_MARKERS)])
+        _STYLES[name] = st
+    return _STYLES[name]
+
+
+def model_color(name: str) -> str:
+    """Return model ``name``'s fixed colour."""
+    return model_style(name).color
+
+
+def condition_style(i: int) -> dict[str, Any]:
+    """Return matplotlib kwargs (``ls``, ``marker``) for the i-th condition."""
+    ls, marker, _, _ = CONDITIONS[i % len(CONDITIONS)]
+    return {"ls": ls, "marker": marker}
 
 
 def color(i: int) -> str:
@@ -36,19 +129,79 @@ def color(i: int) -> str:
 
 def new_figure(width: float = 6.4, height: float = 4.8) -> Figure:
     """Return an empty Figure with the house style (constrained layout, 150 dpi)."""
-    return Figure(figsize=(width, height), dpi=150, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=150, layout="constrained")
+    return fig
+
+
+def panel_grid(n: int, *, width: float = PANEL_W, height: float = PANEL_H,
+               ncol: int = MAX_COLS, sharey: bool = False) -> tuple[Figure, list]:
+    """Return ``(figure, axes)``: ``n`` panels, at most ``ncol`` (2) per row; extras hidden."""
+    n = max(1, n)
+    ncol = max(1, min(ncol, n))
+    nrow = math.ceil(n / ncol)
+    fig = new_figure(width * ncol, height * nrow)
+    axes = list(np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False, sharey=sharey)).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def legend_outside(target, handles=None, labels=None, *, where: str | None = None,
+                   title: str | None = None, ncol: int | None = None,
+                   fontsize: float = 7) -> Any:
+    """Place one legend outside the data: right of the axes, or below the axes/figure.
+
+    ``target``: an Axes (legend right of it by default) or a Figure (one legend for all
+    panels, below them by default, built from the given or collected handles).
+    """
+    is_fig = isinstance(target, Figure)
+    where = where or ("below" if is_fig else "right")
+    if handles is None:
+        src = target.axes if isinstance(target, Figure) else [target]
+        seen: dict[str, Any] = {}
+        for ax in src:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if not lab.startswith("_"):
+                    seen.setdefault(lab, h)
+        handles, labels = list(seen.values()), list(seen)
+    if not handles:
+        return None
+    if ncol is None:
+        ncol = 1 if where == "right" else min(3 if is_fig else 2, len(handles))
+    kw: dict[str, Any] = {"frameon": False, "fontsize": fontsize, "title": title,
+                          "title_fontsize": fontsize + 0.5, "ncol": ncol}
+    if is_fig:
+        loc = "outside right upper" if where == "right" else "outside lower center"
+        return target.legend(handles, labels, loc=loc, **kw)
+    if where == "right":
+        return target.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                             borderaxespad=0, **kw)
+    return target.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.18),
+                         **kw)
+
+
+def layer_axis(axis, label: str = "layer (0 = embeddings)") -> None:
+    """Integer ticks on a layer axis, with its label."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_label_text(label)
+
+
+def note(fig: Figure, text: str) -> None:
+    """Write a small footnote under the figure (e.g. how overlapping series were offset)."""
+    fig.supxlabel(text, fontsize=6.5, color="0.35", x=0.0, ha="left")
 
 
 def save_figure(fig: Figure, path_stem: str | Path, *, png_dpi: float | None = None,
-                tight: bool = False) -> list[Path]:
+                tight: bool = True) -> list[Path]:
     """Write ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (atomically); return both paths.
 
-    ``png_dpi`` overrides the figure's dpi for the PNG; ``tight`` crops to the drawn area.
+    ``png_dpi`` overrides the figure's dpi for the PNG; ``tight`` (default) crops to the drawn
+    area, legends outside the axes included.
     """
     stem = Path(path_stem)
     out = []
     for ext in ("png", "pdf"):
-        kw: dict = {"bbox_inches": "tight"} if tight else {}
+        kw: dict = {"bbox_inches": "tight", "pad_inches": 0.05} if tight else {}
         if ext == "png" and png_dpi is not None:
             kw["dpi"] = png_dpi
         path = stem.with_name(stem.name + "." + ext)
@@ -72,7 +225,7 @@ def fit_band(x, y, grid, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, n
     return fit, fit - half, fit + half
 
 
-def _log_axis(axis, set_scale) -> None:
+def log_axis(axis, set_scale) -> None:
     """Log scale with plain-number major labels and unlabelled minor ticks (fast, no overlap)."""
     set_scale("log")
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -80,105 +233,14 @@ def _log_axis(axis, set_scale) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def scatter_figure(points: pd.DataFrame, table: pd.DataFrame) -> Figure:
-    """Return log cost vs the human measure, one panel per task, one colour per model.
-
-    ``points``: ``model, task, log_cost, y, measure`` (y = log RT or error rate); ``table``:
-    the alignment table (r, CI and n go in the legend). Lines: OLS fit with 95% CI band.
-    """
-    tasks = list(dict.fromkeys(points.task)) or ["(no data)"]
-    models = list(dict.fromkeys(table.model))
-    ncol = min(3, len(tasks))
-    nrow = math.ceil(len(tasks) / ncol)
-    fig = new_figure(4.0 * ncol, 3.4 * nrow)
-    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
-    for ax, task in zip(axes, tasks):
-        sub = points[points.task == task]
-        measure = sub.measure.iloc[0] if len(sub) else "log_rt_ms"
-        for i, m in enumerate(models):
-            p = sub[sub.model == m]
-            if p.empty:
-                continue
-            x = np.exp(p.log_cost.to_numpy())
-            yv = p.y.to_numpy()
-            y = np.exp(yv) if measure == "log_rt_ms" else yv
-            row = table[(table.model == m) & (table.task == task)]
-            lab = m
-            if len(row) and np.isfinite(row.r.iloc[0]):
-                rr = row.iloc[0]
-                lab = f"{m}: r={rr.r:.2f} [{rr.ci_low:.2f}, {rr.ci_high:.2f}], n={int(rr.n)}"
-            ax.scatter(x, y, s=10, alpha=0.45, color=color(i), edgecolor="none", label=lab)
-            if len(p) >= 3 and np.ptp(p.log_cost) > 0:
-                g = np.linspace(p.log_cost.min(), p.log_cost.max(), 50)
-                f, lo, hi = fit_band(p.log_cost, yv, g)
-                tr = np.exp if measure == "log_rt_ms" else (lambda v: v)
-                ax.plot(np.exp(g), tr(f), color=color(i), lw=1.5)
-                ax.fill_between(np.exp(g), tr(lo), tr(hi), color=color(i), alpha=0.2, lw=0)
-        _log_axis(ax.xaxis, ax.set_xscale)
-        if measure == "log_rt_ms":
-            _log_axis(ax.yaxis, ax.set_yscale)
-        ax.set_title(task)
-        ax.set_xlabel("reasoning tokens (count, log scale)")
-        ax.set_ylabel(MEASURE_LABEL.get(measure, measure))
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="best", frameon=False)
-    for ax in axes[len(tasks):]:
-        ax.set_visible(False)
-    return fig
+_LEGACY = ("scatter_figure", "forest_figure", "delta_r_figure", "negative_transfer_figure",
+           "inflation_figure")
 
 
-def forest_figure(table: pd.DataFrame, per_model: dict[str, Any]) -> Figure:
-    """Return the forest plot: r̄ per model (Fisher z, 95% CI) with each task's r and CI."""
-    models = list(dict.fromkeys(table.model))
-    tasks = list(dict.fromkeys(table.task))
-    fig = new_figure(6.4, 1.2 + 0.55 * max(1, len(models)))
-    ax = fig.subplots()
-    seen: set[str] = set()
-    for i, m in enumerate(models):
-        yb = len(models) - 1 - i
-        t = table[(table.model == m) & table.r.notna()]
-        for j, task in enumerate(tasks):
-            row = t[t.task == task]
-            if row.empty:
-                continue
-            off = (j - (len(tasks) - 1) / 2) * 0.35 / max(1, len(tasks))
-            rr = row.iloc[0]
-            ax.errorbar(rr.r, yb + off, xerr=[[rr.r - rr.ci_low], [rr.ci_high - rr.r]],
-                        fmt=TASK_MARKERS[j % len(TASK_MARKERS)], ms=4, color="0.55", lw=0.8,
-                        alpha=0.8, label=task if i == 0 or task not in seen else None)
-            seen.add(task)
-        s = per_model.get(m, {})
-        rb = s.get("r_bar")
-        if rb is not None and np.isfinite(rb):
-            lo, hi = s.get("ci_low"), s.get("ci_high")
-            if lo is not None and np.isfinite(lo):
-                ax.errorbar(rb, yb, xerr=[[rb - lo], [hi - rb]], fmt="D", ms=7, capsize=4,
-                            color=color(i), lw=2)
-            else:
-                ax.plot(rb, yb, "D", ms=7, color=color(i))
-    ax.axvline(0, color="0.3", lw=0.8, ls="--")
-    ax.set_yticks(range(len(models)), models[::-1])
-    ax.set_xlim(-1, 1)
-    ax.set_xlabel("Pearson r, log cost vs human measure (unitless; ◆ r̄ by Fisher z, 95% CI; "
-                  "grey: tasks)", fontsize=8)
-    ax.set_ylabel("model")
-    if seen:
-        ax.legend(title="task (grey)", fontsize=6, title_fontsize=7, frameon=False,
-                  loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return fig
+def __getattr__(name: str) -> Any:
+    """The behavioural figures live in :mod:`mimicry.alignment.figures` (kept importable here)."""
+    if name in _LEGACY:
+        from .alignment import figures as figures_behaviour
 
-
-def delta_r_figure(delta: pd.DataFrame, roles: dict[str, str]) -> Figure:
-    """Return Δr = r_student − r_teacher per task with paired-bootstrap 95% CIs."""
-    fig = new_figure(6.4, 1.2 + 0.45 * max(1, len(delta)))
-    ax = fig.subplots()
-    yy = np.arange(len(delta))[::-1]
-    ax.errorbar(delta.delta_r, yy, xerr=[delta.delta_r - delta.ci_low,
-                                         delta.ci_high - delta.delta_r],
-                fmt="o", capsize=3, color=color(5))
-    ax.axvline(0, color="0.3", lw=0.8, ls="--")
-    ax.set_yticks(yy, delta.task)
-    ax.set_xlabel(f"Δr = r({roles.get('student', 'student')}) − r({roles.get('teacher', 'teacher')})"
-                  " (unitless, 95% paired bootstrap CI)", fontsize=8)
-    ax.set_ylabel("task")
-    return fig
+        return getattr(figures_behaviour, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,11 @@ live in :mod:`mimicry.stats`; new behavioural analyses go here.
 
 from __future__ import annotations
 
-from .cells import AlignmentResult, align
+from .._lazy import lazy
 
 __all__ = ["AlignmentResult", "align"]
+
+__getattr__, __dir__ = lazy(__name__, {
+    'AlignmentResult': '.cells',
+    'align': '.cells',
+})

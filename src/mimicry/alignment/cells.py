@@ -52,19 +52,39 @@ class AlignmentResult:
     points: pd.DataFrame
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
-    def figures(self) -> dict[str, Any]:
-        """Return ``{"scatter": Figure, "forest": Figure[, "delta_r": Figure]}``."""
-        from .. import plots
+    def figures(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Return ``{name: Figure}``: scatter, forest and, with roles, delta_r,
+        negative_transfer, inflation (``names``: only these)."""
+        from . import figures as fb
 
-        figs = {"scatter": plots.scatter_figure(self.points, self.table),
-                "forest": plots.forest_figure(self.table, self.summary.get("per_model", {}))}
+        roles = self.summary.get("roles", {})
+        want = set(names) if names is not None else None
+        figs: dict[str, Any] = {}
+
+        def add(name, make):
+            if want is None or name in want:
+                figs[name] = make()
+
+        add("scatter", lambda: fb.scatter_figure(
+            self.points, self.table, synthetic=bool(self.summary.get("synthetic_norms"))))
+        add("forest", lambda: fb.forest_figure(self.table, self.summary.get("per_model", {})))
         if "delta_r" in self.extra and len(self.extra["delta_r"]):
-            figs["delta_r"] = plots.delta_r_figure(self.extra["delta_r"],
-                                                   self.summary.get("roles", {}))
+            add("delta_r", lambda: fb.delta_r_figure(self.extra["delta_r"], roles))
+        nt = self.extra.get("negative_transfer")
+        if nt is not None and len(nt):
+            add("negative_transfer", lambda: fb.negative_transfer_figure(
+                nt, roles.get("student", "student"), roles.get("base", "base")))
+        inf, info = self.extra.get("inflation"), self.summary.get("inflation") or {}
+        if inf is not None and len(inf.dropna(subset=["ie_base", "ie_student"])):
+            add("inflation", lambda: fb.inflation_figure(
+                inf, info.get("fit"), info.get("fit_through_origin"),
+                student=roles.get("student", "student"), base=roles.get("base", "base")))
         return figs
 
-    def save(self, out_dir: str | Path) -> list[Path]:
+    def save(self, out_dir: str | Path, *, figures: Iterable[str] | None = None) -> list[Path]:
         """Write tables, ``summary.json`` and figures (PNG+PDF) into ``out_dir``; return paths.
+
+        ``figures``: names of the figures to draw (default: all of :meth:`figures`).
 
         Everything is written into a temporary folder first and moved in only when complete.
         """
@@ -81,7 +101,7 @@ class AlignmentResult:
             for name, df in self.extra.items():
                 df.to_csv(tmp / f"{name}.csv", index=False)
             atomic_write_json(tmp / "summary.json", self.summary)
-            for name, fig in self.figures().items():
+            for name, fig in self.figures(figures).items():
                 plots.save_figure(fig, tmp / name)
             written = []
             for f in sorted(tmp.iterdir()):
@@ -319,7 +339,8 @@ def _summary(table: pd.DataFrame, pts: pd.DataFrame, exclusions: pd.DataFrame,
         fm = stats.fisher_mean(t.r.to_numpy(), t.n.to_numpy()).to_dict()
         per_model[m] = {**fm, "tasks": t.task.tolist(), "across_task": _across(pts, m, t)}
     return {
-        "suite": suite.name, "measure_by_task": measures, "models": models, "roles": roles,
+        "suite": suite.name, "synthetic_norms": bool(getattr(suite, "synthetic", False)),
+        "measure_by_task": measures, "models": models, "roles": roles,
         **settings,
         "bootstrap": "expanded percentile CI over items, seed=seed; permutation p two-sided, +1 "
                      "corrected, seed=seed+1",

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import MimicryError
+
+# file stems the pipeline and the CLI give derived traces: teacher__scrambled,
+# student__self_scrambled, student__after_scrambled (answers forced after a given reasoning)
+DERIVED = re.compile(r"__(self_)?scrambled$|__after_[A-Za-z0-9_]+$")
 
 
 def register(subparsers) -> None:
@@ -64,17 +69,53 @@ def run(args: argparse.Namespace) -> int:
                            fix="give a folder path (it is created if missing)")
     roles = parse_roles(args.roles)
     suite = load_suite(args.tasks)
-    res = align([Path(t) for t in args.traces], suite, roles=roles, seed=args.seed,
+    paths = [Path(t) for t in args.traces]
+    own = [p for p in paths if not DERIVED.search(p.stem)]
+    if len(own) < len(paths):  # a glob over a run's traces/ also matches these
+        print("skipping derived traces (scrambled reasoning or answers forced after it; not "
+              "a model's own behaviour): " + ", ".join(p.name for p in paths if p not in own))
+    if not own:
+        raise MimicryError("every traces file given is derived (scrambled or forced)",
+                           fix="pass the models' own traces, e.g. run/traces/teacher.jsonl")
+    res = align(own, suite, roles=roles, seed=args.seed,
                 n_boot=args.n_boot, n_perm=args.n_perm, min_items=args.min_items,
                 exclude_truncated=not args.keep_truncated, cooks=args.cooks, cost=args.cost)
-    res.save(args.out)
-    t = res.table
-    for r in t.itertuples():
-        ci = f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.r == r.r else ""
-        print(f"{r.model:>20s} {r.task:>16s}  n={r.n:<4d} r={r.r:.3f} {ci} p={r.p_perm:.4g}")
-    for m, s in res.summary["per_model"].items():
-        print(f"{m:>20s}  r-bar={s['r_bar']:.3f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}] "
-              f"over {s['k']} tasks")
-    ex = res.summary["exclusions"]
-    print(f"exclusions: {ex['total']} {ex['by_reason']}; wrote {args.out}")
+    written = res.save(args.out)
+    print_result(res, written)
     return 0
+
+
+def _ci(v: float, lo: float | None, hi: float | None) -> str:
+    if v is None or v != v:
+        return "–"
+    ok = lo is not None and hi is not None and lo == lo and hi == hi
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if ok else f"{v:.3f}"
+
+
+def print_result(res, written) -> None:
+    """Print r per model × task, r̄ per model, exclusions and the figures written (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False)
+    tab = Table(title="alignment: Pearson r of log cost with the difficulty norm (95% CI)",
+                title_justify="left")
+    for c in ("model", "task", "n", "r [95% CI]", "p (perm.)"):
+        tab.add_column(c, justify="left" if c in ("model", "task") else "right", no_wrap=True)
+    for r in res.table.itertuples():
+        tab.add_row(str(r.model), str(r.task), str(int(r.n)), _ci(r.r, r.ci_low, r.ci_high),
+                    "–" if r.p_perm != r.p_perm else f"{r.p_perm:.3g}")
+    con.print(tab)
+    for m, s in res.summary["per_model"].items():
+        k = s.get("k") or 0
+        what = "no task with enough included items" if s.get("r_bar") is None else \
+            _ci(s["r_bar"], s.get("ci_low"), s.get("ci_high")) + (
+                f" over {k} tasks (Fisher z)" if k > 1 else " (one task: its CI is above)")
+        con.print(f"  r̄ {m}: {what}")
+    ex = res.summary["exclusions"]
+    why = ", ".join(f"{k}: {v}" for k, v in ex["by_reason"].items()) or "none"
+    con.print(f"  exclusions: {ex['total']} ({why}); one row each in exclusions.csv")
+    figs = sorted(p.name for p in written if p.suffix == ".png")
+    out = written[0].parent if written else ""
+    con.print(f"  wrote tables, summary.json and figures ({', '.join(figs)}, PDF beside) "
+              f"into {out}")

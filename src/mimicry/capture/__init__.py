@@ -10,16 +10,19 @@ attention entropy, the reference), ``segments`` (trace -> tokens + segment bound
 
 from __future__ import annotations
 
-from .base import Backend, EncodedItem, ItemActivations, reduce_item
 from .config import CaptureConfig
 
 
 def __getattr__(name: str):
-    # torch is imported only when entropy functions are used (keeps `mimicry --help` fast)
+    # numpy and torch are imported on first use (keeps `mimicry --help` fast)
     if name in ("attention_entropy", "entropy_stats"):
         from . import entropy
 
         return getattr(entropy, name)
+    if name in ("Backend", "EncodedItem", "ItemActivations", "reduce_item"):
+        from . import base
+
+        return getattr(base, name)
     raise AttributeError(name)
 
 

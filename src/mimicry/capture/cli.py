@@ -20,13 +20,18 @@ def register(subparsers) -> None:
     p.add_argument("--traces", required=True, help="traces JSONL (any model's)")
     p.add_argument("--out", required=True, help="cache file, e.g. cache/RUN/MODEL.h5")
     p.add_argument("--sites", default=",".join(d.sites), help=f"any of {','.join(ALL_SITES)}")
-    p.add_argument("--entropy", default=d.entropy, choices=["exact", "sampled", "off"])
+    p.add_argument("--entropy", default=d.entropy, choices=["exact", "sampled", "off"],
+                   help="attention entropy: every query (exact), --n-sampled positions, or none")
     p.add_argument("--n-sampled", type=int, default=d.n_sampled,
                    help="query positions per item in sampled mode")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the sampled positions")
     p.add_argument("--per-token-stride", type=int, default=d.per_token_stride,
                    help="also store the residual at every N-th token (0 = off)")
-    p.add_argument("--backend", default=d.backend, choices=["hf", "tl", "nnsight"])
+    p.add_argument("--per-token-segment", default=d.per_token_segment,
+                   choices=["all", "reasoning"],
+                   help="take the stride rows over the whole sequence or the reasoning only")
+    p.add_argument("--backend", default=d.backend, choices=["hf", "tl", "nnsight"],
+                   help="hf (fast, default path), TransformerLens or nnsight (parity)")
     p.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, ...")
     p.add_argument("--store-dtype", default=d.dtype, choices=["float32", "float16"],
                    help="dtype of stored residuals (h5py has no bfloat16)")
@@ -50,14 +55,14 @@ def register(subparsers) -> None:
     c = subparsers.add_parser("cache", help="inspect or repair an HDF5 activation cache")
     cs = c.add_subparsers(dest="cache_command", metavar="ACTION")
     i = cs.add_parser("info", help="print a summary of a cache file")
-    i.add_argument("file")
+    i.add_argument("file", help="HDF5 cache written by mimicry capture")
     i.set_defaults(func=_info)
     k = cs.add_parser("consolidate", help="join the shards of an interrupted capture (no copy)",
                       description="Rewrite FILE as the virtual-dataset index over every shard "
                                   "in FILE.parts (kilobytes; nothing is copied). --copy "
                                   "instead writes one self-contained file and deletes the "
                                   "shards (needs free disk equal to the cache).")
-    k.add_argument("file")
+    k.add_argument("file", help="HDF5 cache written by mimicry capture")
     k.add_argument("--copy", action="store_true",
                    help="write one self-contained file (to move the cache without its shards)")
     k.set_defaults(func=_consolidate)
@@ -70,7 +75,8 @@ def _capture(args: argparse.Namespace) -> int:
 
     cfg = CaptureConfig(
         sites=args.sites, entropy=args.entropy, n_sampled=args.n_sampled, seed=args.seed,
-        per_token_stride=args.per_token_stride, dtype=args.store_dtype,
+        per_token_stride=args.per_token_stride,
+        per_token_segment=args.per_token_segment, dtype=args.store_dtype,
         batch_tokens=args.batch_tokens, query_chunk=args.query_chunk, backend=args.backend,
         chat_template=args.chat_template)
     from .launch import DEFAULT_TIMEOUT_S

@@ -21,6 +21,7 @@ ENTROPY_VARIANTS = ("raw", "norm", "nosink")
 ENTROPY_MODES = ("exact", "sampled", "off")
 STORE_DTYPES = ("float32", "float16")
 BACKENDS = ("hf", "tl", "nnsight")
+TOKEN_SEGMENTS = ("all", "reasoning")  # where per-token stride rows are taken
 # Fields that do not change any stored number: a resume may use other values.
 PERFORMANCE_FIELDS = ("batch_tokens", "query_chunk")
 
@@ -35,6 +36,9 @@ class CaptureConfig:
     ``entropy``: ``exact`` (every query position), ``sampled`` (``n_sampled`` query positions
     per item drawn with ``seed``, plus the two point sites; recorded in the cache) or ``off``.
     ``per_token_stride``: also store the residual at every N-th token (0 = off).
+    ``per_token_segment``: where those rows are taken: ``all`` (the whole sequence, from
+    position 0) or ``reasoning`` (only the reasoning segment, from its first token, plus its
+    last token — what the computation probe reads; at 32k a stride of 256 keeps 128 rows).
     ``dtype``: storage dtype of residuals, ``float32`` or ``float16`` (h5py has no bfloat16;
     entropies are always float32). ``batch_tokens``: padded tokens per forward batch (items
     are sorted by length and packed). ``query_chunk``: query rows per entropy chunk (caps the
@@ -47,6 +51,7 @@ class CaptureConfig:
     n_sampled: int = 512
     seed: int = 0
     per_token_stride: int = 0
+    per_token_segment: str = "all"
     dtype: str = "float32"
     batch_tokens: int = 8192
     query_chunk: int = 256
@@ -79,6 +84,9 @@ class CaptureConfig:
         for name in ("n_sampled", "batch_tokens", "query_chunk"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.per_token_segment not in TOKEN_SEGMENTS:
+            raise InputError(f"unknown per_token_segment {self.per_token_segment!r}",
+                             fix=f"use one of {', '.join(TOKEN_SEGMENTS)}")
         if int(self.per_token_stride) < 0:
             raise InputError(f"per_token_stride must be >= 0, got {self.per_token_stride}")
 

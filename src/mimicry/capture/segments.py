@@ -54,6 +54,22 @@ def sampled_positions(length: int, n: int, seed: int, key: str,
     return np.array(sorted(pos), dtype=np.int64)
 
 
+def token_positions(item: EncodedItem, config: CaptureConfig) -> np.ndarray:
+    """Return the sorted positions whose residual is stored per token (stride rows).
+
+    ``per_token_segment="all"``: every ``stride``-th position from 0; ``"reasoning"``: every
+    ``stride``-th position of the reasoning segment from its first token, plus its last one
+    (empty when the segment is).
+    """
+    stride = int(config.per_token_stride)
+    if config.per_token_segment == "reasoning":
+        a, b = item.n_prompt, item.reasoning_end
+        if b <= a:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.r_[np.arange(a, b, stride), b - 1]).astype(np.int64)
+    return np.arange(0, item.length, stride, dtype=np.int64)
+
+
 def encode_trace(tok, trace: Trace, row: int, config: CaptureConfig,
                  file: str | None = None) -> EncodedItem:
     """Return the :class:`EncodedItem` of one trace (``row``: its index in the input)."""
@@ -80,8 +96,7 @@ def encode_trace(tok, trace: Trace, row: int, config: CaptureConfig,
             item.length, config.n_sampled, config.seed, item.key,
             always=(item.last_prompt, item.think_end))
     if config.per_token_stride:
-        item.token_positions = np.arange(0, item.length, config.per_token_stride,
-                                         dtype=np.int64)
+        item.token_positions = token_positions(item, config)
     return item
 
 

@@ -12,10 +12,19 @@
 See docs/generate.md.
 """
 
-from .forced import answer_after
-from .importer import import_traces
-from .run import GenerateResult, generate, summarize
-from .segments import Segmented, segment_ids
+from __future__ import annotations
+
+from .._lazy import lazy
 
 __all__ = ["GenerateResult", "Segmented", "answer_after", "generate", "import_traces",
            "segment_ids", "summarize"]
+
+__getattr__, __dir__ = lazy(__name__, {
+    'answer_after': '.forced',
+    'import_traces': '.importer',
+    'GenerateResult': '.run',
+    'generate': '.run',
+    'summarize': '.run',
+    'Segmented': '.segments',
+    'segment_ids': '.segments',
+})

@@ -18,13 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "model name the server serves)")
     g.add_argument("--tasks", required=True, help="built-in suite name or items CSV/JSONL")
     g.add_argument("--out", required=True, help="traces JSONL (appended; resumable)")
-    g.add_argument("--backend", choices=["hf", "openai"], default="hf")
+    g.add_argument("--backend", choices=["hf", "openai"], default="hf",
+                   help="hf: transformers.generate here; openai: any OpenAI-compatible server")
     g.add_argument("--name", help="model name written in traces (default: last path part)")
     g.add_argument("--batch-size", type=int, default=8, help="hf: prompts per generate call")
-    g.add_argument("--max-new-tokens", type=int, default=4096)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--max-new-tokens", type=int, default=4096,
+                   help="token budget per item (reasoning + answer); longer traces are cut")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (recorded in each trace)")
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
     g.add_argument("--chat-template", default="auto",
                    help="auto (the tokenizer's, if any), none (raw prompt), or a Jinja string")
     g.add_argument("--limit", type=int, help="only the first N items of the suite")

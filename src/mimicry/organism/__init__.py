@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError
-from .task import SUITE, TASK, organism_suite
 
 ROLES = ("teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length")
 STUDENT_ROLES = ROLES[2:]
@@ -70,3 +69,12 @@ def train(out: str | Path, seed: int = 0, **kw: Any) -> dict[str, Path]:
     from .training import train as _train
 
     return _train(out, seed=seed, **kw)
+
+
+def __getattr__(name: str) -> Any:
+    """Return ``SUITE``, ``TASK`` or ``organism_suite`` (the task module loads pandas: lazily)."""
+    if name in ("SUITE", "TASK", "organism_suite"):
+        from . import task
+
+        return getattr(task, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

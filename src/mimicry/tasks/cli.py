@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-from .registry import load_suite, suite_summary, summary_rows
-from .userfile import export_suite
-
 
 def _fmt(v: object) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -27,6 +24,8 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from .registry import suite_summary
+
     df = suite_summary()
     rows = []
     for suite, g in df.groupby("suite", sort=False):
@@ -44,6 +43,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from .registry import load_suite
+    from .userfile import export_suite
+
     suite = load_suite(args.suite)
     path = export_suite(suite, args.out)
     print(f"wrote {len(suite)} items of suite '{suite.name}' to {path}")
@@ -51,6 +53,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from .registry import load_suite, summary_rows
+
     suite = load_suite(args.suite)
     rows = summary_rows(suite)
     print(_table(rows, ["suite", "task", "items", "measure", "reliability", "norm_source"]))
