@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from mimicry.errors import InputError, MimicryError
 from mimicry.io import atomic_path, atomic_write_json, json_ready
 
@@ -358,7 +356,9 @@ def save_units(units: Units, out: Path, name: str, *, seed: int,
     return written
 
 
-def _stack(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+def _stack(parts: list[tuple[str, Any]]) -> Any:
+    import pandas as pd
+
     frames = []
     for u, df in parts:
         df = df.copy()
@@ -368,7 +368,7 @@ def _stack(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _write_csv(path: Path, df: pd.DataFrame) -> Path:
+def _write_csv(path: Path, df: Any) -> Path:
     with atomic_path(path, suffix=".csv") as tmp:
         df.to_csv(tmp, index=False)
     return path

@@ -10,10 +10,12 @@ def register(subparsers) -> None:
     s = subparsers.add_parser(
         "scramble", help="format-preserving content scramble of a traces file (for ablations)",
         description="Keep <think> tags, lines, step markers and lengths; destroy content.")
-    s.add_argument("traces")
-    s.add_argument("--out", required=True)
-    s.add_argument("--mode", default="within", choices=["within", "across"])
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("traces", help="traces JSONL to scramble")
+    s.add_argument("--out", required=True,
+                   help="scrambled traces JSONL (name it *__scrambled.jsonl: align skips it)")
+    s.add_argument("--mode", default="within", choices=["within", "across"],
+                   help="shuffle words within each trace, or swap content across traces")
+    s.add_argument("--seed", type=int, default=0, help="shuffle seed (recorded)")
     s.add_argument("--tokenizer", help="tokenizer path/name to recount reasoning_tokens")
     s.set_defaults(func=_scramble)
 
