@@ -63,8 +63,9 @@ def test_run_probe_cli_and_ipython_give_the_same_evidence(demo_run, tmp_path):
 
     keys = [m.key for m in cfg.models]
     students = [m.key for m in cfg.models if m.role == "student"]
-    argv = ["probe", "verdict", *[f"{k}={run.cache(k)}" for k in keys], "--teacher", "teacher",
-            "--base", "base", "--out", str(tmp_path / "cli"),
+    roles = ",".join(f"{m.role}={m.key}" for m in cfg.models)
+    argv = ["probe", "verdict", *[f"{k}={run.cache(k)}" for k in keys], "--roles", roles,
+            "--out", str(tmp_path / "cli"),
             "--n-perm", str(LIGHT["n_perm"]), "--n-boot", str(LIGHT["n_boot"])]
     suite_file = tmp_path / "items.jsonl"
     from experiments.support import load_suites
