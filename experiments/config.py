@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mimicry.capture.config import ALL_SITES as SITES
 from mimicry.errors import InputError
+from mimicry.models import ORGANISM_PREFIX
 
 try:  # Python 3.11+
     import tomllib
@@ -26,8 +28,6 @@ ROLES = ("teacher", "student", "base", "control")
 STAGES = ("generate", "align", "capture", "reliance", "probe", "report")
 RELIANCE_ROLES = ("teacher", "student", "control")
 SCRAMBLE_MODES = ("within", "across")
-SITES = ("last_prompt", "think_end", "mean_prompt", "mean_reasoning", "mean_answer")
-ORGANISM_PREFIX = "organism:"
 
 
 @dataclass
@@ -187,9 +187,10 @@ class ProbeStageConfig:
     """Settings of the probe stage.
 
     Fields:
-        names: probes to run, in order; a probe whose module is not installed is reported as
-            not available, never faked.
-        options: per-probe keyword arguments, e.g. ``{difficulty = {folds = 5}}``.
+        names: probes to run, in order (an unknown name is an error before any stage runs).
+        options: per-probe options, e.g. ``{difficulty = {n_folds = 10}}``; an option the
+            probe does not take is an error naming the valid ones
+            (defaults: ``experiments.probing.PROBE_DEFAULTS``).
     """
 
     names: list[str] = field(default_factory=lambda: [
@@ -306,7 +307,10 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     """Return a validated :class:`ExperimentConfig` from TOML-shaped data."""
     from .config_schema import validate_config
 
-    validate_config(data, source)  # types, ranges, identifiers: every error, one line each
+    validate_config(data, source, {  # types, ranges, identifiers: every error, one line each
+        "experiment": ExperimentConfig, "models": ModelConfig, "generation": GenerationConfig,
+        "alignment": AlignStageConfig, "capture": CaptureStageConfig,
+        "reliance": RelianceStageConfig, "probes": ProbeStageConfig})
     data = dict(data)
     models_raw = data.pop("models", None)
     if not models_raw:

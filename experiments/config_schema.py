@@ -139,15 +139,15 @@ def _check(cls, data: dict, section: str, where: str, errors: list[str]) -> None
             errors.append(f"{where}{k} is {v!r}; expected {rule[1]}")
 
 
-def validate_config(data: dict[str, Any], source: str) -> None:
-    """Raise :class:`ConfigError` listing every type/range/character error in ``data``."""
-    from . import config as C
+def validate_config(data: dict[str, Any], source: str, classes: dict[str, type]) -> None:
+    """Raise :class:`ConfigError` listing every type/range/character error in ``data``.
 
+    ``classes``: the config's dataclasses, ``{"experiment": ..., "models": ..., section: ...}``
+    (passed in by :mod:`experiments.config`, so this module does not import it back).
+    """
     errors: list[str] = []
-    _check(C.ExperimentConfig, data, "", "", errors)
-    sections = {"generation": C.GenerationConfig, "alignment": C.AlignStageConfig,
-                "capture": C.CaptureStageConfig, "reliance": C.RelianceStageConfig,
-                "probes": C.ProbeStageConfig}
+    _check(classes["experiment"], data, "", "", errors)
+    sections = {k: v for k, v in classes.items() if k not in ("experiment", "models")}
     for sec, cls in sections.items():
         if sec in data:
             if not isinstance(data[sec], dict):
@@ -163,7 +163,7 @@ def validate_config(data: dict[str, Any], source: str) -> None:
             errors.append(f"[[models]] #{i} must be a table")
             continue
         label = f"[[models]] #{i}" + (f" ({m['key']})" if isinstance(m.get("key"), str) else "")
-        _check(C.ModelConfig, {"key": m.get("key", m.get("role")), **m}, "models",
+        _check(classes["models"], {"key": m.get("key", m.get("role")), **m}, "models",
                f"{label} ", errors)
     if errors:
         raise ConfigError(errors, file=source)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import scale
 from .config import ExperimentConfig, ModelConfig
 from .shapes import ArchShape
 
@@ -246,12 +247,8 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
     if "probe" in stages:
-        from .mechanistic import cost_lines
-
-        lines += cost_lines(cfg, ests, n_items)
+        lines += mechanistic_cost_lines(cfg, ests, n_items)
     dtypes = ", ".join(sorted({m.dtype for m in cfg.models})) or "?"
-    from .scale import per_rank_lines
-
     lines += per_rank_lines(cfg, ests, n_items)
     lines.append("per GPU: gen = weights + KV cache at the max length × batch "
                  f"{cfg.generation.batch_size}; capture = weights + all hidden states of one "
@@ -271,3 +268,68 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             "generate), scaled by 7B/params; probes and the report add CPU minutes")
     lines.append(f"stages to run: {', '.join(stages) if stages else 'none (all done)'}")
     return "\n".join(lines)
+
+
+def per_rank_lines(cfg, ests, n_items: int) -> list[str]:
+    """Return the dry-run lines of the capture launcher: ranks, GPUs and work per rank."""
+    n = scale.world(cfg)
+    cap = cfg.capture
+    lines = []
+    if n > 1 or cap.gpus_per_rank > 1:
+        tok = sum(e.captures * n_items * e.seq_len for e in ests)  # ≤ items × seq per cache
+        disk = sum(e.cache_bytes for e in ests)
+        gpu = max((e.weights_bytes // cap.gpus_per_rank + e.capture_work_bytes
+                   // cap.gpus_per_rank for e in ests if e.shape is not None), default=0)
+        lines.append(
+            f"capture launcher: {cap.nodes} node(s) × {cap.ranks_per_node} ranks × "
+            f"{cap.gpus_per_rank} GPU(s) = {n} ranks on {n * cap.gpus_per_rank} GPUs; per rank "
+            f"≈ 1/{n} of the items: ≤ {human_count(tok / n)} tokens, "
+            f"{human_bytes(disk / n)} of shards, GPU {human_bytes(gpu)} per GPU")
+    if cfg.reliance.backend == "openai":
+        lines.append(f"reliance backend: openai ({cfg.generation.base_url}/completions, "
+                     "no local weights loaded)")
+    return lines
+
+
+def mechanistic_cost_lines(cfg, ests: list, n_items: int) -> list[str]:
+    """Return the dry-run lines of steering, patching and the computation probe's capture.
+
+    steering, per student: held-out items × (1 + nonzero α × (3 + n_random) directions)
+    greedy generations, each ≤ prompt + max_new_tokens tokens (one prefill + ≤ max_new_tokens
+    decode forwards); patching, per student: 2 directions × n_pairs × (layers + 1 + 2 own
+    runs) generations + 2 × n_pairs prompt forwards; compute: one forward over each model's
+    own traces, ≤ 130 rows × (layers + 1) × d_model × 4 bytes per item on disk.
+    """
+    names = set(cfg.probes.names)
+    out = []
+    opts = cfg.probes.options
+    from .mechanistic import TOKEN_ROWS
+    from .probing import PROBE_DEFAULTS  # pandas: imported only when a run is planned
+
+    st = {**PROBE_DEFAULTS["steer"], **opts.get("steer", {})}
+    pa = {**PROBE_DEFAULTS["patch"], **opts.get("patch", {})}
+    roles = {m.key: m.role for m in cfg.models}
+    for e in ests:
+        if roles.get(e.key) not in ("student", "control") or e.shape is None:
+            continue
+        if "steer" in names:
+            n_test = n_items - round(n_items * float(st["train_frac"]))
+            n_alpha = sum(1 for a in st["alphas"] if float(a) != 0)
+            gens = n_test * (1 + n_alpha * (3 + int(st["n_random"])))
+            out.append(f"steer {e.key}: {human_count(gens)} generations ({n_test} held-out items × "
+                       f"{1 + n_alpha * (3 + int(st['n_random']))} runs), ≤ "
+                       f"{human_count(gens * e.seq_len)} tokens (prefill + decode forwards)")
+        if "patch" in names:
+            gens = 2 * int(pa["n_pairs"]) * (e.shape.layers + 1 + 2)
+            out.append(f"patch {e.key}: {human_count(gens)} generations (2 directions × "
+                       f"{pa['n_pairs']} pairs × ({e.shape.layers + 1} layers + 2 own runs)), "
+                       f"≤ {human_count(gens * e.seq_len)} tokens + {2 * int(pa['n_pairs'])} prompt "
+                       "forwards")
+    if "compute" in names:
+        disk = sum(n_items * (TOKEN_ROWS + 2) * (e.shape.layers + 1) * e.shape.hidden * 4
+                   for e in ests if e.shape is not None
+                   and roles.get(e.key) in ("teacher", "student", "control"))
+        out.append(f"compute: one capture forward per item over each reasoning model's own "
+                   f"traces, ≤ {TOKEN_ROWS + 2} per-token rows each, ~{disk / 2**30:.1f} GiB "
+                   "on disk")
+    return out

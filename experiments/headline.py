@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from .layout import RunFolder
+
 log = logging.getLogger(__name__)
 COLUMNS = ["model", "role", "r̄ [95% CI]", "Δr vs teacher [95% CI]", "reliance [95% CI]",
            "call", "decided by"]
@@ -68,7 +70,8 @@ def _r_bar(model: str, per: dict, table: pd.DataFrame | None) -> str:
 
 
 def _delta(run: Path, model: str) -> str:
-    for d in (run / "alignment", run / "alignment" / "pairs" / model):
+    f = RunFolder(run)
+    for d in (f.alignment, f.alignment_pair(model)):
         s = _json(d / "summary.json").get("roles") or {}
         if s.get("student") != model:
             continue
@@ -89,14 +92,15 @@ def short_reasons(decided_by: str) -> str:
 def headline(run: str | Path) -> pd.DataFrame:
     """Return one row per model of the run (config order): r̄, Δr, reliance, call, decided by."""
     run = Path(run)
-    cfg = _json(run / "config.json")
-    summ = _json(run / "alignment" / "summary.json")
+    f = RunFolder(run)
+    cfg = _json(f.config)
+    summ = _json(f.alignment / "summary.json")
     per = summ.get("per_model") or {}
     roles = {m["key"]: m["role"] for m in cfg.get("models", [])}
     models = list(roles) or list(per)
-    table = _csv(run / "alignment" / "alignment.csv")
-    rel = _csv(run / "probes" / "reliance.csv")
-    calls = _csv(run / "probes" / "verdict_calls.csv")
+    table = _csv(f.alignment / "alignment.csv")
+    rel = _csv(f.probe_table("reliance"))
+    calls = _csv(f.probe_table("verdict", "calls"))
     rows = []
     for m in models:
         role = roles.get(m, "")

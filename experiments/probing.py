@@ -1,145 +1,238 @@
-"""Glue between the run folder and the ``probes`` package (looked up at call time).
+"""Probes on a run: ONE set of probe defaults and one way to run them, for every entry point.
 
-``run_probe(name, cfg, run, suite)`` opens what probe ``name`` needs from the run folder,
-calls ``probes.<name>.run(...)`` once per model or per teacher/student pair (``reliance``:
-once over every model's own traces and its answers after them scrambled), and writes
-``RUN/probes/<name>.csv`` (all units stacked, with a ``unit`` column), the extra tables as
-``<name>_<table>.csv``, and one figure per unit ``<name>__<unit>.png/.pdf``. The verdict
-is given the Results of the probes run before it in the same stage. ``mimicry``
-does not import ``probes`` at import time; a probe that is not installed (or whose glue is
-not written) is reported as not available, never faked.
+``mimicry run`` (the probe stage), ``mimicry probe ...`` and the IPython entry
+:func:`from_run` all build :class:`ProbeInputs` (which caches, traces and alignments there are)
+and call :func:`run_probes`, which calls ``probes.<name>.run(...)`` once per model or per
+teacher/student pair with :data:`PROBE_DEFAULTS` updated by the user's options — so the same
+caches give the same numbers whichever way they are probed. Options a probe does not take are
+an :class:`InputError` naming them and the valid ones (:func:`probe_options`).
+
+Results are written by :func:`save_units` in one format (see :mod:`experiments.layout`):
+``<name>.csv`` (all units stacked, ``unit`` column), ``<name>_<table>.csv``, one figure per unit
+``<name>__<unit>.png/.pdf`` and ``<name>.json`` (probe, units, seed, each unit's meta).
 """
 
 from __future__ import annotations
 
-import json
+import inspect
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pandas as pd
+from mimicry.errors import InputError, MimicryError
+from mimicry.io import atomic_path, atomic_write_json, json_ready
 
-from mimicry.errors import MimicryError
-from mimicry.io import atomic_path, atomic_write_json
+from .layout import RunFolder, probe_figure, probe_meta, probe_table
 
-from .config import ExperimentConfig
-from .support import call, lookup, reliance_paths, traces_path
-
-if TYPE_CHECKING:
-    import probes.base
+log = logging.getLogger(__name__)
 
 Units = list[tuple[str, Any]]  # (unit label, probe Result)
-TRACE_PROBES = ("reliance",)  # probes that read traces, not caches
+
+# The one set of defaults (resamples, folds) for every entry point; [probes] options in a
+# config, or the flags of `mimicry probe`, override them per probe.
+PROBE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "difficulty": {"n_folds": 5, "n_perm": 100, "n_boot": 1000},
+    "entropy": {"n_perm": 1000, "n_boot": 1000},
+    "similarity": {"n_perm": 100, "n_boot": 100},
+    "planning": {"n_folds": 5, "n_perm": 100, "n_boot": 1000},
+    "ablation": {"n_folds": 5, "n_boot": 1000},
+    "reliance": {"n_boot": 2000},
+    # the causal and computation probes (experiments.mechanistic); steer and patch also take
+    # max_new_tokens, which defaults to the run's generation budget of the model
+    "compute": {"target": "answer", "n_folds": 5, "n_perm": 100, "n_boot": 1000},
+    "steer": {"alphas": (-1.0, -0.5, 0.5, 1.0), "n_random": 20, "train_frac": 0.5,
+              "n_boot": 1000},
+    "patch": {"n_pairs": 24, "n_boot": 1000},
+    "verdict": {},
+}
+PROBES = tuple(PROBE_DEFAULTS)
+# What the glue passes itself (from the run), so it is not an option.
+_SET_BY_GLUE = {
+    "difficulty": {"cache", "tasks", "seed", "name"},
+    "entropy": {"caches", "tasks", "seed"},
+    "similarity": {"teacher", "student", "site", "seed", "names"},
+    "planning": {"caches", "tasks", "teacher", "transfer", "seed"},
+    "ablation": {"conditions", "tasks", "reference", "seed"},
+    "reliance": {"own", "forced", "tasks", "seed", "empty", "filler"},
+    "compute": {"cache", "tasks", "seed", "name"},
+    "steer": {"model", "cache", "tasks", "teacher_cache", "seed", "name"},
+    "patch": {"model", "tasks", "seed", "name"},
+    "verdict": {"teacher", "students", "alignment", "planning", "difficulty", "similarity",
+                "entropy", "ablation", "reliance", "compute", "steer", "patch",
+                "known_models"},
+}
 
 
-def cache_paths(run: Path) -> dict[str, Path]:
-    """Return ``{cache stem: path}`` for every ``RUN/caches/*.h5``."""
-    d = run / "caches"
-    return {p.stem: p for p in sorted(d.glob("*.h5"))} if d.exists() else {}
+def probe_functions() -> dict[str, Callable]:
+    """Return ``{probe name: probes.<name>.run}``."""
+    from probes import (
+        ablation,
+        compute,
+        difficulty,
+        entropy,
+        patch,
+        planning,
+        reliance,
+        similarity,
+        steer,
+        verdict,
+    )
+
+    return {"difficulty": difficulty.run, "entropy": entropy.run, "similarity": similarity.run,
+            "planning": planning.run, "ablation": ablation.run, "reliance": reliance.run,
+            "compute": compute.run, "steer": steer.run, "patch": patch.run,
+            "verdict": verdict.run}
 
 
-class _Ctx:
-    """What adapters need: config, run folder, suite, and caches opened on demand."""
+def probe_options(name: str, overrides: dict[str, Any] | None = None,
+                  where: str = "[probes] options") -> dict[str, Any]:
+    """Return :data:`PROBE_DEFAULTS` of ``name`` updated by ``overrides`` (checked).
 
-    def __init__(self, cfg: ExperimentConfig, run: Path, suite) -> None:
-        self.cfg, self.run, self.suite = cfg, run, suite
-        self.paths = cache_paths(run)
-        self._open: dict[str, Any] = {}
-        self.teacher = cfg.roles().get("teacher")
-        self.opts: dict[str, Any] = {}
-        self.results: dict[str, dict[str, Any]] = {}  # probe -> {unit: Result}, this stage
-        self.skipped: list[str] = []  # units the data did not allow, with the reason
+    An unknown probe, or an option its ``run`` does not take, is an :class:`InputError`
+    naming it and the valid ones.
+    """
+    if name not in PROBE_DEFAULTS:
+        raise InputError(f"{where}: unknown probe {name!r}", fix=f"use one of {list(PROBES)}")
+    overrides = dict(overrides or {})
+    if overrides:
+        params = inspect.signature(probe_functions()[name]).parameters
+        valid = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY
+                       and k not in _SET_BY_GLUE[name])
+        bad = sorted(k for k in overrides if k not in valid)
+        if bad:
+            raise InputError(f"{where}: probe {name!r} has no option(s) {bad}",
+                             fix=f"valid options of {name}: {', '.join(valid)}")
+    return {**PROBE_DEFAULTS[name], **overrides}
+
+
+@dataclass
+class ProbeInputs:
+    """What the probes can read: caches by stem, traces, alignments, the suite, the options.
+
+    Cache stems follow :class:`RunFolder`: ``key`` (own traces), ``key__on_<teacher>`` and
+    ``key__scrambled``. ``roles``: ``{key: role}`` in order; ``reliance``: ``{key: (own traces,
+    answers after them scrambled[, {"empty"|"filler": answers after that control}])}``;
+    ``alignment``: ``{student key: folder or result}``.
+    """
+
+    roles: dict[str, str]
+    caches: dict[str, Any]
+    suite: Any = None
+    seed: int = 0
+    reliance: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    alignment: dict[str, Any] = field(default_factory=dict)
+    model_names: dict[str, str] | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cfg: Any = None  # the ExperimentConfig, when probing a run (compute, steer, patch need it)
+    run: RunFolder | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    _open: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def teacher(self) -> str | None:
+        """Return the teacher's key, or None."""
+        return next((k for k, r in self.roles.items() if r == "teacher"), None)
 
     def cache(self, stem: str):
+        """Return the cache ``stem``, opened on first use (paths) or as given (objects)."""
         if stem not in self._open:
-            from mimicry.store import open_cache
+            c = self.caches[stem]
+            if isinstance(c, (str, Path)):
+                from mimicry.store import open_cache
 
-            self._open[stem] = open_cache(self.paths[stem])
+                c = open_cache(c)
+            self._open[stem] = c
         return self._open[stem]
 
     def own(self) -> list[str]:
-        """Return the model keys (config order) that have a cache over their own traces."""
-        return [m.key for m in self.cfg.models if m.key in self.paths]
+        """Return the model keys (in order) that have a cache over their own traces."""
+        return [k for k in self.roles if k in self.caches]
 
     def pairs(self) -> list[str]:
         """Return the students/controls that can be compared with the teacher."""
-        if not self.teacher or self.teacher not in self.paths:
+        t = self.teacher
+        if not t or t not in self.caches:
             return []
-        return [m.key for m in self.cfg.models
-                if m.role in ("student", "control") and m.key in self.paths]
+        return [k for k, r in self.roles.items() if r in ("student", "control") and k in self.caches]
+
+    def opts(self, name: str) -> dict[str, Any]:
+        """Return the options of probe ``name`` (defaults + overrides)."""
+        return probe_options(name, self.options.get(name))
 
 
-def _unit(ctx: _Ctx, unit: str, fn: Callable, *args: Any, **kw: Any) -> list[tuple[str, Any]]:
+def _unit(inp: ProbeInputs, unit: str, fn: Callable, *args: Any, **kw: Any) -> Units:
     """Return ``[(unit, fn(...))]``, or ``[]`` with the reason noted if the data do not allow it.
 
     A user-level problem with one model (e.g. no usable labels) must not hide the others; a
     bug (any other exception) still fails the whole probe.
     """
     try:
-        return [(unit, call(fn, *args, **kw))]
+        return [(unit, fn(*args, **kw))]
     except MimicryError as e:
-        ctx.skipped.append(f"{unit} not computed ({e.render()})")
+        inp.skipped.append(f"{unit} not computed ({e.render()})")
         return []
 
 
-def _difficulty(fn: Callable, ctx: _Ctx) -> Units:
-    return [u for k in ctx.own() for u in _unit(ctx, k, fn, ctx.cache(k), tasks=ctx.suite,
-                                                 seed=ctx.cfg.seed, name=k, **ctx.opts)]
+def _difficulty(fn: Callable, inp: ProbeInputs) -> Units:
+    return [u for k in inp.own() for u in _unit(inp, k, fn, inp.cache(k), tasks=inp.suite,
+                                                 seed=inp.seed, name=k, **inp.opts("difficulty"))]
 
 
-def _similarity(fn: Callable, ctx: _Ctx) -> Units:
+def _similarity(fn: Callable, inp: ProbeInputs) -> Units:
     out = []
-    for k in ctx.pairs():
+    for k in inp.pairs():
         # Same inputs for both: the student reading the teacher's traces when captured,
         # else the prompts' last state (identical prompts) from each model's own cache.
-        cross = f"{k}__on_{ctx.teacher}"
-        student, site = (cross, "mean_reasoning") if cross in ctx.paths else (k, "last_prompt")
-        out += _unit(ctx, k, fn, ctx.cache(ctx.teacher), ctx.cache(student), site=site,
-                     seed=ctx.cfg.seed, names=(ctx.teacher, k), **ctx.opts)
+        cross = RunFolder.cross_stem(k, inp.teacher)
+        student, site = (cross, "mean_reasoning") if cross in inp.caches else (k, "last_prompt")
+        out += _unit(inp, k, fn, inp.cache(inp.teacher), inp.cache(student), site=site,
+                     seed=inp.seed, names=(inp.teacher, k), **inp.opts("similarity"))
     return out
 
 
-def _all_models(ctx: _Ctx, fn: Callable, **kw: Any) -> Units:
+def _all_models(inp: ProbeInputs, fn: Callable, **kw: Any) -> Units:
     """Return ``[("all", fn({key: cache}, ...))]`` over every model the data allow.
 
     If the joint call is refused (a user-level problem with some model), each model is tried
     alone and the ones that fail are left out, with their reason noted.
     """
-    caches = {k: ctx.cache(k) for k in ctx.own()}
+    caches = {k: inp.cache(k) for k in inp.own()}
     try:
-        return [("all", call(fn, caches, **kw))]
+        return [("all", fn(caches, **kw))]
     except MimicryError:
         pass
     alone = {**kw, "transfer": False} if "transfer" in kw else kw  # no teacher when alone
-    good = {}
-    for k, c in caches.items():
-        if _unit(ctx, k, fn, {k: c}, **alone):
-            good[k] = c
-    return [("all", call(fn, good, **kw))] if good else []
+    good = {k: c for k, c in caches.items() if _unit(inp, k, fn, {k: c}, **alone)}
+    return [("all", fn(good, **kw))] if good else []
 
 
-def _entropy(fn: Callable, ctx: _Ctx) -> Units:
-    return _all_models(ctx, fn, tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts)
+def _entropy(fn: Callable, inp: ProbeInputs) -> Units:
+    return _all_models(inp, fn, tasks=inp.suite, seed=inp.seed, **inp.opts("entropy"))
 
 
-def _planning(fn: Callable, ctx: _Ctx) -> Units:
-    teacher = ctx.teacher if ctx.teacher in ctx.own() else None
-    return _all_models(ctx, fn, tasks=ctx.suite, teacher=teacher, transfer=teacher is not None,
-                       seed=ctx.cfg.seed, **ctx.opts)
+def _planning(fn: Callable, inp: ProbeInputs) -> Units:
+    teacher = inp.teacher if inp.teacher in inp.own() else None
+    who = {"teacher": teacher} if teacher is not None else {}
+    return _all_models(inp, fn, tasks=inp.suite, transfer=teacher is not None, seed=inp.seed,
+                       **who, **inp.opts("planning"))
 
 
-def _ablation(fn: Callable, ctx: _Ctx) -> Units:
+def _ablation(fn: Callable, inp: ProbeInputs) -> Units:
     out = []
-    for k in ctx.pairs():
-        conds = {"own": k, "teacher": f"{k}__on_{ctx.teacher}", "scrambled": f"{k}__scrambled"}
-        conds = {c: ctx.cache(stem) for c, stem in conds.items() if stem in ctx.paths}
+    for k in inp.pairs():
+        conds = {"own": k, "teacher": RunFolder.cross_stem(k, inp.teacher),
+                 "scrambled": RunFolder.scrambled_stem(k)}
+        conds = {c: inp.cache(stem) for c, stem in conds.items() if stem in inp.caches}
         if len(conds) >= 2:
-            out += _unit(ctx, k, fn, conds, tasks=ctx.suite, reference="own",
-                         seed=ctx.cfg.seed, **ctx.opts)
+            out += _unit(inp, k, fn, conds, tasks=inp.suite, reference="own", seed=inp.seed,
+                         **inp.opts("ablation"))
     return out
 
 
-def _reliance(fn: Callable, ctx: _Ctx) -> Units:
+def _reliance(fn: Callable, inp: ProbeInputs) -> Units:
     """Return ``[("all", reliance over every model with own traces and answers after them)]``.
 
     Rows are relabelled with the model keys (imported traces may carry another model name).
@@ -150,137 +243,132 @@ def _reliance(fn: Callable, ctx: _Ctx) -> Units:
 
     from mimicry.traces import read_traces
 
-    pairs = {}
-    for m in ctx.cfg.models:
-        own, forced = traces_path(ctx.run, m.key), reliance_paths(ctx.run, m.key)[1]
-        if own.exists() and forced.exists():
-            pairs[m.key] = tuple([replace(t, model=m.key) for t in read_traces(p)]
-                                 for p in (own, forced))
+    def rows(x, key):
+        return [replace(t, model=key) for t in (read_traces(x) if isinstance(x, (str, Path))
+                                                  else x)]
+
+    pairs = {k: (rows(v[0], k), rows(v[1], k),
+                 {c: rows(f, k) for c, f in (v[2] if len(v) > 2 else {}).items()})
+             for k, v in inp.reliance.items()}
     if not pairs:
-        ctx.skipped.append("no answers after scrambled reasoning (the reliance stage did not "
+        inp.skipped.append("no answers after scrambled reasoning (the reliance stage did not "
                            "run or skipped every model)")
         return []
-    kw = dict(tasks=ctx.suite, seed=ctx.cfg.seed, **ctx.opts)
+    kw = dict(tasks=inp.suite, seed=inp.seed, **inp.opts("reliance"))
 
-    def joint(keys: list[str]):
-        return ([t for k in keys for t in pairs[k][0]], [t for k in keys for t in pairs[k][1]])
+    def joint(keys: list[str]) -> tuple[tuple, dict]:
+        """Own and forced rows of ``keys``, and the empty/filler controls some of them have."""
+        ctrl = {c: [t for k in keys for t in pairs[k][2].get(c, [])] for c in ("empty", "filler")}
+        return (([t for k in keys for t in pairs[k][0]], [t for k in keys for t in pairs[k][1]]),
+                {c: v for c, v in ctrl.items() if v})
 
     try:
-        return [("all", call(fn, *joint(list(pairs)), **kw))]
+        args, ctrl = joint(list(pairs))
+        return [("all", fn(*args, **ctrl, **kw))]
     except MimicryError:
         pass
-    good = [k for k in pairs if _unit(ctx, k, fn, *joint([k]), **kw)]
-    return [("all", call(fn, *joint(good), **kw))] if good else []
-
-
-def _verdict(fn: Callable, ctx: _Ctx) -> Units:
-    """One verdict per student/control, with that pair's alignment and the probes run so far."""
-    if not ctx.teacher:
+    good = [k for k in pairs if _unit(inp, k, fn, *joint([k])[0], **joint([k])[1], **kw)]
+    if not good:
         return []
-    r = ctx.results
+    args, ctrl = joint(good)
+    return [("all", fn(*args, **ctrl, **kw))]
+
+
+def _verdict(fn: Callable, inp: ProbeInputs) -> Units:
+    """One verdict per student/control, with that pair's alignment and the probes run so far."""
+    if not inp.teacher:
+        return []
+    r = inp.results
     per = {name: dict(r[name]) for name in ("difficulty", "similarity", "ablation", "compute",
                                             "steer", "patch") if name in r}
-    one = {name: r[name].get("all") for name in ("planning", "entropy", "reliance")
-           if name in r}
-    first = ctx.cfg.roles().get("student")
+    one = {name: r[name].get("all") for name in ("planning", "entropy", "reliance") if name in r}
+    opts = inp.opts("verdict")
+    if inp.model_names is not None:
+        opts.setdefault("model_names", inp.model_names)
     out = []
-    for k in ctx.pairs():
-        # a student's own pair alignment; a control's pair is against the student, not the
-        # teacher, so it gets the main alignment (per-model r; no teacher→control Δr)
-        role = ctx.cfg.model(k).role
-        align_dir = ctx.run / "alignment" if k == first or role == "control" \
-            else ctx.run / "alignment" / "pairs" / k
-        out += _unit(ctx, k, fn, teacher=ctx.teacher, students=[k],
-                     alignment=align_dir if (align_dir / "summary.json").exists() else None,
-                     known_models=[m.key for m in ctx.cfg.models], **per, **one, **ctx.opts)
+    for k in inp.pairs():
+        out += _unit(inp, k, fn, teacher=inp.teacher, students=[k],
+                     alignment=inp.alignment.get(k), known_models=list(inp.roles), **per,
+                     **one, **opts)
     return out
 
 
-def _mech(name: str) -> Callable[[Callable, _Ctx], Units]:
-    def adapter(fn: Callable, ctx: _Ctx) -> Units:
+def _mech(name: str) -> Callable[[Callable, ProbeInputs], Units]:
+    def adapter(fn: Callable, inp: ProbeInputs) -> Units:
         from . import mechanistic
 
-        return getattr(mechanistic, f"{name}_units")(fn, ctx)
+        return getattr(mechanistic, f"{name}_units")(fn, inp, _unit)
     return adapter
 
 
-ADAPTERS: dict[str, Callable[[Callable, _Ctx], Units]] = {
-    "compute": _mech("compute"),
-    "steer": _mech("steer"),
-    "patch": _mech("patch"),
-    "ablation": _ablation,
-    "reliance": _reliance,
+ADAPTERS: dict[str, Callable[[Callable, ProbeInputs], Units]] = {
+    "difficulty": _difficulty, "entropy": _entropy, "similarity": _similarity,
+    "planning": _planning, "ablation": _ablation, "reliance": _reliance,
+    "compute": _mech("compute"), "steer": _mech("steer"), "patch": _mech("patch"),
     "verdict": _verdict,
-    "planning": _planning,
-    "difficulty": _difficulty,
-    "entropy": _entropy,
-    "similarity": _similarity,
 }
+TRACE_PROBES = ("reliance",)  # probes that read traces, not caches
 
 
-def run_probe(name: str, cfg: ExperimentConfig, run: Path, suite,
-              results: dict[str, dict[str, Any]] | None = None) -> tuple[bool, str]:
-    """Run probe ``name`` over the run folder; return ``(finished, note)``.
+def run_probe(name: str, inp: ProbeInputs) -> tuple[Units, str]:
+    """Return ``(units, note)`` of probe ``name`` over ``inp`` (``[]`` and why when none).
 
-    ``results`` collects ``{probe: {unit: Result}}`` across calls of one probe stage, so that
-    the verdict can use the Results of the probes before it.
+    The Results are also kept in ``inp.results[name]``, so the verdict can use the probes
+    run before it.
     """
-    results = {} if results is None else results
-    fn, why = lookup(f"probes.{name}", "run")
-    if fn is None:
-        return False, why
-    adapter = ADAPTERS.get(name)
-    if adapter is None:
-        return False, f"probes.{name} exists but the runner's glue for it is not written yet"
-    ctx = _Ctx(cfg, run, suite)
-    ctx.opts = dict(cfg.probes.options.get(name, {}))
-    ctx.results = results
-    if not ctx.paths and name not in TRACE_PROBES:
-        return False, "no caches (capture did not run)"
+    fn = probe_functions()[name]
+    inp.skipped = []
+    if not inp.caches and name not in TRACE_PROBES:
+        return [], "no caches (capture did not run)"
     try:
-        units = adapter(fn, ctx)
+        units = ADAPTERS[name](fn, inp)
     except MimicryError as e:  # e.g. too few usable items: say so, keep the other probes
-        return False, f"failed: {e.render()}"
+        return [], f"failed: {e.render()}"
     except Exception as e:  # a bug in a probe must not lose the rest of the run: show it
-        import traceback
-
-        traceback.print_exc()
+        log.exception("probe %s failed", name)
         first = (str(e).splitlines() or [""])[0][:200]
-        return False, f"failed with {type(e).__name__}: {first} (traceback above; a bug)"
+        return [], f"failed with {type(e).__name__}: {first} (traceback above; a bug)"
     if not units:
-        why = "; ".join(ctx.skipped) or "nothing to compare (needs a teacher and a student " \
+        why = "; ".join(inp.skipped) or "nothing to compare (needs a teacher and a student " \
             "with caches)"
-        return False, f"failed: {why}" if ctx.skipped else why
-    save_units(units, run / "probes", name, cfg)
-    results[name] = dict(units)
-    return True, "; ".join(ctx.skipped)
+        return [], f"failed: {why}" if inp.skipped else why
+    inp.results[name] = dict(units)
+    return units, "; ".join(inp.skipped)
 
 
-def save_units(units: Units, out: Path, name: str, cfg: ExperimentConfig) -> None:
-    """Write the stacked table, extra tables and one figure per unit; then the done-marker."""
+def run_probes(names: list[str], inp: ProbeInputs) -> dict[str, tuple[Units, str]]:
+    """Return ``{name: (units, note)}`` for the probes ``names``, run in order."""
+    return {name: run_probe(name, inp) for name in names}
+
+
+def save_units(units: Units, out: Path, name: str, *, seed: int,
+               extra: dict[str, Any] | None = None) -> list[Path]:
+    """Write the stacked table, extra tables, one figure per unit and ``<name>.json``."""
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / f"{name}.csv", _stack([(u, r.table) for u, r in units]))
+    written = [_write_csv(probe_table(out, name), _stack([(u, r.table) for u, r in units]))]
     extra_names = sorted({k for _, r in units for k in (getattr(r, "tables", None) or {})})
     for t in extra_names:
-        _write_csv(out / f"{name}_{t}.csv",
-                   _stack([(u, r.tables[t]) for u, r in units if t in r.tables]))
+        written.append(_write_csv(probe_table(out, name, t),
+                                  _stack([(u, r.tables[t]) for u, r in units if t in r.tables])))
     for u, r in units:
         try:
             fig = r.plot()
         except ValueError:  # the probe draws no figure for this result
             continue
-        save_figure(fig, out / f"{name}__{u}")
+        written += save_figure(fig, probe_figure(out, name, u))
         plt.close(fig)
     meta = {u: getattr(r, "meta", {}) for u, r in units}
-    atomic_write_json(out / f"{name}.run.json", {
-        "probe": name, "units": [u for u, _ in units], "seed": cfg.seed,
-        "config_hash": cfg.stage_hash("probe"), "meta": json.loads(json.dumps(meta,
-                                                                               default=str))})
+    written.append(atomic_write_json(probe_meta(out, name), json_ready({
+        "probe": name, "units": [u for u, _ in units], "seed": seed, **(extra or {}),
+        "meta": meta})))
+    return written
 
 
-def _stack(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+def _stack(parts: list[tuple[str, Any]]) -> Any:
+    import pandas as pd
+
     frames = []
     for u, df in parts:
         df = df.copy()
@@ -290,9 +378,10 @@ def _stack(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _write_csv(path: Path, df: pd.DataFrame) -> None:
+def _write_csv(path: Path, df: Any) -> Path:
     with atomic_path(path, suffix=".csv") as tmp:
         df.to_csv(tmp, index=False)
+    return path
 
 
 def save_figure(fig, stem: Path) -> list[Path]:
@@ -300,81 +389,3 @@ def save_figure(fig, stem: Path) -> list[Path]:
     from mimicry.plots import save_figure as _save
 
     return _save(fig, stem, png_dpi=150, tight=True)
-
-# ---------------------------------------------------------------- a run folder -> verdict
-
-
-def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "base",
-             tasks: Any = None, students: list[str] | None = None, align_n_boot: int = 2000,
-             **kw: Any) -> probes.base.Result:
-    """Return the verdict for a run folder (``mimicry run``/``demo`` layout), aligning per student.
-
-    Reads ``RUN/caches/<key>.h5`` (own traces), ``<key>__on_<teacher>.h5`` (student over the
-    teacher's traces: similarity and the ablation's "teacher" condition) and
-    ``<key>__scrambled.h5`` (over scrambled teacher traces), and ``RUN/traces/<key>.jsonl``,
-    which it aligns once per student with roles teacher/student/base (so Δr and negative
-    transfer exist for every student), and ``RUN/traces/<key>__after_scrambled.jsonl``
-    (answers after the model's own reasoning scrambled: ``probes.reliance``) when present, with
-    its controls ``<key>__after_empty.jsonl`` / ``<key>__after_filler.jsonl`` (answers after an
-    empty / a length-matched filler reasoning) when present. ``tasks``: the suite.
-    """
-    from mimicry import open_cache
-    from mimicry.alignment import align
-    from mimicry.errors import InputError
-    from mimicry.tasks.registry import load_suite
-    from mimicry.traces import read_traces
-    from probes.suite import run_all
-
-    run = Path(run)
-    paths = {p.stem: p for p in sorted((run / "caches").glob("*.h5"))}
-    own = {k: open_cache(p) for k, p in paths.items() if "__" not in k}
-    if teacher not in own:
-        raise InputError(f"no cache for the teacher {teacher!r}", file=run / "caches",
-                         fix="run the capture stage first")
-    suite = load_suite(tasks) if tasks is not None else None
-    students = students or [k for k in own if k not in (teacher, base)]
-    cross = {s: open_cache(paths[f"{s}__on_{teacher}"]) for s in students
-             if f"{s}__on_{teacher}" in paths}
-    abl = {}
-    for s in students:
-        conds = {"own": own[s]}
-        if s in cross:
-            conds["teacher"] = cross[s]
-        if f"{s}__scrambled" in paths:
-            conds["scrambled"] = open_cache(paths[f"{s}__scrambled"])
-        if len(conds) > 1:
-            abl[s] = conds
-    alignment, names = None, {}
-    tr = run / "traces"
-    traces = {k: read_traces(tr / f"{k}.jsonl") for k in (teacher, base, *students)
-              if k and (tr / f"{k}.jsonl").exists()}
-    own_t, forced_t, ctrl = [], [], {"empty": [], "filler": []}
-    for k in (teacher, *students):
-        forced = reliance_paths(run, k)[1]
-        if forced.exists() and k in traces:
-            own_t += traces[k]
-            forced_t += read_traces(forced)
-            for c in ctrl:   # reliance controls (mimicry.generate.controls), when answered
-                f = forced.with_name(f"{k}__after_{c}.jsonl")
-                if f.exists():
-                    ctrl[c] += read_traces(f)
-    ctrl = {c: v for c, v in ctrl.items() if v}
-    if suite is not None and teacher in traces:
-        names = {k: t[0].model for k, t in traces.items() if t}
-        alignment = {}
-        for s in students:
-            if s not in traces:
-                continue
-            roles = {"teacher": names[teacher], "student": names[s]}
-            if base in traces:
-                roles["base"] = names[base]
-            alignment[s] = align([t for k in roles.values() for t in _by_name(traces, k)],
-                                 suite, roles=roles, n_boot=align_n_boot, n_perm=align_n_boot,
-                                 progress=False)
-    return run_all(own, teacher=teacher, students=students, tasks=suite, alignment=alignment,
-                   ablation=abl or None, similarity_caches=cross, model_names=names,
-                   reliance=(own_t, forced_t, ctrl) if forced_t else None, **kw)
-
-
-def _by_name(traces: dict[str, list], name: str) -> list:
-    return [t for ts in traces.values() for t in ts if t.model == name]

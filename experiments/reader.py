@@ -1,6 +1,6 @@
-"""``mimicry.load_run(DIR)``: a finished (or partial) run folder as Python objects.
+"""``experiments.load_run(DIR)``: a finished (or partial) run folder as Python objects.
 
->>> run = mimicry.load_run("cache/demo")
+>>> run = experiments.load_run("cache/demo")
 >>> run                      # what is there: models, stages, caches, probes
 >>> run.alignment.table      # DataFrame, one row per model × task
 >>> run.caches["teacher"].resid(3, "last_prompt")   # [n_items, d_model], read lazily
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -23,12 +22,14 @@ import pandas as pd
 from mimicry.errors import InputError
 from mimicry.io import read_csv_if_exists as _csv
 
+from .layout import RunFolder
+
 
 class LazyCaches(Mapping):
     """``{cache stem: Cache}`` over ``RUN/caches/*.h5``; each file opened on first access."""
 
-    def __init__(self, folder: Path) -> None:
-        self._paths = {p.stem: p for p in sorted(folder.glob("*.h5"))} if folder.exists() else {}
+    def __init__(self, run: RunFolder) -> None:
+        self._paths = RunFolder(run).cache_paths()
         self._open: dict[str, Any] = {}
 
     def __getitem__(self, key: str):
@@ -59,15 +60,16 @@ class Run:
     ``.verdict``, ``.traces(key)``; see :func:`load_run`."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.config: dict[str, Any] = self._json("config.json")
-        self.status: dict[str, Any] = self._json("status.json")
-        self.caches = LazyCaches(path / "caches")
+        self.path = Path(path)
+        self.folder = RunFolder(path)
+        self.config: dict[str, Any] = self._json(self.folder.config)
+        self.status: dict[str, Any] = self._json(self.folder.status)
+        self.caches = LazyCaches(self.folder)
         self._alignment: Any = None
         self._probes: dict[str, pd.DataFrame] | None = None
 
-    def _json(self, name: str) -> dict[str, Any]:
-        p = self.path / name
+    @staticmethod
+    def _json(p: Path) -> dict[str, Any]:
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
     @property
@@ -85,42 +87,24 @@ class Run:
     def alignment(self):
         """Return the alignment (an ``AlignmentResult`` rebuilt from disk), or None."""
         if self._alignment is None:
-            d = self.path / "alignment"
-            table = _csv(d / "alignment.csv")
-            if table is None:
-                return None
-            summary = json.loads((d / "summary.json").read_text()) \
-                if (d / "summary.json").exists() else {}
-            parts = dict(table=table, summary=summary,
-                         exclusions=_csv(d / "exclusions.csv"), points=_csv(d / "items.csv"))
-            extra = {p.stem: _csv(p) for p in sorted(d.glob("*.csv"))
-                     if p.stem not in ("alignment", "exclusions", "items")}
-            try:
-                from mimicry.alignment import AlignmentResult
+            from mimicry.alignment import AlignmentResult
 
-                self._alignment = AlignmentResult(
-                    parts["table"], summary,
-                    parts["exclusions"] if parts["exclusions"] is not None else pd.DataFrame(),
-                    parts["points"] if parts["points"] is not None else pd.DataFrame(), extra)
-            except ImportError:  # pragma: no cover - alignment always ships with mimicry
-                self._alignment = SimpleNamespace(**parts, extra=extra)
+            self._alignment = AlignmentResult.load(self.folder.alignment)
         return self._alignment
 
     @property
     def probes(self) -> dict[str, pd.DataFrame]:
         """Return ``{probe name: main table}`` for every probe that ran (verdict included)."""
         if self._probes is None:
-            d = self.path / "probes"
-            names = sorted(p.name.removesuffix(".run.json") for p in d.glob("*.run.json")) \
-                if d.exists() else []
-            self._probes = {n: _csv(d / f"{n}.csv") for n in names
-                            if (d / f"{n}.csv").exists()}
+            f = self.folder
+            self._probes = {n: _csv(f.probe_table(n)) for n in f.probe_names()
+                            if f.probe_table(n).exists()}
         return self._probes
 
     @property
     def probe_tables(self) -> dict[str, pd.DataFrame]:
         """Return the probes' extra tables, ``{"<probe>_<table>": DataFrame}`` (e.g. heads)."""
-        d = self.path / "probes"
+        d = self.folder.probes_dir
         main = set(self.probes)
         return {p.stem: _csv(p) for p in sorted(d.glob("*_*.csv"))
                 if p.stem.split("_", 1)[0] in main} if d.exists() else {}
@@ -131,7 +115,7 @@ class Run:
 
         The evidence rows behind the calls are ``run.probes["verdict"]``.
         """
-        p = self.path / "probes" / "verdict_calls.csv"
+        p = self.folder.probe_table("verdict", "calls")
         if p.exists():
             return _csv(p).drop(columns=["unit"], errors="ignore")
         return self.probes.get("verdict")
@@ -140,16 +124,16 @@ class Run:
         """Return model ``key``'s traces as a DataFrame (one row per item)."""
         from mimicry.traces import read_traces, traces_frame
 
-        p = self.path / "traces" / f"{key}.jsonl"
+        p = self.folder.traces(key)
         if not p.exists():
-            have = sorted(x.stem for x in (self.path / "traces").glob("*.jsonl"))
+            have = sorted(x.stem for x in self.folder.traces_dir.glob("*.jsonl"))
             raise KeyError(f"{key!r}: no traces; have {have}")
         return traces_frame(read_traces(p))
 
     @property
     def report(self) -> Path | None:
         """Return the path of report.md, or None if the report stage has not run."""
-        p = self.path / "report.md"
+        p = self.folder.report_md
         return p if p.exists() else None
 
     def __repr__(self) -> str:
@@ -194,7 +178,7 @@ def load_run(path: str | Path) -> Run:
     if not p.is_dir():
         raise InputError("run folder not found", file=p,
                          fix="pass the --out folder of mimicry run / mimicry demo")
-    if not (p / "config.json").exists():
+    if not RunFolder(p).config.exists():
         raise InputError("not a run folder (no config.json)", file=p,
                          fix="pass the --out folder of mimicry run / mimicry demo")
     return Run(p)

@@ -11,15 +11,9 @@ base64 PNG; the Markdown links the PNGs (PDFs sit beside them).
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
-import os
-import re
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -27,7 +21,8 @@ from mimicry import __version__
 from mimicry.io import atomic_write_text
 from mimicry.io import read_csv_if_exists as _read_csv
 
-Block = tuple  # ("h", level, text) | ("p", text) | ("table", df[, csv]) | ("fig", path, caption)
+from .layout import RunFolder
+from .report_render import Block, _fmt, render_html, render_markdown
 
 PROBE_TITLES = {
     "difficulty": "Difficulty probe: ρ by layer (cross-validated ridge, 95% CI)",
@@ -49,35 +44,6 @@ RELIANCE_TEXT = (
     "depends on what the reasoning says; about 0: the reasoning does no work.")
 ALIGN_COLS = ["model", "task", "n", "r", "ci_low", "ci_high", "p_perm", "spearman",
               "accuracy", "measure", "reliability", "r_disattenuated", "n_excluded"]
-MAX_ROWS = 40
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-            return f"{v:.2e}"
-        return f"{v:.3f}"
-    return str(v)
-
-
-_COUNT = re.compile(r"^(n|k|n_.*|.*_n|.*_only|.*layer.*|head|bin|items|.*tokens.*|.*count.*|"
-                    r"forced_cut|total|row|rows)$")
-
-
-def _ints(df: pd.DataFrame) -> pd.DataFrame:
-    """Return ``df`` with count-like float columns holding whole numbers as integers."""
-    out = df.copy()
-    for c in out.columns:
-        col = out[c]
-        if col.dtype.kind == "f" and _COUNT.match(str(c)):
-            v = col.dropna()
-            if len(v) and (v == v.round()).all():
-                out[c] = col.astype("Int64")
-    return out
 
 
 def _read_json(path: Path) -> dict:
@@ -93,7 +59,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _status_blocks(run: Path, stages: list[str]) -> list[Block]:
-    st = _read_json(run / "status.json")
+    st = _read_json(RunFolder(run).status)
     rows = []
     for s in stages:
         rec = st.get(s)
@@ -118,7 +84,7 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
 
     from .probing import save_figure
 
-    ad = run / "alignment"
+    ad = RunFolder(run).alignment
     out: list[Block] = [("h", 2, "Behaviour: does reasoning cost track human difficulty?")]
     table = _read_csv(ad / "alignment.csv")
     if table is None:
@@ -147,7 +113,7 @@ def _behaviour_blocks(run: Path, roles: dict[str, str], synthetic: bool = False)
                 ("table", pd.DataFrame(rows))]
     out += _fig(ad / "forest.png", "r̄ per model with 95% CIs (teacher / student / base).")
     pairs = [(ad, summ)]
-    pd_dir = ad / "pairs"
+    pd_dir = RunFolder(run).alignment_pairs
     if pd_dir.exists():
         pairs += [(p, _read_json(p / "summary.json")) for p in sorted(pd_dir.iterdir())
                   if p.is_dir()]
@@ -232,7 +198,7 @@ def _save_and_fig(fig, stem: Path, saver, caption: str) -> list[Block]:
 
 def _probe_notes(run: Path) -> dict[str, str]:
     """Return ``{probe: note}`` from the probe stage's notes in ``status.json``."""
-    st = _read_json(run / "status.json").get("probe", {})
+    st = _read_json(RunFolder(run).status).get("probe", {})
     return {n.split(":", 1)[0]: n.split(":", 1)[1].strip() for n in st.get("notes") or []
             if ":" in n}
 
@@ -240,7 +206,7 @@ def _probe_notes(run: Path) -> dict[str, str]:
 def _mechanism_blocks(run: Path, names: list[str]) -> list[Block]:
     notes = _probe_notes(run)
     out: list[Block] = [("h", 2, "Mechanism: probes on the cached activations")]
-    caches = sorted((run / "caches").glob("*.h5")) if (run / "caches").exists() else []
+    caches = sorted(RunFolder(run).cache_paths().values())
     if caches:
         out.append(("table", pd.DataFrame(
             [{"cache": c.name, "size": f"{c.stat().st_size / 2**20:.1f} MiB"} for c in caches])))
@@ -254,7 +220,7 @@ def _mechanism_blocks(run: Path, names: list[str]) -> list[Block]:
 
 
 def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
-    t = _read_csv(run / "probes" / f"{name}.csv")
+    t = _read_csv(RunFolder(run).probe_table(name))
     if t is None:
         why = notes.get(name, "the probe stage has not run")
         if why.startswith("failed"):
@@ -263,19 +229,20 @@ def _probe_body(run: Path, name: str, notes: dict[str, str]) -> list[Block]:
     out: list[Block] = []
     if notes.get(name):
         out.append(("p", f"Note: {notes[name]}."))
-    calls = _read_csv(run / "probes" / f"{name}_calls.csv")
+    calls = _read_csv(RunFolder(run).probe_table(name, "calls"))
     if calls is not None and len(calls):
         out += [("table", calls.drop(columns=["unit"], errors="ignore")),
                 ("p", "Evidence behind each call (value with 95% CI, and what it reads as):")]
-    extras = sorted(p.name for p in (run / "probes").glob(f"{name}_*.csv")
+    extras = sorted(p.name for p in RunFolder(run).probes_dir.glob(f"{name}_*.csv")
                     if p.name != f"{name}_calls.csv")
     if "unit" in t.columns and any(c != "unit" and t[c].astype(str).equals(t["unit"].astype(str))
                                    for c in t.columns):
         t = t.drop(columns=["unit"])  # the same as another column (e.g. student)
-    out.append(("table", t, run / "probes" / f"{name}.csv"))
+    out.append(("table", t, RunFolder(run).probe_table(name)))
     if extras:
-        out.append(("p", "More tables: " + ", ".join(f"probes/{e}" for e in extras) + "."))
-    for png in sorted((run / "probes").glob(f"{name}__*.png")):
+        rel = RunFolder(run).probes_dir.relative_to(run)
+        out.append(("p", "More tables: " + ", ".join(f"{rel}/{e}" for e in extras) + "."))
+    for png in sorted(RunFolder(run).probes_dir.glob(f"{name}__*.png")):
         unit = png.stem.split("__", 1)[1]
         out += _fig(png, f"{PROBE_TITLES.get(name, name)} — {unit}.")
     return out
@@ -310,7 +277,7 @@ def _suite_blocks(suite) -> list[Block]:
 
 def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     """Return the report as a list of blocks (headings, paragraphs, tables, figures)."""
-    cfg = cfg or _read_json(run / "config.json")
+    cfg = cfg or _read_json(RunFolder(run).config)
     name = cfg.get("name", run.name)
     blocks: list[Block] = [("h", 1, f"mimicry report: {name}")]
     if cfg.get("description"):
@@ -341,107 +308,6 @@ def build_blocks(run: Path, cfg: dict | None = None, suite=None) -> list[Block]:
     return blocks
 
 
-# ---------------------------------------------------------------- rendering
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        cells = [_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def render_markdown(blocks: list[Block], run: Path) -> str:
-    """Return the blocks as Markdown (figures as relative PNG links, PDF beside)."""
-    parts = []
-    for b in blocks:
-        if b[0] == "h":
-            parts.append("#" * b[1] + " " + b[2])
-        elif b[0] == "p":
-            parts.append(b[1])
-        elif b[0] == "table":
-            df, csv = _ints(b[1]), (b[2] if len(b) > 2 else None)
-            link = f"[{csv.relative_to(run).as_posix()}]({csv.relative_to(run).as_posix()})" \
-                if csv is not None and csv.exists() else None
-            if len(df) > MAX_ROWS and link:
-                parts.append(_md_table(df.head(MAX_ROWS)) + f"\n\nFirst {MAX_ROWS} of {len(df)} "
-                             f"rows; the full table: {link}.")
-            else:
-                parts.append(_md_table(df) if len(df) else "_(empty table)_")
-        elif b[0] == "fig":
-            rel = b[1].relative_to(run).as_posix()
-            pdf = b[1].with_suffix(".pdf")
-            extra = f" ([PDF]({pdf.relative_to(run).as_posix()}))" if pdf.exists() else ""
-            parts.append(f"![{b[2]}]({rel})\n\n*{b[2]}*{extra}")
-    return "\n\n".join(parts) + "\n"
-
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:min(96vw,1600px);margin:2em auto;
-padding:0 1em;color:#222}p{max-width:75em;line-height:1.45}
-.tw{overflow-x:auto;max-width:100%;margin:.6em 0}.tw.long{max-height:32em;overflow-y:auto}
-table{border-collapse:collapse;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3;position:sticky;top:0}
-td:first-child,th:first-child{text-align:left}
-td.wrap{white-space:normal;min-width:28em;text-align:left}.csv{font-size:12px;color:#555}
-figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee;cursor:zoom-in}
-figcaption{font-size:13px;color:#555}h1,h2{border-bottom:1px solid #ddd}"""
-
-
-def _inline(text: str) -> str:
-    s = html.escape(text)
-    while s.count("**") >= 2:
-        s = s.replace("**", "<b>", 1).replace("**", "</b>", 1)
-    return s
-
-
-def render_html(blocks: list[Block], title: str, run: Path | None = None) -> str:
-    """Return the blocks as one self-contained HTML page (figures embedded as base64 PNG).
-
-    Wide tables scroll sideways, long ones scroll inside a box and link their CSV; a click on
-    a figure opens the PNG beside the report at full size (``run``: the report's folder).
-    """
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{_CSS}</style></head><body>"]
-    for b in blocks:
-        if b[0] == "h":
-            parts.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
-        elif b[0] == "p":
-            parts.append(f"<p>{_inline(b[1])}</p>")
-        elif b[0] == "table":
-            df = _ints(b[1])
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-            body = "".join("<tr>" + "".join(_td(_fmt(v)) for v in row)
-                           + "</tr>" for row in df.itertuples(index=False))
-            long = " long" if len(df) > MAX_ROWS else ""
-            parts.append(f"<div class='tw{long}'><table><thead><tr>{head}</tr></thead>"
-                         f"<tbody>{body}</tbody></table></div>")
-            csv = b[2] if len(b) > 2 else None
-            if csv is not None and csv.exists():
-                rel = _rel(csv, run)
-                parts.append(f"<p class='csv'>{len(df)} rows; as CSV: <a href='{rel}'>"
-                             f"{html.escape(rel)}</a></p>")
-        elif b[0] == "fig":
-            data = base64.b64encode(b[1].read_bytes()).decode()
-            img = f"<img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"
-            parts.append(f"<figure><a href='{_rel(b[1], run)}' target='_blank' "
-                         f"title='open full size'>{img}</a><figcaption>{html.escape(b[2])} "
-                         f"(click to open full size)</figcaption></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _td(text: str) -> str:
-    wrap = " class='wrap'" if len(text) > 60 else ""  # long prose wraps; numbers never do
-    return f"<td{wrap}>{html.escape(text)}</td>"
-
-
-def _rel(path: Path, run: Path | None) -> str:
-    return html.escape(Path(os.path.relpath(path, run)).as_posix() if run else path.as_posix())
-
-
 def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run``; return both paths.
 
@@ -455,6 +321,6 @@ def write_report(run: str | Path, cfg=None, suite=None) -> tuple[Path, Path]:
     cfg_dict = cfg.to_dict() | {"source": cfg.source} if cfg is not None else None
     blocks = build_blocks(run, cfg_dict, suite)
     title = blocks[0][2]
-    md = atomic_write_text(run / "report.md", render_markdown(blocks, run))
-    page = atomic_write_text(run / "report.html", render_html(blocks, title, run))
+    md = atomic_write_text(RunFolder(run).report_md, render_markdown(blocks, run))
+    page = atomic_write_text(RunFolder(run).report_html, render_html(blocks, title, run))
     return md, page

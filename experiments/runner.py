@@ -1,6 +1,6 @@
 """``mimicry run CONFIG`` and ``mimicry demo``: the whole pipeline, resumable, cost known first.
 
-``run_experiment(cfg)`` prints the cost estimate, checks that every model it needs can be
+``run_experiment(cfg)`` logs the cost estimate, checks that every model it needs can be
 had (before any stage runs), then runs generate → align → capture → reliance → probe →
 report. Each stage delegates to its step's own resume (finished items are skipped) and, when
 complete, leaves a marker ``RUN/.stages/<stage>.json`` holding the config hash: a second run
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -22,46 +22,29 @@ from mimicry.io import atomic_write_json
 from mimicry.locking import writer_lock
 from mimicry.preflight import check_output_dir
 
-from .config import STAGES, ExperimentConfig, config_from_dict, load_config
+from .config import STAGES, ExperimentConfig, load_config
 from .cost import estimate_model, format_estimates
+from .layout import RunFolder
 from .shapes import shape_for
 from .support import check_fetchable, load_suites, model_source
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
+CONFIGS = Path(__file__).resolve().parent / "configs"  # package data: works from a wheel
+log = logging.getLogger(__name__)
 
-# experiments/organism.toml as data, so `mimicry demo` works from an installed wheel too
-# (a test checks that the two agree).
-ORGANISM_CONFIG: dict[str, Any] = {
-    "name": "organism",
-    "suites": ["organism"],
-    "seed": 0,
-    "gpus": 1,
-    "generation": {"backend": "hf", "max_new_tokens": 96, "batch_size": 16,
-                   "temperature": 0.0, "seed": 0},
-    "capture": {"backend": "hf", "sites": ["last_prompt", "think_end", "mean_prompt",
-                                           "mean_reasoning", "mean_answer"],
-                "entropy": "exact", "store_dtype": "float32", "batch_tokens": 4096,
-                "cross": True},
-    "probes": {"names": ["difficulty", "entropy", "similarity", "planning", "ablation",
-                         "reliance", "compute", "steer", "patch", "verdict"],
-               "options": {"steer": {"alphas": [-1.0, 1.0], "n_random": 20,
-                                     "max_new_tokens": 64},
-                           "patch": {"max_new_tokens": 64}}},
-    "models": [
-        {"key": k, "name": f"organism:{k}", "role": r, "dtype": "float32"}
-        for k, r in [("teacher", "teacher"), ("base", "base"),
-                     ("student_mastery", "student"), ("student_mimic_content", "student"),
-                     ("student_mimic_length", "student")]
-    ],
-}
+
+def stage_functions() -> dict[str, Any]:
+    """Return ``{stage: function(cfg, run, suite) -> StageResult}`` (imported on first use)."""
+    from . import stages
+    from .stage_reliance import stage_reliance
+
+    return {"generate": stages.stage_generate, "align": stages.stage_align,
+            "capture": stages.stage_capture, "reliance": stage_reliance,
+            "probe": stages.stage_probe, "report": stages.stage_report}
 
 
 def organism_config(**overrides: Any) -> ExperimentConfig:
-    """Return the organism experiment (``experiments/organism.toml``) with overrides."""
-    path = CONFIGS / "organism.toml"
-    if path.exists():
-        return load_config(path, overrides)
-    return config_from_dict({**ORGANISM_CONFIG, **overrides}, source="<organism>")
+    """Return the organism experiment (``experiments/configs/organism.toml``) with overrides."""
+    return load_config(CONFIGS / "organism.toml", overrides)
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -75,13 +58,9 @@ def parse_stages(text: str | None) -> list[str]:
     return [s for s in STAGES if s in asked]
 
 
-def _marker(run: Path, stage: str) -> Path:
-    return run / ".stages" / f"{stage}.json"
-
-
-def stage_is_done(run: Path, cfg: ExperimentConfig, stage: str) -> bool:
+def stage_is_done(run: RunFolder, cfg: ExperimentConfig, stage: str) -> bool:
     """Return whether ``stage`` finished in ``run`` under the same config hash."""
-    p = _marker(run, stage)
+    p = RunFolder(run).marker(stage)
     if not p.exists():
         return False
     try:
@@ -90,12 +69,12 @@ def stage_is_done(run: Path, cfg: ExperimentConfig, stage: str) -> bool:
         return False
 
 
-def plan_stages(run: Path, cfg: ExperimentConfig, stages: list[str], force: bool) -> list[str]:
+def plan_stages(run: RunFolder, cfg: ExperimentConfig, stages: list[str], force: bool) -> list[str]:
     """Return the asked stages that are not already done (all of them with ``force``)."""
     return [s for s in stages if force or not stage_is_done(run, cfg, s)]
 
 
-def _needs_weights(cfg: ExperimentConfig, run: Path, todo: list[str]):
+def _needs_weights(cfg: ExperimentConfig, run: RunFolder, todo: list[str]):
     """Yield the models whose weights the stages to run will load."""
     rel = {m.key for m in cfg.reliance_models()} if "reliance" in todo else set()
     for m in cfg.models:
@@ -106,13 +85,11 @@ def _needs_weights(cfg: ExperimentConfig, run: Path, todo: list[str]):
             yield m
 
 
-def _known_without_reasoning(run: Path, key: str) -> bool:
+def _known_without_reasoning(run: RunFolder, key: str) -> bool:
     """Return whether ``key``'s traces exist and hold no reasoning (reliance skips it)."""
     from mimicry.traces import read_traces
 
-    from .support import traces_path
-
-    p = traces_path(run, key)
+    p = RunFolder(run).traces(key)
     if not p.exists():
         return False
     try:
@@ -121,9 +98,9 @@ def _known_without_reasoning(run: Path, key: str) -> bool:
         return False
 
 
-def _longest_answer(run: Path, key: str) -> int | None:
+def _longest_answer(run: RunFolder, key: str) -> int | None:
     """Return the longest answer (tokens) in the model's own traces in ``run``, if any."""
-    path = run / "traces" / f"{key}.jsonl"
+    path = RunFolder(run).traces(key)
     if not path.is_file():
         return None
     longest = 0
@@ -136,7 +113,7 @@ def _longest_answer(run: Path, key: str) -> int | None:
     return longest or None
 
 
-def dry_run_text(cfg: ExperimentConfig, run: Path, todo: list[str], suite) -> str:
+def dry_run_text(cfg: ExperimentConfig, run: RunFolder, todo: list[str], suite) -> str:
     """Return the cost estimate and plan, computed from shapes (nothing is downloaded)."""
     n_items = len(suite) if suite is not None else 0
     prompt_tokens = 0
@@ -166,8 +143,13 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
                    out: str | Path | None = None, dry_run: bool = False,
                    force: bool = False) -> dict[str, Any]:
     """Run (or, with ``dry_run``, only plan) the experiment; return each stage's status."""
+    from .probing import probe_options  # pandas: not for --help
+
     stages = stages or list(STAGES)
-    run = Path(out or cfg.out)
+    run = RunFolder(out or cfg.out)
+    for name in {*cfg.probes.names, *cfg.probes.options}:  # unknown probes or options: an
+        probe_options(name, cfg.probes.options.get(name),  # error before any stage runs
+                      where=f"{cfg.source or 'the config'}: [probes]")
     try:
         suite = load_suites(cfg)
     except MimicryError:
@@ -178,72 +160,68 @@ def run_experiment(cfg: ExperimentConfig, *, stages: list[str] | None = None,
 
     set_model_roles({m.key: m.role for m in cfg.models})  # one colour per model, every figure
     todo = plan_stages(run, cfg, stages, force)
-    print(dry_run_text(cfg, run, todo, suite), flush=True)
+    log.info("%s", dry_run_text(cfg, run, todo, suite))
     skipped = [s for s in stages if s not in todo]
     if skipped:
-        print(f"already done (config hash matches): {', '.join(skipped)}", flush=True)
+        log.info("already done (config hash matches): %s", ", ".join(skipped))
     if dry_run:
         return {s: "planned" for s in todo}
-    check_output_dir(run)
+    check_output_dir(run.root)
     for m in _needs_weights(cfg, run, todo):  # fail before any stage runs
         check_fetchable(m, cfg.source or "the config")
     status: dict[str, Any] = {s: {"status": "skipped (done)"} for s in skipped}
     if not todo:
-        print(f"nothing to do; outputs in {run} (--force re-runs)", flush=True)
+        log.info("nothing to do; outputs in %s (--force re-runs)", run)
         return status
-    run.parent.mkdir(parents=True, exist_ok=True)
-    with writer_lock(run, "run"):  # one writer per run folder; refused before any write
+    run.root.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(run.root, "run"):  # one writer per run folder; refused before any write
         return _run_stages(cfg, run, suite, stages, todo, status)
 
 
-def _run_stages(cfg: ExperimentConfig, run: Path, suite, stages: list[str], todo: list[str],
-                status: dict[str, Any]) -> dict[str, Any]:
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run / "config.json", {**cfg.to_dict(), "source": cfg.source,
-                                            "mimicry_version": __version__})
+def _run_stages(cfg: ExperimentConfig, run: RunFolder, suite, stages: list[str],
+                todo: list[str], status: dict[str, Any]) -> dict[str, Any]:
+    run.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run.config, {**cfg.to_dict(), "source": cfg.source,
+                                   "mimicry_version": __version__})  # inputs.RUN_RECORD_KEYS
     rerun_upstream = False
     t_all = time.time()
     for k, stage in enumerate(stages, start=1):
         if stage not in todo and not rerun_upstream:
             continue
-        print(f"[{k}/{len(stages)}] {stage} ...", flush=True)
+        log.info("[%d/%d] %s ...", k, len(stages), stage)
         t0 = time.time()
-        from .stages import STAGE_FUNCS, write_status  # pandas, torch: not for --help
+        from .stages import write_status  # pandas, torch: not for --help
 
-        res = STAGE_FUNCS[stage](cfg, run, suite)
+        res = stage_functions()[stage](cfg, run, suite)
         dt = time.time() - t0
         for n in res.notes:
-            print(f"  note: {n}", flush=True)
-        print(f"[{k}/{len(stages)}] {stage}: {res.status} ({dt:.1f} s)", flush=True)
+            log.info("  note: %s", n)
+        log.info("[%d/%d] %s: %s (%.1f s)", k, len(stages), stage, res.status, dt)
         status[stage] = {"status": res.status, "notes": res.notes, "seconds": round(dt, 2)}
         write_status(run, {stage: status[stage]})
         if res.complete:
-            atomic_write_json(_marker(run, stage), {
+            atomic_write_json(run.marker(stage), {
                 "stage": stage, "config_hash": cfg.stage_hash(stage),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(dt, 2),
                 "mimicry_version": __version__})
             rerun_upstream = rerun_upstream or stage != "report"
         else:
-            _marker(run, stage).unlink(missing_ok=True)
-    print(f"done in {time.time() - t_all:.1f} s; outputs in {run}", flush=True)
-    from .headline import print_headline
-
-    print_headline(run)
+            run.marker(stage).unlink(missing_ok=True)
+    log.info("done in %.1f s; outputs in %s", time.time() - t_all, run)
     return status
 
 
-def print_norms_summary() -> None:
-    """Print the bundled human norms: suites, items, norm source, reliability."""
-    from .support import lookup
+def norms_summary_text() -> str:
+    """Return the bundled human norms as text: suites, items, norm source, reliability."""
+    from mimicry.tasks.registry import suite_summary
 
-    summary, why = lookup("mimicry.tasks.registry", "suite_summary")
-    if summary is None:
-        print(f"human norms: not available yet ({why})")
-        return
-    df = summary()
     with _pd_wide():
-        print("Bundled task suites and human norms:")
-        print(df.to_string(index=False))
+        return "Bundled task suites and human norms:\n" + suite_summary().to_string(index=False)
+
+
+def print_norms_summary() -> None:
+    """Print :func:`norms_summary_text` (what ``mimicry demo`` shows first)."""
+    print(norms_summary_text())
 
 
 class _pd_wide:
@@ -262,25 +240,23 @@ def demo(out: str | Path = "cache/demo", *, max_items: int | None = None,
          force: bool = False) -> dict[str, Any]:
     """Run the organism end to end into ``out`` (report.md + report.html); return statuses."""
     check_output_dir(Path(out))
-    print_norms_summary()
+    log.info("%s", norms_summary_text())
     over: dict[str, Any] = {"out": str(out)}
     if max_items:
         over["max_items_per_task"] = max_items
     cfg = organism_config(**over)
-    _ensure_organism(cfg, Path(out))
-    print(f"\nRunning the model organism end to end into {out} ...", flush=True)
+    _ensure_organism(cfg, RunFolder(out))
+    log.info("\nRunning the model organism end to end into %s ...", out)
     status = run_experiment(cfg, out=out, force=force)
-    print(f"report: {Path(out) / 'report.md'} (and report.html)")
+    log.info("report: %s (and report.html)", RunFolder(out).report_md)
     return status
 
 
-def _ensure_organism(cfg: ExperimentConfig, out: Path) -> None:
+def _ensure_organism(cfg: ExperimentConfig, out: RunFolder) -> None:
     """Point organism models at trained checkpoints; train them into ``out`` if none ship."""
-    from .support import lookup
+    from mimicry.organism import checkpoint_path as ckpt
+    from mimicry.organism import train
 
-    ckpt, why = lookup("mimicry.organism", "checkpoint_path")
-    if ckpt is None:
-        return  # the model check before the stages says so
     missing = []
     for m in cfg.models:
         if m.is_organism and not m.local_path:
@@ -290,15 +266,12 @@ def _ensure_organism(cfg: ExperimentConfig, out: Path) -> None:
                 missing.append(m)
     if not missing:
         return
-    train, why = lookup("mimicry.organism", "train")
-    if train is None:
-        return
-    root = out / "organism-models"
+    root = out.organism_models
     have = all((root / m.name.removeprefix("organism:") / "config.json").exists()
                for m in missing)
     if not have:
-        print(f"organism checkpoints are not bundled: training them into {root} "
-              "(deterministic, a few minutes on a CPU) ...", flush=True)
+        log.info("organism checkpoints are not bundled: training them into %s "
+                 "(deterministic, a few minutes on a CPU) ...", root)
         train(root, seed=cfg.seed)
     for m in missing:
         m.local_path = str(root / m.name.removeprefix("organism:"))
@@ -311,23 +284,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, over)
     if args.out:
         cfg.out = args.out
-    run_experiment(cfg, stages=parse_stages(args.stages), dry_run=args.dry_run,
-                   force=args.force)
+    status = run_experiment(cfg, stages=parse_stages(args.stages), dry_run=args.dry_run,
+                            force=args.force)
+    if not args.dry_run:
+        _show_headline(cfg.out, status)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    demo(args.out, max_items=args.max_items, force=args.force)
+    _show_headline(args.out, demo(args.out, max_items=args.max_items, force=args.force))
     return 0
+
+
+def _show_headline(out: str | Path, status: dict[str, Any]) -> None:
+    """Print the headline table (r̄, Δr, reliance, call per model) when stages ran."""
+    if any(isinstance(v, dict) and v.get("status") != "skipped (done)" for v in status.values()):
+        from .headline import print_headline
+
+        print_headline(RunFolder(out).root)
 
 
 def register(subparsers) -> None:
     """Add ``mimicry run`` and ``mimicry demo``."""
     p = subparsers.add_parser(
         "run", help="run an experiment config: generate, align, capture, reliance, probe, report",
-        description="Run an experiment config (experiments/*.toml) stage by stage, "
+        description="Run an experiment config (experiments/configs/*.toml) stage by stage, "
                     "resumably; --dry-run prints the cost without downloading anything.")
-    p.add_argument("config", help="TOML experiment config, e.g. experiments/qwen-1.5b.toml")
+    p.add_argument("config", help="TOML experiment config, e.g. experiments/configs/qwen-1.5b.toml")
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--dry-run", action="store_true",
@@ -337,19 +320,13 @@ def register(subparsers) -> None:
     p.add_argument("--max-items", type=int, default=None,
                    help="keep N items per task, evenly spaced over the suite (quick runs)")
     p.set_defaults(func=_cmd_run)
-    if "demo" not in getattr(subparsers, "choices", {}):
-        d = subparsers.add_parser(
-            "demo", help="run the model organism end to end and write a report",
-            description="Summarise the bundled human norms, then run the organism config "
-                        "(generate, align, capture, reliance, probes, report) into --out.")
-        d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
-        d.add_argument("--max-items", type=int, default=None,
-                       help="keep N items per task, evenly spaced (quicker)")
-        d.add_argument("--force", action="store_true", help="re-run finished stages")
-        d.set_defaults(func=_cmd_demo)
+    d = subparsers.add_parser(
+        "demo", help="run the model organism end to end and write a report",
+        description="Summarise the bundled human norms, then run the organism config "
+                    "(generate, align, capture, reliance, probes, report) into --out.")
+    d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
+    d.add_argument("--max-items", type=int, default=None,
+                   help="keep N items per task, evenly spaced (quicker)")
+    d.add_argument("--force", action="store_true", help="re-run finished stages")
+    d.set_defaults(func=_cmd_demo)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["run", *sys.argv[1:]]))

@@ -92,26 +92,3 @@ def reliance_kwargs(cfg) -> dict:
         return {}
     return {"backend": "openai", "base_url": cfg.generation.base_url,
             "concurrency": cfg.generation.concurrency}
-
-
-def per_rank_lines(cfg, ests, n_items: int) -> list[str]:
-    """Return the dry-run lines of the capture launcher: ranks, GPUs and work per rank."""
-    from .cost import human_bytes, human_count
-
-    n = world(cfg)
-    cap = cfg.capture
-    lines = []
-    if n > 1 or cap.gpus_per_rank > 1:
-        tok = sum(e.captures * n_items * e.seq_len for e in ests)  # ≤ items × seq per cache
-        disk = sum(e.cache_bytes for e in ests)
-        gpu = max((e.weights_bytes // cap.gpus_per_rank + e.capture_work_bytes
-                   // cap.gpus_per_rank for e in ests if e.shape is not None), default=0)
-        lines.append(
-            f"capture launcher: {cap.nodes} node(s) × {cap.ranks_per_node} ranks × "
-            f"{cap.gpus_per_rank} GPU(s) = {n} ranks on {n * cap.gpus_per_rank} GPUs; per rank "
-            f"≈ 1/{n} of the items: ≤ {human_count(tok / n)} tokens, "
-            f"{human_bytes(disk / n)} of shards, GPU {human_bytes(gpu)} per GPU")
-    if cfg.reliance.backend == "openai":
-        lines.append(f"reliance backend: openai ({cfg.generation.base_url}/completions, "
-                     "no local weights loaded)")
-    return lines

@@ -1,49 +1,17 @@
-"""Helpers the pipeline stages share: step lookup, model sources and checks, suites.
+"""What the stages share besides paths: model sources and checks (before anything runs), suites.
 
-Steps are looked up at call time (``importlib``), so ``mimicry`` never imports ``probes``
-at import time, and a step that is not installed yet is reported, never faked.
+Paths of the run folder live in :mod:`experiments.layout`; ``organism:ROLE`` names resolve in
+:func:`mimicry.models.resolve_name`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from mimicry.errors import ModelNotFoundError
-from mimicry.models import ModelSpec
+from mimicry.models import ModelSpec, resolve_name
 
 from .config import ExperimentConfig, ModelConfig
-
-
-def lookup(module: str, attr: str) -> tuple[Any | None, str]:
-    """Return ``(object, "")`` for ``module.attr``, or ``(None, reason)`` if not installed yet."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            return None, f"{module} is not available yet"
-        raise
-    obj = getattr(mod, attr, None)
-    if obj is None:
-        return None, f"{module}.{attr} is not available yet"
-    return obj, ""
-
-
-def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with only the keyword arguments its signature accepts (None values dropped)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return fn(*args, **{k: v for k, v in kwargs.items() if v is not None})
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kw = kwargs
-    else:
-        kw = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **{k: v for k, v in kw.items() if v is not None})
-
 
 # ---------------------------------------------------------------- models
 
@@ -52,13 +20,7 @@ def model_source(m: ModelConfig) -> str:
     """Return what to load for ``m``: its local_path, its organism checkpoint, or the hub id."""
     if m.local_path:
         return str(Path(m.local_path).expanduser())
-    if m.is_organism:
-        ckpt, why = lookup("mimicry.organism", "checkpoint_path")
-        if ckpt is None:
-            raise ModelNotFoundError(f"model '{m.name}': {why}",
-                                     fix="train the organism first (mimicry organism train)")
-        return str(ckpt(m.name.removeprefix("organism:")))
-    return m.name
+    return resolve_name(m.name)
 
 
 def model_spec(m: ModelConfig) -> ModelSpec:
@@ -180,22 +142,3 @@ def _spread(suite, n: int | None) -> list:
             out += [its[(i * len(its)) // n] for i in range(n)]
     return out
 
-
-def traces_path(run: Path, key: str) -> Path:
-    """Return the traces file of model ``key`` in ``run`` (refused if it resolves outside)."""
-    from .config_schema import inside_run
-
-    return inside_run(run, "traces", f"{key}.jsonl")
-
-
-def reliance_paths(run: Path, key: str) -> tuple[Path, Path]:
-    """Return ``(own traces scrambled, answers after them)`` of model ``key`` in ``run``.
-
-    ``traces/<key>__self_scrambled.jsonl`` holds the model's own traces with the reasoning's
-    content scrambled; ``traces/<key>__after_scrambled.jsonl`` the model's answers after them
-    (:func:`mimicry.generate.answer_after`), read by ``probes.reliance``.
-    """
-    from .config_schema import inside_run
-
-    return (inside_run(run, "traces", f"{key}__self_scrambled.jsonl"),
-            inside_run(run, "traces", f"{key}__after_scrambled.jsonl"))

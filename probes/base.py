@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mimicry.errors import InputError
-from mimicry.io import atomic_path, atomic_write_json
+from mimicry.io import atomic_path, atomic_write_json, json_ready
 
 # Colour-blind-safe palette (Okabe–Ito).
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
@@ -57,7 +57,7 @@ class Result:
             with atomic_path(p, suffix=".csv") as tmp:
                 df.to_csv(tmp, index=False)
             written.append(p)
-        written.append(atomic_write_json(out / f"{self.name}.json", _jsonable(self.meta)))
+        written.append(atomic_write_json(out / f"{self.name}.json", json_ready(self.meta)))
         if figure and self.plotter is not None:
             import matplotlib.pyplot as plt
 
@@ -73,19 +73,6 @@ class Result:
     def __repr__(self) -> str:
         return f"Result({self.name!r}, {len(self.table)} rows, tables={list(self.tables)})"
 
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj if isinstance(obj, (str, int, bool, type(None))) else str(obj)
 
 
 # --------------------------------------------------------------------------- estimators
@@ -318,7 +305,7 @@ def model_name(cache: Any, default: str = "model") -> str:
 
 def dump(obj: Any) -> str:
     """Return compact JSON (for meta columns)."""
-    return json.dumps(_jsonable(obj), sort_keys=True)
+    return json.dumps(json_ready(obj), sort_keys=True)
 
 
 def cache_layers(cache: Any) -> list[int]:

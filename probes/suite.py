@@ -29,7 +29,7 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
             reliance: tuple | None = None,
             model_names: dict[str, str] | None = None,
             similarity_caches: dict[str, Any] | None = None, difficulty_site: str | None = None,
-            n_perm: int = 50, n_boot: int = 500, seed: int = 0,
+            n_perm: int | None = None, n_boot: int | None = None, seed: int = 0,
             progress_bar: bool = True) -> Result:
     """Return the verdict :class:`Result` after running planning, difficulty, similarity, entropy, ablation.
 
@@ -39,9 +39,14 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     ``reliance``: ``(own traces, answers after scrambled reasoning[, {"empty": answers after an
     empty reasoning, "filler": after a length-matched filler}])`` for ``probes.reliance``, or
     its :class:`Result` when already computed.
+    ``n_perm``/``n_boot``: given to every probe that takes them; None keeps each probe's own
+    default (the defaults ``mimicry run`` uses too, ``experiments.probing.PROBE_DEFAULTS``).
     """
     students = students or [k for k in caches if k != teacher]
-    kw = dict(seed=seed, n_boot=n_boot)
+    kw: dict[str, Any] = dict(seed=seed)
+    if n_boot is not None:
+        kw["n_boot"] = n_boot
+    perm = {"n_perm": n_perm} if n_perm is not None else {}
     res: dict[str, Any] = {}
     skipped: dict[str, str] = {}
 
@@ -54,23 +59,22 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
             return None
 
     res["planning"] = attempt("planning", _planning.run, caches, tasks=tasks, teacher=teacher,
-                              n_perm=n_perm, progress_bar=progress_bar, **kw)
+                              progress_bar=progress_bar, **perm, **kw)
     if tasks is not None:
         sites = [difficulty_site] if difficulty_site else None
         res["difficulty"] = {k: r for k, c in caches.items() if (r := attempt(
             f"difficulty:{k}", _difficulty.run, c, tasks=tasks, sites=sites, name=k,
-            n_perm=n_perm, progress_bar=progress_bar, **kw)) is not None}
+            progress_bar=progress_bar, **perm, **kw)) is not None}
         with_entropy = {k: c for k, c in caches.items() if getattr(c, "segments", None)}
         if with_entropy:
             res["entropy"] = attempt("entropy", _entropy.run, with_entropy, tasks=tasks,
-                                     n_perm=max(n_perm, 200), **kw)
+                                     **perm, **kw)
     res["similarity"] = {}
     for s in students:
         cross = (similarity_caches or {}).get(s)
         other, site = (cross, "mean_reasoning") if cross is not None else (caches[s], "last_prompt")
         r = attempt(f"similarity:{s}", _similarity.run, caches[teacher], other, site=site,
-                    names=(teacher, s), n_perm=n_perm, progress_bar=progress_bar, seed=seed,
-                    n_boot=min(n_boot, 100))
+                    names=(teacher, s), progress_bar=progress_bar, **perm, **kw)
         if r is not None:
             res["similarity"][s] = r
     if ablation and tasks is not None:
@@ -80,8 +84,7 @@ def run_all(caches: dict[str, Any], *, teacher: str, students: list[str] | None 
     if isinstance(reliance, Result):  # already computed (e.g. `mimicry probe reliance`)
         res["reliance"] = reliance
     elif reliance is not None:
-        res["reliance"] = attempt("reliance", _reliance.run, *reliance[:2], tasks=tasks,
-                                  n_boot=max(n_boot, 1000), seed=seed,
+        res["reliance"] = attempt("reliance", _reliance.run, *reliance[:2], tasks=tasks, **kw,
                                   **(reliance[2] if len(reliance) > 2 else {}))
     res = {k: v for k, v in res.items() if v is not None}
     v = _verdict.run(teacher=teacher, students=students, alignment=alignment,

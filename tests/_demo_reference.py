@@ -14,7 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-MAX_ITEMS = 8
+MAX_ITEMS = 16  # reliance needs >= 10 items per model
+# the probes the demo ran when the reference was written (compute, steer and patch came later)
+PROBES = ["difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "verdict"]
 TABLES = {"alignment": "alignment/alignment.csv", "reliance": "probes/reliance.csv",
           "verdict": "probes/verdict.csv", "verdict_calls": "probes/verdict_calls.csv"}
 
@@ -27,7 +29,8 @@ def run_small_demo(out: Path) -> dict[str, list[dict]]:
         from experiments.runner import organism_config, run_experiment
     except ImportError:  # the code before the redesign
         from mimicry.runner import organism_config, run_experiment
-    cfg = organism_config(out=str(out), max_items_per_task=MAX_ITEMS)
+    cfg = organism_config(out=str(out), max_items_per_task=MAX_ITEMS,
+                          probes={"names": PROBES})
     run_experiment(cfg)
     tables = {}
     for name, rel in TABLES.items():
@@ -38,5 +41,5 @@ def run_small_demo(out: Path) -> dict[str, list[dict]]:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
-        res = run_small_demo(Path(d) / "run")
+        res = run_small_demo(Path(sys.argv[2]) if len(sys.argv) > 2 else Path(d) / "run")
     Path(sys.argv[1]).write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")

@@ -58,7 +58,7 @@ def _greedy_reference(model, tok, text: str, stops: set[int], n: int) -> list[in
 @pytest.mark.parametrize("layout", ["template", "template_opens_think", "no_template"])
 def test_answer_equals_independent_greedy_decode(layout, tiny_model_dir, tmp_path):
     """A random tiny model rarely writes </think> itself, so the own traces are built by hand
-    and the prefix text is spelled out here (not via capture.segments.build_text)."""
+    and the prefix text is spelled out here (not via mimicry.traces.prompt.build_text)."""
     path = tiny_model_dir("qwen2")
     model, _ = load_model(path, dtype="float32")
     tok = build_tokenizer(open_think=layout == "template_opens_think")

@@ -69,8 +69,8 @@ def test_cli_difficulty_and_errors(real_cache, tmp_path, capsys):
     rc = main(["probe", "difficulty", f"tiny={path}", "--tasks", str(tmp / "items.csv"),
                "--out", str(out), "--n-perm", "5", "--n-boot", "50", "--site", "last_prompt"])
     assert rc == 0
-    t = pd.read_csv(out / "difficulty.csv")
-    assert set(t["model"]) == {"tiny"} and (out / "difficulty.png").exists()
+    t = pd.read_csv(out / "difficulty.csv")  # the format `mimicry run` writes: a unit column
+    assert set(t["model"]) == {"tiny"} == set(t["unit"]) and (out / "difficulty__tiny.png").exists()
     assert json.loads((out / "difficulty.json").read_text())["seed"] == 0
     capsys.readouterr()
     bad = tmp_path / "bad"
@@ -79,6 +79,8 @@ def test_cli_difficulty_and_errors(real_cache, tmp_path, capsys):
         (["probe", "difficulty", str(path), "--out", str(bad)], "needs --tasks"),
         (["probe", "similarity", str(path), "--out", str(bad)], "two caches"),
         (["probe", "planning", str(path), "--teacher", "x", "--out", str(bad)], "--teacher"),
+        (["probe", "ablation", str(path), "--tasks", str(tmp / "items.csv"), "--n-perm", "5",
+          "--out", str(bad)], "has no option(s) ['n_perm']"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
@@ -104,8 +106,9 @@ def test_cli_verdict_writes_every_component(real_cache, tmp_path, capsys):
                str(tmp / "items.csv"), "--out", str(out), "--n-perm", "3", "--n-boot", "30"])
     assert rc == 0
     names = {p.name for p in out.iterdir()}
-    for stem in ("verdict", "planning", "difficulty__teacher", "similarity__student", "entropy"):
+    for stem in ("verdict", "planning", "difficulty", "similarity", "entropy"):
         assert f"{stem}.csv" in names, names
+    assert set(pd.read_csv(out / "difficulty.csv")["unit"]) == {"teacher", "student"}
     calls = pd.read_csv(out / "verdict_calls.csv")
     assert list(calls["student"]) == ["student"] and "call" in capsys.readouterr().out
     # --roles: the base is never a student; a saved reliance.csv beside is picked up

@@ -11,7 +11,7 @@ run folder from a checkpoint set through mimicry's public API — greedy generat
 96-item ``organism`` suite, the teacher's traces scrambled with ``mimicry.traces.scramble``, capture
 of every model over its own traces and of each student over the teacher's and the scrambled
 traces, and each reasoning model's answers after its own reasoning scrambled
-(``mimicry.generate.answer_after``) — then ``probes.suite.from_run`` aligns each pair, runs
+(``mimicry.generate.answer_after``) — then ``experiments.inputs.from_run`` aligns each pair, runs
 every probe and the verdict.
 
 Three training seeds of the same committed training code: seed 0 is the set shipped in the
@@ -40,7 +40,7 @@ SEEDS.update((Path(d).name, Path(d)) for d in
 
 def build_run(run, root=None):
     """Write traces/ and caches/ for the organism at ``root`` (committed when None) into ``run``."""
-    from experiments.support import reliance_paths
+    from experiments.layout import RunFolder
     from mimicry.capture import CaptureConfig, capture
     from mimicry.generate import generate
     from mimicry.generate.controls import control_file
@@ -56,7 +56,7 @@ def build_run(run, root=None):
                  batch_size=96, max_new_tokens=40, progress=False)
     scramble_file(tr / "teacher.jsonl", tr / "teacher__scrambled.jsonl", seed=0)
     for role in ("teacher", *STUDENT_ROLES):
-        scrambled, forced = reliance_paths(run, role)
+        scrambled, forced = (RunFolder(run).self_scrambled(role), RunFolder(run).after_scrambled(role))
         scramble_file(tr / f"{role}.jsonl", scrambled, seed=0)
         answer_after(str(checkpoint_path(role, root)), scrambled, suite, forced, name=role,
                      batch_size=96, max_answer_tokens=4, progress=False)
@@ -95,10 +95,11 @@ def organism_run(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def organism_verdict(organism_run):
-    from experiments.probing import from_run
+    from experiments.inputs import from_run
 
     run, suite = organism_run
-    v = from_run(run, tasks=suite, n_perm=20, n_boot=500, progress_bar=False)
+    v = from_run(run, tasks=suite, alignment={"n_boot": 2000, "n_perm": 2000}, n_perm=20,
+                 n_boot=500, progress_bar=False)
     return dict(zip(v.tables["calls"]["student"], v.tables["calls"]["call"])), v
 
 

@@ -200,14 +200,15 @@ def test_cli_writes_the_numbers_of_run(traces, tmp_path, capsys):
     out = tmp_path / "rel"
     assert main(["probe", "reliance", str(fo), str(ff), "--out", str(out), "--n-boot", "200",
                  "--seed", "7"]) == 0
-    got = pd.read_csv(out / "reliance.csv")
+    got = pd.read_csv(out / "reliance.csv").drop(columns="unit")
     want = reliance.run(fo, ff, n_boot=200, seed=7).table
     assert list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True),
                                   check_dtype=False)
     meta = json.loads((out / "reliance.json").read_text())
-    assert meta["seed"] == 7 and meta["exclusions"]["teacher"]["truncated_own"] == 1
-    assert (out / "reliance.png").stat().st_size > 0 and (out / "reliance.pdf").exists()
+    assert meta["seed"] == 7  # the format `mimicry run` writes: each unit's meta under "meta"
+    assert meta["meta"]["all"]["exclusions"]["teacher"]["truncated_own"] == 1
+    assert (out / "reliance__all.png").stat().st_size > 0 and (out / "reliance__all.pdf").exists()
     assert "teacher" in capsys.readouterr().out
 
     out2 = tmp_path / "rel2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from experiments.cli import main
 from experiments.config import config_from_dict, load_config
 from experiments.cost import cache_bytes_per_item, estimate_model, human_bytes
-from experiments.runner import ORGANISM_CONFIG, parse_stages, run_experiment
+from experiments.runner import parse_stages, run_experiment
 from experiments.shapes import KNOWN_SHAPES, shape_from_config_json
 from mimicry.errors import InputError, ModelNotFoundError
 
@@ -74,12 +75,14 @@ def test_every_experiment_config_loads():
                                            "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"}
 
 
-def test_builtin_organism_config_equals_toml():
-    a = load_config(EXPERIMENTS / "organism.toml").to_dict()
-    b = config_from_dict(dict(ORGANISM_CONFIG)).to_dict()
-    a.pop("description")
-    b.pop("description")
-    assert a == b
+def test_demo_config_is_package_data():
+    from importlib.resources import files
+
+    from experiments.runner import organism_config
+
+    toml = files("experiments") / "configs" / "organism.toml"  # what a wheel ships
+    assert toml.is_file()
+    assert organism_config().to_dict() == load_config(EXPERIMENTS / "organism.toml").to_dict()
 
 
 def test_unknown_key_is_named(tmp_path):
@@ -91,7 +94,8 @@ def test_unknown_key_is_named(tmp_path):
     assert main(["run", str(p), "--dry-run"]) == 2
 
 
-def test_dry_run_numbers_match_hand_computation(tmp_path, capsys):
+def test_dry_run_numbers_match_hand_computation(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     items = items_file(tmp_path, n_per_task=6, prompt_len=300)
     cfg = config_from_dict({
         "name": "hand", "suites": [str(items)], "out": str(tmp_path / "run"),
@@ -101,7 +105,7 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, capsys):
                    {"key": "student", "name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
                     "role": "student"}]})
     status = run_experiment(cfg, dry_run=True)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert status == {s: "planned" for s in ("generate", "align", "capture", "reliance", "probe",
                                              "report")}
     assert not (tmp_path / "run").exists()  # a dry run writes nothing
@@ -175,13 +179,14 @@ def test_reliance_section_is_validated_and_hashed(tmp_path):
         assert (cfg.stage_hash(stage) == other.stage_hash(stage)) is same, stage
 
 
-def test_dry_run_warns_when_context_too_short(tmp_path, capsys):
+def test_dry_run_warns_when_context_too_short(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     items = items_file(tmp_path)
     cfg = config_from_dict({"name": "ctx", "suites": [str(items)],
                             "generation": {"max_new_tokens": 32768},
                             "models": [{"name": "Qwen/Qwen2.5-Math-1.5B", "role": "base"}]})
     run_experiment(cfg, dry_run=True, out=tmp_path / "r")
-    assert "exceeds the model's max_position_embeddings 4096" in capsys.readouterr().out
+    assert "exceeds the model's max_position_embeddings 4096" in caplog.text
 
 
 def test_dry_run_checks_per_gpu_memory_against_the_declared_gpu(tmp_path, capsys):

@@ -87,24 +87,24 @@ def test_caches_and_load_run(organism_run):
     assert {k: calls[k] for k in ("student_mimic_content", "student_mimic_length")} == {
         "student_mimic_content": "surface mimicry", "student_mimic_length": "surface mimicry"}
     assert "verdict:" in repr(run)
-    meta = json.loads((out / "probes" / "verdict.run.json").read_text())
+    meta = json.loads((out / "probes" / "verdict.json").read_text())
     assert meta["seed"] == cfg.seed
 
 
 def test_reliance_stage_and_probe_match_the_traces(organism_run):
     out, cfg, status = organism_run
-    from experiments.support import reliance_paths
+    from experiments.layout import RunFolder
 
     # the base answers directly (no reasoning): it is not tested; every reasoning model is
     t = pd.read_csv(out / "probes" / "reliance.csv")
     pooled = t[t.task == "all"].set_index("model")
     assert set(pooled.index) == {"teacher", "student_mastery", "student_mimic_content",
                                  "student_mimic_length"}
-    assert not any(p.exists() for p in reliance_paths(out, "base"))
+    assert not any(p.exists() for p in (RunFolder(out).self_scrambled("base"), RunFolder(out).after_scrambled("base")))
     for key in pooled.index:
         own = pd.read_json(out / "traces" / f"{key}.jsonl", lines=True)
         own = own[~((own.finish_reason == "length") & (own.answer_text.fillna("") == ""))]
-        forced = pd.read_json(reliance_paths(out, key)[1], lines=True)
+        forced = pd.read_json(RunFolder(out).after_scrambled(key), lines=True)
         m = own.merge(forced, on="item_id", suffixes=("_own", "_forced"))
         a, b = m.correct_own.to_numpy(bool), m.correct_forced.to_numpy(bool)
         row = pooled.loc[key]

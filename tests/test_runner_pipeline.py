@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -70,24 +71,22 @@ def test_first_run_completes_every_stage(done_run):
     assert (run / "report.md").exists() and (run / "report.html").exists()
 
 
-def test_second_run_skips_finished_stages(done_run, capsys):
+def test_second_run_skips_finished_stages(done_run, caplog):
     root, cfg, _ = done_run
     run = root / "run"
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    capsys.readouterr()
+    caplog.set_level(logging.INFO)
     status = run_experiment(cfg, stages=STAGES)
-    out = capsys.readouterr().out
-    assert "already done (config hash matches): generate, align, report" in out
+    assert "already done (config hash matches): generate, align, report" in caplog.text
     assert all(status[s]["status"] == "skipped (done)" for s in STAGES)
     after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     assert after == before  # nothing rewritten
 
 
-def test_changed_setting_reruns_that_stage_and_downstream(tmp_path, capsys):
+def test_changed_setting_reruns_that_stage_and_downstream(tmp_path):
     data = make_inputs(tmp_path)
     run_experiment(config_from_dict(data), stages=STAGES)
     data["alignment"] = {"n_boot": 300, "n_perm": 300}
-    capsys.readouterr()
     status = run_experiment(config_from_dict(data), stages=STAGES)
     assert status["generate"]["status"] == "skipped (done)"
     assert status["align"]["status"] == "done" and status["report"]["status"] == "done"
@@ -154,62 +153,55 @@ def test_load_run(done_run):
         experiments.load_run(root)
 
 
-def test_missing_step_is_reported_not_faked(tmp_path, monkeypatch):
-    import experiments.stages as pl
-
-    real = pl.lookup
-    monkeypatch.setattr(pl, "lookup", lambda mod, attr: (None, f"{mod} is not available yet")
-                        if mod == "mimicry.alignment" else real(mod, attr))
-    cfg = config_from_dict(make_inputs(tmp_path))
-    status = run_experiment(cfg, stages=STAGES)
-    assert status["align"]["status"] == "unavailable"
-    assert not (tmp_path / "run" / ".stages" / "align.json").exists()  # not marked done
-    md = (tmp_path / "run" / "report.md").read_text()
-    assert "| align | unavailable | mimicry.alignment is not available yet |" in md
-    assert "**Not available yet**: the align stage" in md
-    assert "| r |" not in md  # no alignment numbers at all
-    # once the step is back, the same command completes the stage
-    monkeypatch.setattr(pl, "lookup", real)
-    status = run_experiment(cfg, stages=STAGES)
-    assert status["generate"]["status"] == "skipped (done)"
-    assert status["align"]["status"] == "done"
+def test_unknown_probe_option_fails_before_any_stage(tmp_path):
+    data = make_inputs(tmp_path)
+    data["probes"] = {"names": ["difficulty"], "options": {"difficulty": {"folds": 5}}}
+    with pytest.raises(mimicry.MimicryError, match=r"no option\(s\) \['folds'\]") as e:
+        run_experiment(config_from_dict(data), stages=STAGES)
+    assert "n_folds" in e.value.render()  # the valid ones are named
+    assert not (tmp_path / "run").exists()
+    data["probes"]["options"] = {"difficulty": {"n_folds": 5}}  # the documented example
+    assert run_experiment(config_from_dict(data), stages=["generate"])["generate"]["status"] \
+        == "done"
 
 
 def test_probe_unit_refused_by_the_data_is_noted_not_fatal(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     import experiments.probing as pg
+    from experiments.inputs import run_inputs
     from mimicry.errors import InputError
 
     run = tmp_path / "run"
     (run / "caches").mkdir(parents=True)
     for k in ("teacher", "student", "base"):
         (run / "caches" / f"{k}.h5").write_bytes(b"")
-    monkeypatch.setattr(pg._Ctx, "cache", lambda self, stem: stem)
+    monkeypatch.setattr(pg.ProbeInputs, "cache", lambda self, stem: stem)
 
     def no_figure():
         raise ValueError("no figure")
 
-    def fake_run(cache, *, tasks=None, seed=0, name=None):
+    def fake_run(cache, *, tasks=None, seed=0, name=None, n_folds=5, n_perm=100, n_boot=1000):
         if cache == "student":
             raise InputError("only 0 items have a usable human label")
         return SimpleNamespace(table=pd.DataFrame({"model": [cache], "rho": [0.5]}),
                                tables={}, meta={"seed": seed}, plot=no_figure)
 
-    monkeypatch.setattr(pg, "lookup", lambda mod, attr: (fake_run, ""))
-    cfg = config_from_dict(make_inputs(tmp_path))
-    ok, note = pg.run_probe("difficulty", cfg, run, None)
-    assert ok and note == "student not computed (only 0 items have a usable human label)"
-    table = pd.read_csv(run / "probes" / "difficulty.csv")
-    assert list(table.unit) == ["teacher", "base"] and list(table.model) == ["teacher", "base"]
-    # every unit refused: the probe is reported as failed, nothing written
     def refuse(*args, **kw):
         raise InputError("no labels")
 
-    monkeypatch.setattr(pg, "lookup", lambda mod, attr: (refuse, ""))
-    ok, note = pg.run_probe("similarity", cfg, run, None)
-    assert not ok and note.startswith("failed: student not computed (no labels)")
-    assert not (run / "probes" / "similarity.csv").exists()
+    monkeypatch.setattr(pg, "probe_functions",
+                        lambda: {"difficulty": fake_run, "similarity": refuse})
+    cfg = config_from_dict(make_inputs(tmp_path))
+    inp = run_inputs(cfg, run, None)
+    units, note = pg.run_probe("difficulty", inp)
+    assert note == "student not computed (only 0 items have a usable human label)"
+    pg.save_units(units, run / "probes", "difficulty", seed=0)
+    table = pd.read_csv(run / "probes" / "difficulty.csv")
+    assert list(table.unit) == ["teacher", "base"] and list(table.model) == ["teacher", "base"]
+    # every unit refused: the probe is reported as failed, nothing to write
+    units, note = pg.run_probe("similarity", inp)
+    assert not units and note.startswith("failed: student not computed (no labels)")
 
 
 def test_control_is_compared_with_the_student(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,18 @@ import pytest
 from scipy import stats
 
 from experiments.config import config_from_dict
+from experiments.layout import RunFolder
 from experiments.runner import _needs_weights, run_experiment
-from experiments.support import reliance_paths
 from mimicry.traces import read_traces
 
 N = 12
 REASONING = "Step 1: take {a} and add {b}\nStep 2: that gives {c}\nso the sum is {c}"
+
+
+def reliance_paths(run, key):
+    """Return (own traces scrambled, answers after them) of ``key`` (RunFolder's paths)."""
+    f = RunFolder(run)
+    return f.self_scrambled(key), f.after_scrambled(key)
 
 
 def make_inputs(root: Path, model_dir: str, api: bool = True) -> dict:
@@ -147,7 +154,7 @@ def test_probe_reads_traces_and_matches_counts_made_here(partial_run):
         assert row.ci_low <= row.reliance <= row.ci_high
 
 
-def test_resume_skips_and_changed_settings_redo_the_answers(tmp_path, tiny_model_dir, capsys):
+def test_resume_skips_and_changed_settings_redo_the_answers(tmp_path, tiny_model_dir, caplog):
     data = make_inputs(tmp_path, tiny_model_dir("qwen2"), api=False)
     run = tmp_path / "run"
     st = run_experiment(config_from_dict(data), stages=["generate", "reliance"])
@@ -158,10 +165,10 @@ def test_resume_skips_and_changed_settings_redo_the_answers(tmp_path, tiny_model
     before = {p: p.read_bytes() for p in files}
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     # same config: the marker says done, nothing is touched
-    capsys.readouterr()
+    caplog.set_level(logging.INFO)
     st = run_experiment(config_from_dict(data), stages=["generate", "reliance"])
     assert st["reliance"]["status"] == "skipped (done)"
-    assert "already done (config hash matches): generate, reliance" in capsys.readouterr().out
+    assert "already done (config hash matches): generate, reliance" in caplog.text
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes
     # forced: the stage runs, but every answer is already there (answer_after resumes)
     st = run_experiment(config_from_dict(data), stages=["reliance"], force=True)
@@ -203,7 +210,7 @@ def test_unloadable_weights_are_noted_and_the_stage_is_partial(tmp_path, tiny_mo
 
 
 def test_model_whose_every_trace_was_cut_is_skipped_with_a_note(tmp_path, tiny_model_dir):
-    from experiments.stages import stage_reliance
+    from experiments.stage_reliance import stage_reliance
     from experiments.support import load_suites
 
     data = make_inputs(tmp_path, tiny_model_dir("qwen2"), api=False)

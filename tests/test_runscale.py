@@ -6,8 +6,14 @@ import pytest
 from test_runner_config import items_file
 
 from experiments.config import config_from_dict
-from experiments.cost import estimate_model, format_estimates, human_bytes, human_count
-from experiments.scale import capture_argv, launch_capture, per_rank_lines, reliance_kwargs
+from experiments.cost import (
+    estimate_model,
+    format_estimates,
+    human_bytes,
+    human_count,
+    per_rank_lines,
+)
+from experiments.scale import capture_argv, launch_capture, reliance_kwargs
 from experiments.shapes import KNOWN_SHAPES
 from mimicry.capture import CaptureConfig
 from mimicry.capture.cli import register

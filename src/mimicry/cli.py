@@ -2,27 +2,31 @@
 
 Each step lives in its own module exposing ``register(subparsers)``; the handler it sets
 (``set_defaults(func=...)``) returns an exit code. User errors (:class:`MimicryError`) print
-one line and exit 2, with no traceback.
+one line and exit 2, with no traceback. Library code reports progress through
+:mod:`logging`; :func:`main` decides what the console shows (:func:`console_logging`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import logging
 import re
 import sys
 
 from . import __version__
 from .errors import MimicryError
 
-# Modules that add sub-commands, in the order they appear in --help.
-COMMAND_MODULES = [
-    "mimicry.tasks.cli",        # tasks list / export
-    "mimicry.generate.cli",     # generate, traces import
-    "mimicry.alignment.cli",    # align
-    "mimicry.capture.cli",      # capture, cache info
-    "mimicry.organism.cli",     # organism train, demo
-]
+
+def library_commands() -> tuple:
+    """Return the library's command modules, in the order they appear in --help."""
+    from .alignment import cli as align_cli  # align
+    from .capture import cli as capture_cli  # capture, cache info
+    from .generate import cli as generate_cli  # generate, traces import
+    from .organism import cli as organism_cli  # organism train
+    from .tasks import cli as tasks_cli  # tasks list / export
+    from .traces import cli as traces_cli  # scramble
+
+    return (tasks_cli, generate_cli, align_cli, capture_cli, organism_cli, traces_cli)
 
 
 _REST = re.compile(r":[a-z]+:`~?([^`]+)`|``([^`]+)``")
@@ -63,10 +67,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
-    """Return the top-level parser with every available sub-command registered.
+    """Return the top-level parser with every sub-command registered.
 
-    ``extra``: further modules with ``register(subparsers)`` (the ``experiments`` package adds
-    ``probe``, ``run`` and ``demo`` this way; the library itself never imports it).
+    Every command module has ``register(subparsers)``; ``extra`` adds further such modules
+    (the ``experiments`` package adds ``probe``, ``run`` and ``demo`` this way; the library
+    itself never imports it).
     """
     parser = Parser(
         prog="mimicry",
@@ -74,15 +79,7 @@ def build_parser(extra: tuple = ()) -> argparse.ArgumentParser:
                     "for teacher/student/base reasoning models.")
     parser.add_argument("--version", action="version", version=f"mimicry {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for modname in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:  # step not built yet
-                continue
-            raise
-        mod.register(sub)
-    for mod in extra:
+    for mod in (*library_commands(), *extra):
         mod.register(sub)
     return parser
 
@@ -101,8 +98,40 @@ def _exit_now_if_hdf5_broken(code: int) -> None:
         os._exit(code)
 
 
+# Where each package's progress lines go: the runner's on stdout (as its plan and stage lines
+# always were), the library's and the probes' on stderr (results stay alone on stdout).
+LOGGERS = {"mimicry": "stderr", "probes": "stderr", "experiments": "stdout"}
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Progress lines as plain text on the current sys.stdout / sys.stderr."""
+
+    def __init__(self, stream_name: str) -> None:
+        super().__init__()
+        self.stream_name = stream_name
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):  # looked up on every record, so a redirected stream is honoured
+        return getattr(sys, self.stream_name)
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def console_logging(level: int = logging.INFO) -> None:
+    """Show INFO records of mimicry, probes and experiments on the console (idempotent)."""
+    for name, stream in LOGGERS.items():
+        lg = logging.getLogger(name)
+        if not any(isinstance(h, _ConsoleHandler) for h in lg.handlers):
+            lg.addHandler(_ConsoleHandler(stream))
+        lg.setLevel(level)
+
+
 def main(argv: list[str] | None = None, extra: tuple = ()) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error)."""
+    console_logging()
     parser = build_parser(extra)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

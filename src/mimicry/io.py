@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +50,36 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically; return the path."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as indented strict JSON to ``path`` atomically; return the path."""
+    return atomic_write_text(path, json_dumps(obj, indent=2) + "\n")
 
 
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
+def json_ready(obj: Any) -> Any:
+    """Return ``obj`` as plain JSON values: the one JSON sanitiser of the package.
 
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    NaN/inf -> None, numpy scalars and arrays -> Python numbers and lists, tuples -> lists,
+    mapping keys -> str, paths and any other object -> str.
+    """
+    import numpy as np
+
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+def json_dumps(obj: Any, **kw: Any) -> str:
+    """Return strict JSON text of ``obj`` (through :func:`json_ready`; keyword args as json.dumps)."""
+    return json.dumps(json_ready(obj), allow_nan=False, **kw)
 
 
 def read_text_checked(path: str | Path) -> str:
@@ -153,7 +167,7 @@ def append_jsonl(path: str | Path, rows: list[dict]) -> None:
     """Append rows as whole JSON lines, flushed and fsynced (crash leaves whole lines only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows)
+    data = "".join(json_dumps(r, ensure_ascii=False) + "\n" for r in rows)
     with open(path, "a", encoding="utf-8") as f:
         f.write(data)
         f.flush()

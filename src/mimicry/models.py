@@ -1,4 +1,8 @@
-"""Model specs and loading: a Hugging Face hub name or a local ``save_pretrained`` folder.
+"""Model specs and loading: a Hugging Face hub name, a local folder, or ``organism:ROLE``.
+
+``organism:ROLE`` (``organism:teacher``, ``organism:student_mastery`` ...) names a committed
+model-organism checkpoint; :class:`ModelSpec` resolves it to that folder, so it works
+wherever a model is named (configs, the CLI, Python).
 
 ``load_model(spec)`` returns ``(model, tokenizer)`` in eval mode. It never forces eager
 attention (SDPA is the default); pass ``attn_implementation="eager"`` only where attention
@@ -15,6 +19,7 @@ from typing import Any, Literal
 from .errors import ModelNotFoundError
 
 Role = Literal["teacher", "student", "base", "control"]
+ORGANISM_PREFIX = "organism:"
 
 _DTYPES = {
     "float32": "float32", "fp32": "float32", "float": "float32",
@@ -65,11 +70,11 @@ class ModelSpec:
 def resolve_name(name: str) -> str:
     """Return ``name``, with ``organism:ROLE`` resolved to that organism model's folder."""
     name = str(name)
-    if not name.startswith("organism:"):
+    if not name.startswith(ORGANISM_PREFIX):
         return name
     from .organism import checkpoint_path  # raises ModelNotFoundError listing the roles
 
-    return str(checkpoint_path(name.removeprefix("organism:")))
+    return str(checkpoint_path(name.removeprefix(ORGANISM_PREFIX)))
 
 
 def _looks_like_path(name: str) -> bool:

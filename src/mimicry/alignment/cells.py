@@ -100,7 +100,7 @@ class AlignmentResult:
             self.points.to_csv(tmp / "items.csv", index=False)
             for name, df in self.extra.items():
                 df.to_csv(tmp / f"{name}.csv", index=False)
-            atomic_write_json(tmp / "summary.json", json_clean(self.summary))
+            atomic_write_json(tmp / "summary.json", self.summary)
             for name, fig in self.figures(figures).items():
                 plots.save_figure(fig, tmp / name)
             written = []
@@ -111,18 +111,26 @@ class AlignmentResult:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    @classmethod
+    def load(cls, folder: str | Path) -> AlignmentResult | None:
+        """Return the result :meth:`save` wrote into ``folder`` (None when it holds none)."""
+        import json
 
-def json_clean(obj: Any) -> Any:
-    """Return ``obj`` with NaN/inf → None and numpy scalars → Python (strict JSON)."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+        from ..io import read_csv_if_exists
+
+        d = Path(folder)
+        table = read_csv_if_exists(d / "alignment.csv")
+        if table is None:
+            return None
+        summary = json.loads((d / "summary.json").read_text()) \
+            if (d / "summary.json").exists() else {}
+        parts = {k: read_csv_if_exists(d / f"{k}.csv") for k in ("exclusions", "items")}
+        extra = {f.stem: read_csv_if_exists(f) for f in sorted(d.glob("*.csv"))
+                 if f.stem not in ("alignment", "exclusions", "items")}
+        return cls(table, summary,
+                   parts["exclusions"] if parts["exclusions"] is not None else pd.DataFrame(),
+                   parts["items"] if parts["items"] is not None else pd.DataFrame(), extra)
+
 
 
 # --------------------------------------------------------------------------- inputs

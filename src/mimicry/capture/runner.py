@@ -7,7 +7,7 @@ it also accepts an already loaded ``(model, tokenizer)`` (benchmarks, notebooks)
 from __future__ import annotations
 
 import importlib
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,7 +119,7 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
     ``model``: hub id / local folder / :class:`ModelSpec`, or a loaded HF model (then pass
     ``tokenizer``). ``traces``: a JSONL file or a list of :class:`Trace`. Resumes: items
     already in ``out`` (or its shards) are skipped; a cache from another model/config is
-    refused. ``log`` receives the cost summary and progress lines (default: stderr).
+    refused. ``log`` receives the cost summary and progress lines (default: the logger).
     Under ``torchrun`` each rank captures its slice (:mod:`mimicry.capture.launch`) into its
     own shard and rank 0 joins the shards with virtual datasets (:mod:`.shards`);
     ``gpus_per_rank`` > 1 gives each rank that many GPUs for ``device_map``; ``timeout_s``:
@@ -129,7 +129,7 @@ def capture(model, traces: str | Path | list[Trace], out: str | Path,
 
     config = config or CaptureConfig()
     check_output_file(out)
-    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    say = log or logging.getLogger(__name__).info
     loaded = not isinstance(model, (str, Path, ModelSpec))
     spec = None if loaded else ModelSpec.coerce(str(model) if isinstance(model, Path) else model)
     if loaded:

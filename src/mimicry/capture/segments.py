@@ -16,24 +16,10 @@ import hashlib
 import numpy as np
 
 from ..errors import InputError
-from ..traces import THINK_CLOSE, THINK_OPEN, Trace
-from ..traces.prompt import prompt_opens_think, render_prompt
+from ..traces import Trace
+from ..traces.prompt import build_text
 from .base import EncodedItem
 from .config import CaptureConfig
-
-
-def build_text(tok, trace: Trace, chat_template: str = "auto") -> tuple[str, int, int, bool]:
-    """Return ``(text, prompt_end_char, reasoning_end_char, truncated)`` for a trace."""
-    rendered = render_prompt(tok, trace.prompt, chat_template)
-    reasoning = trace.reasoning or ""
-    answer = trace.answer_text or ""
-    truncated = trace.cut_before_answer
-    text = rendered + ("" if prompt_opens_think(rendered) else THINK_OPEN + "\n") + reasoning
-    if truncated:
-        return text, len(rendered), len(text), True
-    text += "\n" + THINK_CLOSE
-    r_end = len(text)
-    return text + "\n\n" + answer, len(rendered), r_end, False
 
 
 def _tokenise(tok, text: str, cuts: tuple[int, int], templated: bool) -> tuple[list[int], int, int]:

@@ -4,7 +4,7 @@ The behavioural half of the format-vs-content ablation (Lanham et al. 2023, "Mea
 faithfulness in chain-of-thought reasoning"): does the model's answer depend on what its
 reasoning says? Each trace's prompt and reasoning are laid out exactly as capture lays them
 out (chat template + ``<think>\\n`` + reasoning + ``\\n</think>``, see
-:func:`mimicry.capture.segments.build_text`); the model then decodes the answer greedily
+:func:`mimicry.traces.prompt.build_text`); the model then decodes the answer greedily
 (batched, LEFT padding, explicit attention mask) and the answer is scored against the suite.
 
 Feed it :func:`mimicry.traces.scramble.scramble_traces` of the model's own traces and compare the
@@ -17,7 +17,7 @@ reasoning: they are skipped and counted. Re-running skips items already in ``out
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     """
     from tqdm.auto import tqdm
 
-    from ..capture.segments import build_text
+    from ..traces.prompt import build_text
 
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -210,10 +210,10 @@ def answer_after(model: ModelSpec | str, traces: Sequence[Trace] | str | Path,
     if progress:
         s = result.summary
         acc = "n/a" if s["accuracy"] is None else f"{100 * s['accuracy']:.1f}%"
-        print(f"{model_name}: answered after {s['items']} given reasonings ({s['generated']} "
+        logging.getLogger(__name__).info(f"{model_name}: answered after {s['items']} given reasonings ({s['generated']} "
               f"new), accuracy {acc}; {s['length_finished']} answers cut at the budget of "
               f"{budget} tokens; skipped {len(truncated)} cut before </think> and "
-              f"{len(not_in_suite)} not in the suite -> {out}", file=sys.stderr, flush=True)
+              f"{len(not_in_suite)} not in the suite -> {out}")
     return result
 
 

@@ -9,14 +9,13 @@ anything is written; the output is written atomically (no partial file on error)
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import _json_default, atomic_path, read_table
+from ..io import atomic_path, json_dumps, read_table
 from ..tasks.items import TaskSuite
 from ..traces import Trace
 from .segments import count_text_tokens
@@ -101,8 +100,7 @@ def import_traces(path: str | Path, out: str | Path | None = None, *,
         with atomic_path(out) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
                 for t in traces:
-                    f.write(json.dumps(t.to_dict(), ensure_ascii=False,
-                                       default=_json_default) + "\n")
+                    f.write(json_dumps(t.to_dict(), ensure_ascii=False) + "\n")
     return traces
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,12 @@ class GenerateResult(list):
     summary: dict[str, Any]
 
 
+log = logging.getLogger(__name__)
+
+
 def _say(msg: str, progress: bool) -> None:
     if progress:
-        print(msg, file=sys.stderr, flush=True)
+        log.info("%s", msg)
 
 
 def repair_partial_tail(path: Path) -> bool:

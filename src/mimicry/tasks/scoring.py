@@ -18,6 +18,7 @@ normalised exact match against the gold string (or any of a tuple). Add scorers 
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterator
 
@@ -34,6 +35,28 @@ NVC = "NVC"
 # Called when a task has no scorer yet; the registry adds the loading of its plugin modules
 # here (which may register scorers), so that scoring never imports the registry.
 _ON_UNKNOWN_TASK: list[Callable[[], None]] = []
+# Modules that register scorers when imported (by name, so that scoring imports none of them:
+# the syllogisms module imports scoring's helpers); loaded the first time a task is unknown.
+SCORER_MODULES = ["mimicry.tasks.syllogisms", "mimicry.organism.task"]
+_scorer_modules_loaded = False
+
+
+def _load_scorer_modules() -> None:
+    """Import :data:`SCORER_MODULES` once; a module with ``TASK`` + ``score_answer`` registers."""
+    global _scorer_modules_loaded
+    if _scorer_modules_loaded:
+        return
+    _scorer_modules_loaded = True
+    for modname in SCORER_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name is not None and modname.startswith(e.name):
+                continue  # not installed
+            raise
+        task, fn = getattr(mod, "TASK", None), getattr(mod, "score_answer", None)
+        if isinstance(task, str) and task not in _SCORERS and callable(fn):
+            register_scorer(task, fn)
 
 
 def register_scorer(task: str, fn: Scorer) -> None:
@@ -46,6 +69,7 @@ def get_scorer(item: Item) -> Scorer:
     if item.task not in _SCORERS:
         for hook in _ON_UNKNOWN_TASK:  # plugins may register scorers for their tasks
             hook()
+        _load_scorer_modules()
     fn = _SCORERS.get(item.task)
     if fn is None and isinstance(item.meta.get("scorer"), str):
         fn = _SCORERS.get(item.meta["scorer"])

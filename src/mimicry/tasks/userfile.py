@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import _json_default, atomic_path, read_table
+from ..io import atomic_path, json_dumps, read_table
 from .items import HumanNorms, Item, TaskSuite
 
 REQUIRED = ("item_id", "task")
@@ -170,7 +170,7 @@ def load_items_file(path: str | Path) -> TaskSuite:
 
 def suite_to_jsonl(suite: TaskSuite) -> str:
     """Return the suite as JSON lines in the items-file schema (one item per line)."""
-    return "".join(json.dumps(it.to_dict(), ensure_ascii=False, default=_json_default) + "\n"
+    return "".join(json_dumps(it.to_dict(), ensure_ascii=False) + "\n"
                    for it in suite)
 
 

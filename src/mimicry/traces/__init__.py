@@ -8,18 +8,15 @@ builds or reads trace text goes here.
 
 from __future__ import annotations
 
-from .prompt import prompt_opens_think, render_prompt
-from .scramble import scramble_file, scramble_text, scramble_traces
-from .trace import (
-    THINK_CLOSE,
-    THINK_OPEN,
-    Trace,
-    append_traces,
-    read_traces,
-    split_reasoning,
-    traces_frame,
-)
+from .._lazy import lazy
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "Trace", "append_traces", "prompt_opens_think",
-           "read_traces", "render_prompt", "scramble_file", "scramble_text", "scramble_traces",
-           "split_reasoning", "traces_frame"]
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "Trace", "append_traces", "build_text",
+           "prompt_opens_think", "read_traces", "render_prompt", "scramble_file",
+           "scramble_text", "scramble_traces", "split_reasoning", "traces_frame"]
+
+__getattr__, __dir__ = lazy(__name__, {
+    **dict.fromkeys(["THINK_CLOSE", "THINK_OPEN", "Trace", "append_traces", "read_traces",
+                     "split_reasoning", "traces_frame"], ".trace"),
+    **dict.fromkeys(["build_text", "prompt_opens_think", "render_prompt"], ".prompt"),
+    **dict.fromkeys(["scramble_file", "scramble_text", "scramble_traces"], ".scramble"),
+})

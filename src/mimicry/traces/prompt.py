@@ -1,12 +1,13 @@
 """How a prompt is shown to a model: its chat template when it has one, else the raw text.
 
 Generation and capture both go through :func:`render_prompt`, so a capture replays exactly
-the text the model saw when it generated.
+the text the model saw when it generated; :func:`build_text` is the one prompt + reasoning +
+answer text that capture reads and ``answer_after`` continues.
 """
 
 from __future__ import annotations
 
-from .trace import THINK_CLOSE, THINK_OPEN
+from .trace import THINK_CLOSE, THINK_OPEN, Trace
 
 
 def render_prompt(tokenizer, prompt: str, chat_template: str = "auto") -> str:
@@ -27,3 +28,17 @@ def prompt_opens_think(rendered_prompt: str) -> bool:
     tail = rendered_prompt.rstrip()
     return tail.endswith(THINK_OPEN) or (
         THINK_OPEN in tail and tail.rfind(THINK_OPEN) > tail.rfind(THINK_CLOSE))
+
+
+def build_text(tok, trace: Trace, chat_template: str = "auto") -> tuple[str, int, int, bool]:
+    """Return ``(text, prompt_end_char, reasoning_end_char, truncated)`` for a trace."""
+    rendered = render_prompt(tok, trace.prompt, chat_template)
+    reasoning = trace.reasoning or ""
+    answer = trace.answer_text or ""
+    truncated = trace.cut_before_answer
+    text = rendered + ("" if prompt_opens_think(rendered) else THINK_OPEN + "\n") + reasoning
+    if truncated:
+        return text, len(rendered), len(text), True
+    text += "\n" + THINK_CLOSE
+    r_end = len(text)
+    return text + "\n\n" + answer, len(rendered), r_end, False

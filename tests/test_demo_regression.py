@@ -1,0 +1,89 @@
+"""The demo's numbers are pinned, and every entry point gives the same evidence on the same caches.
+
+``tests/data/demo_reference.json`` was written by the code *before* the redesign (commit
+55b9b3a: ``git worktree add /tmp/orig 55b9b3a``, then ``python tests/_demo_reference.py OUT``
+there with ``PYTHONPATH`` pointing at it): the organism demo's settings on 16 items per task.
+The redesign moved and merged code, so alignment.csv, reliance.csv, the verdict's evidence
+rows and its calls must come out identical (same JSON text of every float).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from _demo_reference import MAX_ITEMS, TABLES, run_small_demo
+
+pytestmark = pytest.mark.slow
+REFERENCE = Path(__file__).parent / "data" / "demo_reference.json"
+LIGHT = {"n_perm": 5, "n_boot": 50}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    org = pytest.importorskip("mimicry.organism")
+    missing = [r for r in org.ROLES if not (org.CHECKPOINTS / r / "config.json").exists()]
+    if missing:
+        pytest.skip(f"organism checkpoints not committed: {missing}")
+    out = tmp_path_factory.mktemp("demo") / "run"
+    return out, run_small_demo(out)
+
+
+def test_demo_numbers_are_unchanged(demo_run):
+    _, got = demo_run
+    ref = json.loads(REFERENCE.read_text())
+    assert set(ref) == set(TABLES)
+    for name in TABLES:
+        assert got[name] == ref[name], name
+
+
+def test_run_probe_cli_and_ipython_give_the_same_evidence(demo_run, tmp_path):
+    from experiments.cli import main
+    from experiments.inputs import from_run
+    from experiments.layout import RunFolder
+    from experiments.runner import organism_config, run_experiment
+
+    src, _ = demo_run
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(src, run.root)
+    names = ["difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "verdict"]
+    opts = {n: dict(LIGHT) for n in names[:4]} | {"ablation": {"n_boot": 50},
+                                                  "reliance": {"n_boot": 50}}
+    cfg = organism_config(out=str(run), max_items_per_task=MAX_ITEMS,
+                          probes={"names": names, "options": opts})
+    assert run_experiment(cfg, stages=["probe"], force=True)["probe"]["status"] == "done"
+    by_runner = pd.read_csv(run.probe_table("verdict")).drop(columns="unit")
+
+    table = from_run(run.root).table  # options, suite and seed from RUN/config.json
+    by_ipython = pd.read_csv(io.StringIO(table.to_csv(index=False)))  # as the files hold it
+
+    keys = [m.key for m in cfg.models]
+    students = [m.key for m in cfg.models if m.role == "student"]
+    roles = ",".join(f"{m.role}={m.key}" for m in cfg.models)
+    argv = ["probe", "verdict", *[f"{k}={run.cache(k)}" for k in keys], "--roles", roles,
+            "--out", str(tmp_path / "cli"),
+            "--n-perm", str(LIGHT["n_perm"]), "--n-boot", str(LIGHT["n_boot"])]
+    suite_file = tmp_path / "items.jsonl"
+    from experiments.support import load_suites
+    from mimicry.tasks.userfile import export_suite
+
+    export_suite(load_suites(cfg), suite_file)
+    argv += ["--tasks", str(suite_file)]
+    for s in students:
+        argv += ["--ablation", f"{s}:teacher={run.cache(run.cross_stem(s, 'teacher'))},"
+                               f"scrambled={run.cache(run.scrambled_stem(s))}"]
+        d = run.alignment if s == students[0] else run.alignment_pair(s)
+        argv += ["--alignment", f"{s}={d}"]
+    for k in ("teacher", *students):
+        argv += ["--reliance", f"{k}:{run.traces(k)},{run.after_scrambled(k)}"]
+    assert main(argv) == 0
+    by_cli = pd.read_csv(tmp_path / "cli" / "verdict.csv").drop(columns="unit")
+
+    assert len(by_runner) > 0 and set(by_runner["student"]) == set(students)
+    for other in (by_ipython, by_cli):
+        pd.testing.assert_frame_equal(other.reset_index(drop=True)[list(by_runner.columns)],
+                                      by_runner, check_dtype=False)
