@@ -53,7 +53,7 @@ def run_inputs(cfg: ExperimentConfig, run: RunFolder | str | Path, suite,
 
 
 def _config_of(run: RunFolder, teacher: str, base: str | None,
-               students: list[str] | None) -> ExperimentConfig:
+               students: list[str] | None, tasks: Any = None) -> ExperimentConfig:
     """Return the run's config (``config.json``), or one made from the caches found."""
     if run.config.exists():  # written by the runner: the config plus where it came from
         data = json.loads(run.config.read_text(encoding="utf-8"))
@@ -69,7 +69,11 @@ def _config_of(run: RunFolder, teacher: str, base: str | None,
     if base in own:
         models.append({"key": base, "name": base, "role": "base"})
     models += [{"key": s, "name": s, "role": "student"} for s in students]
-    return config_from_dict({"name": run.root.name, "models": models, "suites": []},
+    if tasks is None:
+        raise InputError(f"{run.root} has no config.json, so its task suite is unknown",
+                         fix="pass tasks= (a suite name, an items file or a TaskSuite)")
+    suite = tasks if isinstance(tasks, str) else str(getattr(tasks, "name", None) or "tasks")
+    return config_from_dict({"name": run.root.name, "models": models, "suites": [suite]},
                             source=str(run.root))
 
 
@@ -94,7 +98,7 @@ def from_run(run: str | Path, *, teacher: str = "teacher", base: str | None = "b
     from probes.base import Result
 
     folder = RunFolder(run)
-    cfg = _config_of(folder, teacher, base, students)
+    cfg = _config_of(folder, teacher, base, students, tasks)
     if tasks is not None:
         suite = load_suite(tasks)
     elif cfg.suites:

@@ -5,6 +5,13 @@
 there with ``PYTHONPATH`` pointing at it): the organism demo's settings on 16 items per task.
 The redesign moved and merged code, so alignment.csv, reliance.csv, the verdict's evidence
 rows and its calls must come out identical (same JSON text of every float).
+
+Issue 10 then changed the verdict rule on purpose (pooled tests, text baselines, reliance
+controls) and added a ``control`` column to reliance.csv. So: alignment.csv is still compared
+with the 55b9b3a reference whole, and reliance.csv's scramble rows on the reference's columns;
+the verdict's rows and calls are compared with ``tests/data/demo_reference_verdict.json``,
+written after issue 10 by ``python tests/_demo_reference.py OUT`` on the merged main, the code
+whose alignment and reliance numbers equal 55b9b3a's above.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from _demo_reference import MAX_ITEMS, TABLES, run_small_demo
 
 pytestmark = pytest.mark.slow
 REFERENCE = Path(__file__).parent / "data" / "demo_reference.json"
+VERDICT_REFERENCE = Path(__file__).parent / "data" / "demo_reference_verdict.json"
 LIGHT = {"n_perm": 5, "n_boot": 50}
 
 
@@ -37,8 +45,13 @@ def test_demo_numbers_are_unchanged(demo_run):
     _, got = demo_run
     ref = json.loads(REFERENCE.read_text())
     assert set(ref) == set(TABLES)
-    for name in TABLES:
-        assert got[name] == ref[name], name
+    assert got["alignment"] == ref["alignment"]
+    scrambled = [r for r in got["reliance"] if r.get("control", "scrambled") == "scrambled"]
+    assert [{k: r[k] for k in ref["reliance"][0]} for r in scrambled] == ref["reliance"]
+    assert set(scrambled[0]) - set(ref["reliance"][0]) == {"control"}
+    rule10 = json.loads(VERDICT_REFERENCE.read_text())
+    for name in ("verdict", "verdict_calls"):
+        assert got[name] == rule10[name], name
 
 
 def test_run_probe_cli_and_ipython_give_the_same_evidence(demo_run, tmp_path):
