@@ -28,6 +28,7 @@ ROLES = ("teacher", "student", "base", "control")
 STAGES = ("generate", "align", "capture", "reliance", "probe", "report")
 RELIANCE_ROLES = ("teacher", "student", "control")
 SCRAMBLE_MODES = ("within", "across")
+RELIANCE_CONTROLS = ("empty", "filler")  # = mimicry.generate.controls.CONTROLS
 
 
 @dataclass
@@ -175,11 +176,15 @@ class RelianceStageConfig:
             the same shape) or ``across`` (tokens drawn from all items' traces).
         backend: ``hf`` (local weights) or ``openai`` (the ``[generation]`` server's
             ``/v1/completions``: same prompt text, budget and scoring).
+        controls: the model also answers after these control reasonings of its own traces
+            (:mod:`mimicry.generate.controls`): ``empty`` (no reasoning) and ``filler``
+            (content-free, length-matched in the model's tokens); ``[]`` turns them off.
     """
 
     max_answer_tokens: int | str = "auto"
     mode: str = "within"
     backend: str = "hf"
+    controls: list[str] = field(default_factory=lambda: list(RELIANCE_CONTROLS))
 
 
 @dataclass
@@ -365,6 +370,12 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     if rel.mode not in SCRAMBLE_MODES:
         raise InputError(f"[reliance] mode '{rel.mode}' is not valid", file=source,
                          fix=f"use {' or '.join(SCRAMBLE_MODES)}")
+    bad = [c for c in rel.controls if c not in RELIANCE_CONTROLS]
+    if bad or len(set(rel.controls)) != len(rel.controls):
+        raise InputError(f"[reliance] controls {rel.controls!r}: "
+                         + (f"unknown {bad}" if bad else "a control is named twice"),
+                         file=source, fix=f"use some of {', '.join(RELIANCE_CONTROLS)} "
+                                          "(or [] for none)")
     if rel.max_answer_tokens != "auto" and (
             isinstance(rel.max_answer_tokens, bool) or not isinstance(rel.max_answer_tokens, int)
             or rel.max_answer_tokens <= 0):

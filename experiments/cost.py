@@ -13,7 +13,9 @@ Formulas (all printed numbers follow them; ``b`` = bytes per value, 2 for bf16):
 - reliance (teachers, students, controls with weights): items × seq_len tokens prefilled
   (prompt + reasoning, at most prompt + max_new_tokens) and items × answer budget decoded;
   the "auto" budget is 2 × the model's longest own answer (read from its traces when they
-  exist, else ``ASSUMED_ANSWER_TOKENS``), never more than 2 × max_new_tokens;
+  exist, else ``ASSUMED_ANSWER_TOKENS``), never more than 2 × max_new_tokens; all × (1 + the
+  ``[reliance] controls``): the model answers after its scrambled reasoning and again after
+  each control (3× with both, the default; the empty control prefills less);
 - fit: each per-GPU number is compared with ``gpu_memory_gb`` (10⁹ bytes) less 10% for the
   CUDA context and fragmentation; a model that does not fit gets a warning with the fix;
 - wall clock (a rough guide, stated assumptions ``DECODE_TOK_S_7B``, ``PREFILL_TOK_S_7B``):
@@ -113,9 +115,10 @@ def estimate_model(cfg: ExperimentConfig, m: ModelConfig, shape: ArchShape | Non
     warns: list[str] = []
     captures = captures_for(cfg, m)
     rel = any(r.key == m.key for r in cfg.reliance_models())
-    rel_tokens = {"reliance_prefill_tokens": n_items * seq if rel else 0,
-                  "reliance_decode_tokens": n_items * reliance_budget(cfg, max_new, longest_answer)
-                  if rel else 0}
+    runs = 1 + len(cfg.reliance.controls)  # after the scrambled reasoning, each control
+    rel_tokens = {"reliance_prefill_tokens": runs * n_items * seq if rel else 0,
+                  "reliance_decode_tokens": runs * n_items
+                  * reliance_budget(cfg, max_new, longest_answer) if rel else 0}
     if shape is None:
         warns.append("shape unknown: set local_path (config.json is read) to get estimates")
         return ModelEstimate(m.key, m.name, None, gen_tokens, seq, 0, 0, 0, captures, 0, gpus,
@@ -235,10 +238,15 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
                  f"cache on disk {human_bytes(tot_disk)}")
     if "reliance" in stages:
         who = [e.key for e in ests if e.reliance_decode_tokens]
+        ctl = cfg.reliance.controls
+        times = (f" × {1 + len(ctl)} (after the scrambled reasoning, "
+                 + ", ".join(f"after {'an' if c[0] in 'aeiou' else 'a'} {c} one" for c in ctl)
+                 + ")" if ctl else "")
         lines.append(
             f"reliance: ≤ {human_count(sum(e.reliance_prefill_tokens for e in ests))} tokens "
             f"prefilled (prompt + own reasoning) + "
-            f"{human_count(sum(e.reliance_decode_tokens for e in ests))} decoded (answers, "
+            f"{human_count(sum(e.reliance_decode_tokens for e in ests))} decoded (answers"
+            f"{times}, "
             + ("auto budget: 2 × the model's longest own answer, read from its traces or "
                f"assumed {ASSUMED_ANSWER_TOKENS} tokens before they exist, ≤ 2 × "
                "max_new_tokens"

@@ -8,6 +8,8 @@ Layout of ``RUN/`` (written by ``mimicry run`` / ``mimicry demo``, read by ``loa
     traces/<teacher>__scrambled.jsonl         content-scrambled teacher traces (ablation)
     traces/<key>__self_scrambled.jsonl        a model's own traces, reasoning scrambled (reliance)
     traces/<key>__after_scrambled.jsonl       its answers after them (reliance)
+    traces/<key>__self_{empty,filler}.jsonl   its own traces, reasoning emptied / filler (control)
+    traces/<key>__after_{empty,filler}.jsonl  its answers after them (reliance controls)
     traces/<key>__after_{empty,filler}.jsonl  answers after an empty / a filler reasoning
     alignment/                                alignment.csv, summary.json, figures (all models)
     alignment/pairs/<key>/                    the same for each further student / control pair
@@ -108,6 +110,12 @@ class RunFolder:
     def after_scrambled(self, key: str) -> Path:
         """Return model ``key``'s answers after its own reasoning scrambled (reliance)."""
         return self._inside("traces", f"{key}{AFTER_SCRAMBLED}.jsonl")
+
+    def self_control(self, key: str, control: str) -> Path:
+        """Return model ``key``'s own traces with a control reasoning (``empty``/``filler``)."""
+        if control not in CONTROLS:
+            raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+        return self._inside("traces", f"{key}__self_{control}.jsonl")
 
     def after_control(self, key: str, control: str) -> Path:
         """Return model ``key``'s answers after a reliance control (``empty`` or ``filler``)."""

@@ -67,7 +67,8 @@ def test_run_probe_cli_and_ipython_give_the_same_evidence(demo_run, tmp_path):
     opts = {n: dict(LIGHT) for n in names[:4]} | {"ablation": {"n_boot": 50},
                                                   "reliance": {"n_boot": 50}}
     cfg = organism_config(out=str(run), max_items_per_task=MAX_ITEMS,
-                          probes={"names": names, "options": opts})
+                          probes={"names": names, "options": opts},
+                          reliance={"controls": []})  # as run_small_demo
     assert run_experiment(cfg, stages=["probe"], force=True)["probe"]["status"] == "done"
     by_runner = pd.read_csv(run.probe_table("verdict")).drop(columns="unit")
 

@@ -25,6 +25,7 @@ def _templates() -> list[str]:
              f.probe_table("<name>", "<table>"), f.probe_meta("<name>"),
              f.probe_figure("<name>", "<unit>").with_suffix(".png"),
              f.probe_figure("<name>", "<unit>").with_suffix(".pdf")]
+    paths += [p(k, c) for p in (f.self_control, f.after_control) for c in ("empty", "filler")]
     out = []
     for p in paths:
         rx = re.escape(p.as_posix())

@@ -129,21 +129,30 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, caplog):
     assert "12.0k" in line  # tokens to generate
     assert "≤ 24.0k tokens to generate" in out
     assert "stages to run: generate, align, capture, reliance, probe, report" in out
-    # reliance: each of the 2 reasoning models prefills ≤ 12 × (132 + 1000) tokens and
-    # decodes 12 × 2 × 32 answer tokens (the "auto" default: 2 × the longest own answer,
-    # assumed 32 tokens before any trace exists; never more than 2 × max_new_tokens)
-    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (n * seq, n * 64)
-    assert (f"reliance: ≤ {2 * n * seq / 1e3:.1f}k tokens prefilled (prompt + own reasoning) "
-            f"+ {2 * n * 64 / 1e3:.1f}k decoded" in out)
+    # reliance: each of the 2 reasoning models answers 3 times (after its scrambled
+    # reasoning, an empty and a filler one: the default controls), each time prefilling
+    # ≤ 12 × (132 + 1000) tokens and decoding 12 × 2 × 32 answer tokens (the "auto" default:
+    # 2 × the longest own answer, assumed 32 tokens before any trace exists; never more
+    # than 2 × max_new_tokens)
+    assert (est.reliance_prefill_tokens, est.reliance_decode_tokens) == (3 * n * seq, 3 * n * 64)
+    assert (f"reliance: ≤ {2 * 3 * n * seq / 1e3:.1f}k tokens prefilled (prompt + own "
+            f"reasoning) + {2 * 3 * n * 64 / 1e3:.1f}k decoded (answers × 3 (after the "
+            "scrambled reasoning, after an empty one, after a filler one), " in out)
     e2 = estimate_model(cfg, cfg.models[0], KNOWN_SHAPES["Qwen/Qwen2.5-Math-7B"], n, 132,
                         longest_answer=10)
-    assert e2.reliance_decode_tokens == n * 20  # read from the model's own traces
+    assert e2.reliance_decode_tokens == 3 * n * 20  # read from the model's own traces
+    import dataclasses
+
+    off = dataclasses.replace(cfg, reliance=dataclasses.replace(cfg.reliance, controls=[]))
+    e3 = estimate_model(off, off.models[0], KNOWN_SHAPES["Qwen/Qwen2.5-Math-7B"], n, 132)
+    assert (e3.reliance_prefill_tokens, e3.reliance_decode_tokens) == (n * seq, n * 64)
     # wall clock: the stated assumptions, by hand (7.6B params → 7e9/7.6e9 of the 7B speed)
     from experiments.cost import DECODE_TOK_S_7B, PREFILL_TOK_S_7B, wall_clock_hours
 
     scale = 7e9 / 7_615_616_512
     want = (n * 1000 / (DECODE_TOK_S_7B * scale) + n * seq / (PREFILL_TOK_S_7B * scale)
-            + n * seq / (PREFILL_TOK_S_7B * scale) + n * 64 / (DECODE_TOK_S_7B * scale)) / 3600
+            + 3 * n * seq / (PREFILL_TOK_S_7B * scale)
+            + 3 * n * 64 / (DECODE_TOK_S_7B * scale)) / 3600
     assert wall_clock_hours(est, ["generate", "capture", "reliance"]) == pytest.approx(want)
     assert "wall clock ≈" in out and "(bfloat16; split" in out  # the models' dtype
     assert "for teacher, student;" in out
@@ -164,19 +173,26 @@ def test_reliance_section_is_validated_and_hashed(tmp_path):
     p.write_text('name = "x"\n[reliance]\nmax_answer_token = 5\n'
                  '[[models]]\nname = "Qwen/Qwen2.5-Math-7B"\nrole = "teacher"\n')
     with pytest.raises(InputError, match=r"c.toml: unknown key 'max_answer_token' in "
-                                         r"\[reliance\].*valid keys: backend, max_answer_tokens, mode"):
+                                         r"\[reliance\].*valid keys: backend, controls, max_answer_tokens, "
+                                         r"mode"):
         load_config(p)
     for bad, msg in (({"mode": "shuffle"}, "mode 'shuffle' is not valid"),
                      ({"max_answer_tokens": 0}, "max_answer_tokens must be \"auto\" or a whole"),
-                     ({"max_answer_tokens": "lots"}, "got 'lots'")):
+                     ({"max_answer_tokens": "lots"}, "got 'lots'"),
+                     ({"controls": ["empty", "noise"]}, r"controls \['empty', 'noise'\]: "
+                                                        r"unknown \['noise'\].*empty, filler"),
+                     ({"controls": ["empty", "empty"]}, "named twice"),
+                     ({"controls": "empty"}, "controls is 'empty'.*expected a list")):
         with pytest.raises(InputError, match=msg):
             config_from_dict({**base, "reliance": bad})
     assert parse_stages("probe,reliance") == ["reliance", "probe"]  # pipeline order
-    other = config_from_dict({**base, "reliance": {"max_answer_tokens": 32}})
-    # the setting decides the reliance stage and everything after it, nothing before it
-    for stage, same in (("capture", True), ("reliance", False), ("probe", False),
-                        ("report", False)):
-        assert (cfg.stage_hash(stage) == other.stage_hash(stage)) is same, stage
+    assert cfg.reliance.controls == ["empty", "filler"]  # both by default
+    for change in ({"max_answer_tokens": 32}, {"controls": []}, {"controls": ["empty"]}):
+        other = config_from_dict({**base, "reliance": change})
+        # the setting decides the reliance stage and everything after it, nothing before it
+        for stage, same in (("capture", True), ("reliance", False), ("probe", False),
+                            ("report", False)):
+            assert (cfg.stage_hash(stage) == other.stage_hash(stage)) is same, (change, stage)
 
 
 def test_dry_run_warns_when_context_too_short(tmp_path, caplog):

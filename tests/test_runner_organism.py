@@ -97,7 +97,8 @@ def test_reliance_stage_and_probe_match_the_traces(organism_run):
 
     # the base answers directly (no reasoning): it is not tested; every reasoning model is
     t = pd.read_csv(out / "probes" / "reliance.csv")
-    pooled = t[t.task == "all"].set_index("model")
+    assert set(t.control) == {"scrambled", "empty", "filler"}  # the stage wrote the controls
+    pooled = t[(t.task == "all") & (t.control == "scrambled")].set_index("model")
     assert set(pooled.index) == {"teacher", "student_mastery", "student_mimic_content",
                                  "student_mimic_length"}
     assert not any(p.exists() for p in (RunFolder(out).self_scrambled("base"), RunFolder(out).after_scrambled("base")))
@@ -117,12 +118,28 @@ def test_reliance_stage_and_probe_match_the_traces(organism_run):
         assert row.p == pytest.approx(p, rel=1e-9)
         if key in ("teacher", "student_mastery"):  # reasoning that computes the answer
             assert row.reliance > 0 and row.p < 0.05 and row.ci_low > 0, (key, row)
+    for key in pooled.index:  # the controls: own vs after an empty / a filler reasoning
+        own = pd.read_json(out / "traces" / f"{key}.jsonl", lines=True)
+        own = own[~((own.finish_reason == "length") & (own.answer_text.fillna("") == ""))]
+        for c in ("empty", "filler"):
+            after = pd.read_json(RunFolder(out).after_control(key, c), lines=True)
+            m = own.merge(after, on="item_id", suffixes=("_own", "_forced"))
+            a, b = m.correct_own.to_numpy(bool), m.correct_forced.to_numpy(bool)
+            row = t[(t.task == "all") & (t.control == c) & (t.model == key)].iloc[0]
+            assert row.n == len(m) == N_ITEMS
+            assert row.reliance == pytest.approx(a.mean() - b.mean(), abs=1e-12)
     ev = pd.read_csv(out / "probes" / "verdict.csv")
-    rel = ev[(ev.evidence == "reliance")].set_index("student")
-    assert rel.loc["student_mastery", "value"] == pytest.approx(
-        pooled.loc["student_mastery", "reliance"])
-    assert "W: its reasoning does work" in pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
+    rel = ev[ev.evidence.str.startswith("reliance")].set_index(["student", "evidence"])
+    for c in ("", "_empty", "_filler"):  # W is decided with both controls, all finite
+        for s in ("student_mastery", "student_mimic_content", "student_mimic_length"):
+            assert np.isfinite(rel.loc[(s, f"reliance{c}"), ["value", "p"]].to_numpy(
+                float)).all(), (s, c)
+        assert rel.loc[("student_mastery", f"reliance{c}"), "value"] == pytest.approx(
+            t[(t.task == "all") & (t.control == (c[1:] or "scrambled"))
+              & (t.model == "student_mastery")].reliance.iloc[0])
+    why = pd.read_csv(out / "probes" / "verdict_calls.csv").set_index(
         "student").loc["student_mastery", "decided_by"]
+    assert "W: its reasoning does work" in why and "also vs empty and filler" in why, why
     md = (out / "report.md").read_text()
     behaviour = md.split("## Behaviour", 1)[1].split("## Mechanism", 1)[0]
     assert "### Reliance" in behaviour and "probes/reliance__all.png" in behaviour

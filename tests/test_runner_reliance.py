@@ -118,6 +118,50 @@ def test_stage_writes_both_files_and_notes_what_it_skipped(partial_run):
         assert all(t.reasoning == by_id[t.item_id].reasoning for t in fo)
 
 
+def control_paths(run, key):
+    """Return [(control, given traces, answers after them)] of ``key`` (RunFolder's paths)."""
+    f = RunFolder(run)
+    return [(c, f.self_control(key, c), f.after_control(key, c)) for c in ("empty", "filler")]
+
+
+def test_stage_answers_after_both_controls_as_answer_after_does_directly(partial_run, tmp_path):
+    from experiments.support import load_suites, model_spec
+    from mimicry.generate.controls import control_file
+    from mimicry.generate.forced import answer_after
+    from mimicry.models import load_tokenizer
+
+    root, cfg, _ = partial_run
+    run = root / "run"
+    suite = load_suites(cfg)
+    for key in ("nothink", "base", "api"):
+        assert not any(p.exists() for _, *ps in control_paths(run, key) for p in ps), key
+    for key, answered in (("teacher", N - 1), ("student", N)):
+        m = next(x for x in cfg.models if x.key == key)
+        own = run / "traces" / f"{key}.jsonl"
+        tok = load_tokenizer(model_spec(m))
+        for c, given, forced in control_paths(run, key):
+            # independently: the control file from the own traces, answered after directly
+            ref_in = control_file(own, tmp_path / f"{key}_{c}.jsonl", c, tokenizer=tok)
+            answer_after(model_spec(m), ref_in, suite, tmp_path / f"{key}_{c}_after.jsonl",
+                         name=key, batch_size=4, max_answer_tokens=3, progress=False)
+            ref = read_traces(tmp_path / f"{key}_{c}_after.jsonl")
+            got = read_traces(forced)
+            assert len(got) == answered == len(ref)
+            fields = ("item_id", "model", "reasoning", "answer_text", "correct",
+                      "answer_tokens", "finish_reason")
+            assert ([[getattr(t, f) for f in fields] for t in got]
+                    == [[getattr(t, f) for f in fields] for t in ref]), (key, c)
+            g = read_traces(given)
+            assert all(t.meta["control"] == c for t in g) and len(g) == N
+            by_own = {t.item_id: t for t in read_traces(own)}
+            if c == "empty":
+                assert all(t.reasoning == "" for t in g)
+            else:  # the filler is as long as the own reasoning, in the model's tokens
+                assert all(len(tok(t.reasoning, add_special_tokens=False)["input_ids"])
+                           == by_own[t.item_id].reasoning_tokens for t in g)
+                assert all(set(t.reasoning.split()) <= {"."} for t in g)
+
+
 def test_weights_check_covers_the_models_the_stage_loads(partial_run):
     root, cfg, _ = partial_run
     # before any traces exist every reasoning role with weights is checked; once nothink's
@@ -162,6 +206,8 @@ def test_resume_skips_and_changed_settings_redo_the_answers(tmp_path, tiny_model
     marker = json.loads((run / ".stages" / "reliance.json").read_text())
     assert marker["config_hash"] == config_from_dict(data).stage_hash("reliance")
     files = [p for k in ("teacher", "student") for p in reliance_paths(run, k)]
+    files += [p for k in ("teacher", "student") for _, *ps in control_paths(run, k) for p in ps]
+    assert all(p.exists() for p in files)
     before = {p: p.read_bytes() for p in files}
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     # same config: the marker says done, nothing is touched
@@ -183,6 +229,10 @@ def test_resume_skips_and_changed_settings_redo_the_answers(tmp_path, tiny_model
     assert sc.read_bytes() == before[sc]  # the scrambled text did not change
     assert {t.meta["max_answer_tokens"] for t in read_traces(fo)} == {2}
     assert len(read_traces(fo)) == N - 1
+    for _, given, after in control_paths(run, "teacher"):  # the controls' answers too
+        assert given.read_bytes() == before[given]
+        assert {t.meta["max_answer_tokens"] for t in read_traces(after)} == {2}
+    controls = {p: p.read_bytes() for _, *ps in control_paths(run, "teacher") for p in ps}
     # another scramble mode: the scrambled traces are rewritten and answered after anew
     data["reliance"] = {"max_answer_tokens": 2, "mode": "across"}
     st = run_experiment(config_from_dict(data), stages=["generate", "reliance"])
@@ -192,6 +242,21 @@ def test_resume_skips_and_changed_settings_redo_the_answers(tmp_path, tiny_model
     by_id = {t.item_id: t.reasoning for t in new}
     assert all(t.reasoning == by_id[t.item_id] for t in read_traces(fo))
     assert len(read_traces(fo)) == N - 1
+    # the controls do not depend on the scramble mode: kept as they were
+    assert {p: p.read_bytes() for p in controls} == controls
+    # other own traces: the control traces are stale, rewritten and answered after anew
+    own = run / "traces" / "teacher.jsonl"
+    rows = [json.loads(x) for x in own.read_text().splitlines()]
+    own.write_text("".join(json.dumps({**r, "reasoning_tokens": r["reasoning_tokens"] + 1})
+                           + "\n" for r in rows))
+    from experiments.stage_reliance import stage_reliance
+    from experiments.support import load_suites
+
+    cfg = config_from_dict(data)
+    res = stage_reliance(cfg, run, load_suites(cfg))
+    assert any("teacher__self_filler.jsonl was made from other traces" in n for n in res.notes)
+    filler = read_traces(RunFolder(run).self_control("teacher", "filler"))
+    assert [t.reasoning_tokens for t in filler] == [r["reasoning_tokens"] + 1 for r in rows]
 
 
 def test_unloadable_weights_are_noted_and_the_stage_is_partial(tmp_path, tiny_model_dir):
@@ -227,3 +292,22 @@ def test_model_whose_every_trace_was_cut_is_skipped_with_a_note(tmp_path, tiny_m
                                    "teacher__self_scrambled.jsonl to answer after")
     assert f"{N} cut before </think>" in res.notes[0]
     assert not reliance_paths(tmp_path / "run", "teacher")[1].exists()
+
+
+def test_controls_off_writes_none_and_a_bad_name_is_one_config_line(tmp_path, tiny_model_dir):
+    from mimicry.errors import InputError
+
+    data = make_inputs(tmp_path, tiny_model_dir("qwen2"), api=False)
+    data["models"] = [m for m in data["models"] if m["key"] == "student"]
+    data["reliance"] = {"max_answer_tokens": 3, "controls": []}
+    st = run_experiment(config_from_dict(data), stages=["generate", "reliance"])
+    assert st["reliance"]["status"] == "done"
+    run = tmp_path / "run"
+    assert all(p.exists() for p in reliance_paths(run, "student"))
+    assert not any(p.exists() for _, *ps in control_paths(run, "student") for p in ps)
+    data["reliance"] = {"controls": ["empty", "blank"]}
+    with pytest.raises(InputError) as e:
+        config_from_dict(data)
+    msg = e.value.render()
+    assert "[reliance] controls ['empty', 'blank']: unknown ['blank']" in msg
+    assert "use some of empty, filler" in msg and "\n" not in msg.strip()
