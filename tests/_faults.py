@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +39,22 @@ def run_cli(*args, fsize: int | None = None, timeout: float = 300) -> subprocess
                           preexec_fn=pre, timeout=timeout)
 
 
+def _interruptible() -> None:
+    """Give the child a terminal's SIGINT: default disposition, not blocked (runs before exec).
+
+    A test process started as a background job without job control (``make test > log &``,
+    nohup) ignores SIGINT, and a child inherits that: Python then installs no
+    KeyboardInterrupt handler and a Ctrl-C sent by the test would be silently ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 def start_cli(*args) -> subprocess.Popen:
-    """Start ``mimicry ARGS`` in a child; stdout and stderr are pipes (text)."""
+    """Start ``mimicry ARGS`` in a child that a SIGINT interrupts; stdout, stderr are pipes."""
     return subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
+                            stderr=subprocess.PIPE, text=True, env=env(),
+                            preexec_fn=_interruptible)
 
 
 def assert_one_line_error(p, *words: str) -> str:

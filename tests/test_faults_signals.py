@@ -25,19 +25,24 @@ pytestmark = pytest.mark.slow
 RNG = random.Random(20261129)
 
 
-def _signal_when(proc, ready, sig: int, timeout: float = 240) -> bool:
-    """Send ``sig`` once ``ready()`` holds; return whether it landed before the exit."""
+def _signal_when(proc, ready, sig: int, what: str, timeout: float = 240) -> None:
+    """Send ``sig`` once ``ready()`` holds; fail clearly if the child exited or never got there."""
     t0 = time.time()
     while proc.poll() is None and time.time() - t0 < timeout:
         if ready():
             time.sleep(RNG.uniform(0, 0.05))
             break
         time.sleep(0.005)
-    if proc.poll() is not None:
-        return False
+    else:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{what}: the moment to signal never came in {timeout:.0f} s")
+    assert proc.poll() is None, (
+        f"{what}: the child exited ({proc.returncode}) before the signal was sent; "
+        "the workload leaves too small a window on this machine")
     proc.send_signal(sig)
     proc.wait(timeout=120)
-    return True
 
 
 def _lines(p: Path) -> int:
@@ -63,7 +68,9 @@ def _cache(p: Path) -> dict[str, np.ndarray]:
 def _check_interrupt(proc, sig: int) -> None:
     err = proc.stderr.read()
     if sig == signal.SIGINT:
-        assert proc.returncode == 130, err[-2000:]
+        assert proc.returncode == 130, (
+            f"exit {proc.returncode}, not 130: the Ctrl-C did not interrupt the child\n"
+            + err[-2000:])
         assert "interrupted; finished items are kept" in err and "Traceback" not in err
     else:
         assert proc.returncode == -signal.SIGKILL
@@ -80,17 +87,14 @@ def test_generate_killed_resumes_to_a_clean_run(sig, tmp_path, tiny_model_dir):
     generate(tiny_model_dir("qwen2"), str(items), clean, max_new_tokens=24, batch_size=1,
              progress=False)
     out = tmp_path / "traces.jsonl"
-    landed = 0
-    for _ in range(2):
+    for attempt in range(2):  # two signals, each after a few more items were written
         k = RNG.randint(1, 4) + _lines(out)
         proc = start_cli(*args, "--out", out)
-        if _signal_when(proc, lambda k=k: _lines(out) >= k, sig):
-            landed += 1
-            _check_interrupt(proc, sig)
+        _signal_when(proc, lambda k=k: _lines(out) >= k, sig, f"generate, signal {attempt + 1}")
+        _check_interrupt(proc, sig)
         proc.stdout.close()
         proc.stderr.close()
-    assert landed >= 1
-    assert 0 < _lines(out) < 40 or landed < 2
+        assert k <= _lines(out) < 40, "the signal did not land mid-generation"
     p = run_cli(*args, "--out", out)
     assert p.returncode == 0, p.stderr[-2000:]
     assert _traces(out) == _traces(clean)
@@ -108,7 +112,8 @@ def test_capture_interrupted_resumes_to_a_clean_run(sig, tmp_path, tiny_model_di
     out = tmp_path / "c.h5"
     k = RNG.randint(1, 5)
     proc = start_cli(*args, "--out", out)
-    assert _signal_when(proc, lambda: len(list(parts_dir(out).glob("*part-*.h5"))) >= k, sig)
+    _signal_when(proc, lambda: len(list(parts_dir(out).glob("*part-*.h5"))) >= k, sig,
+                 "capture")
     _check_interrupt(proc, sig)
     assert not list(tmp_path.glob(".c.h5.lock"))  # the lock went with the process
     p = run_cli(*args, "--out", out)
@@ -137,11 +142,12 @@ def test_run_killed_in_generate_and_in_capture_resumes(tmp_path, tiny_model_dir)
     run = tmp_path / "run"
     traces, cache = run / "traces" / "teacher.jsonl", run / "caches" / "teacher.h5"
     proc = start_cli(*args, "--out", run)  # Ctrl-C while generating
-    assert _signal_when(proc, lambda: _lines(traces) >= 3, signal.SIGINT)
+    _signal_when(proc, lambda: _lines(traces) >= 3, signal.SIGINT, "run, generate stage")
     _check_interrupt(proc, signal.SIGINT)
+    assert 3 <= _lines(traces) < 24, "the Ctrl-C did not land mid-generation"
     proc = start_cli(*args, "--out", run)  # kill -9 while capturing
-    assert _signal_when(proc, lambda: len(list(parts_dir(cache).glob("*part-*.h5"))) >= 2,
-                        signal.SIGKILL)
+    _signal_when(proc, lambda: len(list(parts_dir(cache).glob("*part-*.h5"))) >= 2,
+                 signal.SIGKILL, "run, capture stage")
     _check_interrupt(proc, signal.SIGKILL)
     p = run_cli(*args, "--out", run)
     assert p.returncode == 0, p.stderr[-2000:]
