@@ -42,15 +42,23 @@ def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
 
         return v2_checkpoint_path(role.removeprefix("v2/"),
                                   Path(root) / "v2" if root is not None else None)
-    if role not in ROLES:
-        raise ModelNotFoundError(f"unknown organism role {role!r}",
-                                 fix=f"use one of {', '.join(ROLES)}")
-    base = Path(root) if root is not None else CHECKPOINTS
+    return find_checkpoint(role, ROLES, Path(root) if root is not None else CHECKPOINTS,
+                           "organism", "mimicry organism train --out DIR")
+
+
+def find_checkpoint(role: str, roles, base: Path, what: str, train_cmd: str) -> Path:
+    """Return ``base/role`` when it holds a saved model; else raise :class:`ModelNotFoundError`.
+
+    Shared by the v1 and v2 organisms: ``roles`` the valid names, ``what`` the label in the
+    message, ``train_cmd`` the command that trains the folder.
+    """
+    if role not in roles:
+        raise ModelNotFoundError(f"unknown {what} role {role!r}",
+                                 fix=f"use one of {', '.join(roles)}")
     p = base / role
     if not (p / "config.json").exists():
-        raise ModelNotFoundError(
-            f"organism model '{role}' not found in {base}",
-            fix="train it: mimicry organism train --out DIR (then pass root=DIR)")
+        raise ModelNotFoundError(f"{what} model '{role}' not found in {base}",
+                                 fix=f"train it: {train_cmd} (then pass root=DIR)")
     return p
 
 

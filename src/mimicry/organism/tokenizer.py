@@ -26,12 +26,16 @@ def vocabulary() -> list[str]:
     return SPECIALS + words
 
 
-def build_tokenizer(out_dir: str | Path | None = None):
-    """Return the organism ``PreTrainedTokenizerFast`` (saved to ``out_dir`` when given)."""
+def build_tokenizer(out_dir: str | Path | None = None, words: list[str] | None = None):
+    """Return the organism ``PreTrainedTokenizerFast`` (saved to ``out_dir`` when given).
+
+    ``words``: the vocabulary in id order (default :func:`vocabulary`; organism v2 passes its
+    own, which starts with this one).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {w: i for i, w in enumerate(vocabulary())}
+    vocab = {w: i for i, w in enumerate(words or vocabulary())}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tk.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces

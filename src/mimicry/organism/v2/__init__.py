@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...errors import ModelNotFoundError
-
 ROLES = ("teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length",
          "student_posthoc")
 EXTRA_ROLES = ("teacher_warm",)
@@ -33,16 +31,11 @@ def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
 
     Raises :class:`ModelNotFoundError` for an unknown role or a missing folder.
     """
-    if role not in ROLES + EXTRA_ROLES:
-        raise ModelNotFoundError(f"unknown organism v2 role {role!r}",
-                                 fix=f"use one of {', '.join(ROLES + EXTRA_ROLES)}")
-    base = Path(root) if root is not None else CHECKPOINTS
-    p = base / role
-    if not (p / "config.json").exists():
-        raise ModelNotFoundError(
-            f"organism v2 model '{role}' not found in {base}",
-            fix="train it: mimicry organism train --v2 --out DIR (then pass root=DIR)")
-    return p
+    from .. import find_checkpoint
+
+    return find_checkpoint(role, ROLES + EXTRA_ROLES,
+                           Path(root) if root is not None else CHECKPOINTS, "organism v2",
+                           "mimicry organism train --v2 --out DIR")
 
 
 def load(role: str, root: str | Path | None = None, **kw: Any):
