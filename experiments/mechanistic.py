@@ -67,7 +67,7 @@ _RUN_IT = "run the intervene stage: mimicry run CONFIG --stages intervene"
 
 
 def _from_runs(inp, name: str, result: Callable, _unit: Callable) -> list[tuple[str, Any]]:
-    from .stage_intervene import load_runs, models_for, settings
+    from .intervene_runs import load_runs, models_for, settings
 
     out = []
     if _models(inp, ("student", "control")) == []:

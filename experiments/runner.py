@@ -91,7 +91,7 @@ def _needs_weights(cfg: ExperimentConfig, run: RunFolder, todo: list[str]):
 
 def _intervene_keys(cfg: ExperimentConfig) -> set[str]:
     """Return the models whose weights the intervene stage loads (if they have traces)."""
-    from .stage_intervene import wanted
+    from .intervene_runs import wanted
 
     names = wanted(cfg)
     keep = set(cfg.intervene.models)

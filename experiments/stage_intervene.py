@@ -3,7 +3,8 @@
 Steering and patching generate with hooks in the model, and the computation probe needs
 per-token residuals along the reasoning: this stage does that work, between reliance and
 probe, for the mechanistic probes named in ``[probes] names``. The probe stage then only reads
-what it wrote (:func:`load_runs`, used by :mod:`experiments.mechanistic`). Paths come from
+what it wrote (:func:`experiments.intervene_runs.load_runs`, used by
+:mod:`experiments.mechanistic`). Paths come from
 :class:`~experiments.layout.RunFolder`:
 
 - ``compute``: ``caches/<key>__tokens.h5`` per teacher/student/control with traces (a capture
@@ -24,165 +25,32 @@ traces) is removed with its rows and made anew, with a note.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from mimicry.errors import InputError, MimicryError, ModelNotFoundError
-from mimicry.io import atomic_path, atomic_write_json, json_ready
+from mimicry.io import atomic_write_json, json_ready
 
 from .config import ExperimentConfig, ModelConfig
+from .intervene_runs import (
+    append_rows,
+    finished_rows,
+    job_of,
+    models_for,
+    run_options,
+    settings,
+    wanted,
+)
 from .layout import RunFolder
 from .stages import StageResult, _say, default_device
 from .support import model_source, model_spec
 
 log = logging.getLogger(__name__)
 
-MECHANISTIC = ("compute", "steer", "patch")
-# options that only the analysis uses (the probe stage): not part of what the runs depend on
-ANALYSIS_ONLY = {"steer": {"n_boot"}, "patch": {"n_boot"}}
 
-
-# ---------------------------------------------------------------- what to run
-
-
-def wanted(cfg: ExperimentConfig) -> list[str]:
-    """Return the mechanistic probes of ``[probes] names`` that this stage prepares."""
-    return [n for n in MECHANISTIC if n in cfg.probes.names]
-
-
-def models_for(cfg: ExperimentConfig, run: RunFolder, name: str) -> list[ModelConfig]:
-    """Return the models ``name`` runs on that have traces in ``run`` (config order).
-
-    compute: every teacher/student/control; steer and patch: students and controls, only those
-    in ``[intervene] models`` when it is set.
-    """
-    run = RunFolder(run)
-    roles = ("teacher", "student", "control") if name == "compute" else ("student", "control")
-    keep = set(cfg.intervene.models)
-    return [m for m in cfg.models if m.role in roles and run.traces(m.key).exists()
-            and (name == "compute" or not keep or m.key in keep)]
-
-
-def run_options(cfg: ExperimentConfig, name: str, m: ModelConfig) -> dict[str, Any]:
-    """Return the options of ``name`` that decide its runs for ``m`` (every default filled in).
-
-    The probe's own defaults (its ``run`` signature, then ``PROBE_DEFAULTS``), the config's
-    ``[probes.options.<name>]``; ``max_new_tokens`` defaults to the model's generation
-    budget; the analysis-only options (``n_boot``) are left out.
-    """
-    import inspect
-
-    from .probing import _SET_BY_GLUE, probe_functions, probe_options
-
-    params = inspect.signature(probe_functions()[name]).parameters.values()
-    base = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY
-            and p.name not in _SET_BY_GLUE[name] | {"tokenizer", "progress_bar", "items"}}
-    base["max_new_tokens"] = int(m.max_new_tokens or cfg.generation.max_new_tokens)
-    opts = {**base, **probe_options(name, cfg.probes.options.get(name))}
-    return {k: v for k, v in opts.items() if k not in ANALYSIS_ONLY.get(name, ())}
-
-
-def settings(cfg: ExperimentConfig, run: RunFolder, name: str, m: ModelConfig) -> dict[str, Any]:
-    """Return everything the runs of ``name`` on ``m`` depend on (stored in its plan)."""
-    run = RunFolder(run)
-    out = {"options": run_options(cfg, name, m), "seed": cfg.seed,
-           "traces": _sha(run.traces(m.key))}
-    teacher = cfg.roles().get("teacher")
-    if name == "steer" and teacher and run.traces(teacher).exists():
-        out["teacher_traces"] = _sha(run.traces(teacher))
-    return json.loads(json.dumps(json_ready(out)))  # as the plan file holds it
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-# ---------------------------------------------------------------- rows on disk
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Return the complete rows of a rows file (a line cut by a crash is dropped)."""
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # the last write was cut short
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
-
-
-def append_rows(path: Path, df) -> None:
-    """Append ``df``'s rows to ``path`` (JSON lines) in one write, flushed to disk."""
-    text = "".join(json.dumps(json_ready(r)) + "\n" for r in df.to_dict(orient="records"))
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _drop_cut_line(path: Path, rows: list[dict]) -> None:
-    """Rewrite ``path`` with its complete ``rows`` only when a crash left a cut line."""
-    if not path.exists() or path.read_bytes().count(b"\n") == len(rows) == len(
-            path.read_bytes().splitlines()):
-        return
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def load_runs(run: RunFolder, name: str, key: str) -> tuple[Any, dict] | None:
-    """Return ``(rows DataFrame, plan)`` of ``name`` (steer/patch) on ``key``, or None.
-
-    None when the plan or any of its runs is missing (the stage did not run or finish).
-    Rows come in the plan's order (as one uninterrupted run would make them), so the
-    Result is the same whether the stage ran at once or resumed.
-    """
-    import pandas as pd
-
-    run = RunFolder(run)
-    plan_path, rows_path = run.intervene_plan(name, key), run.intervene_rows(name, key)
-    if not plan_path.exists():
-        return None
-    plan = json.loads(plan_path.read_text(encoding="utf-8"))
-    rows = pd.DataFrame(read_rows(rows_path))
-    if name == "steer":
-        jobs = [tuple(j) for j in plan["jobs"]]
-        if rows.empty or len(_done_steer(rows, plan["meta"]["n_test"]) & set(jobs)) < len(jobs):
-            return None
-        order = {j: i for i, j in enumerate(jobs)}
-        rank = [order[(d, float(a))] for d, a in zip(rows["direction"], rows["alpha"])]
-        rows = rows.assign(_job=rank).sort_values("_job", kind="stable").drop(columns="_job")
-    else:
-        jobs = [tuple(j) for j in plan["jobs"]]
-        if rows.empty or len(_done_patch(rows, plan["meta"]["n_pairs"]) & set(jobs)) < len(jobs):
-            return None
-        order = {j: i for i, j in enumerate(jobs)}
-        rank = [order[(d, int(la))] for d, la in zip(rows["direction"], rows["layer"])]
-        rows = rows.assign(_job=rank, _p=rows["pair"]).sort_values(
-            ["_job", "_p"], kind="stable").drop(columns=["_job", "_p"])
-    return rows.reset_index(drop=True), plan
-
-
-def _done_steer(rows, n_test: int) -> set[tuple[str, float]]:
-    n = rows.groupby(["direction", "alpha"]).size()
-    return {(str(d), float(a)) for (d, a), c in n.items() if c >= n_test}
-
-
-def _done_patch(rows, n_pairs: dict[str, int]) -> set[tuple[str, int]]:
-    n = rows.groupby(["direction", "layer"]).size()
-    return {(str(d), int(la)) for (d, la), c in n.items() if c >= n_pairs.get(str(d), 0)}
+# ---------------------------------------------------------------- plans
 
 
 def _fresh_plan(run: RunFolder, name: str, m: ModelConfig, want: dict,
@@ -288,20 +156,13 @@ def _plan(cfg: ExperimentConfig, run: RunFolder, suite, name: str, m: ModelConfi
         notes.append(f"{name} {m.key}: not run ({e.render()})")
         return None
     if plan is None:
-        notes.append(f"{name} {m.key}: not run (needs its own cache and the teacher's: run "
-                     "the capture stage)")
+        notes.append(f"{name} {m.key}: not run (needs its own cache {run.cache(m.key).name}: "
+                     "run the capture stage)")
         return None
-    rows = read_rows(run.intervene_rows(name, m.key))
-    _drop_cut_line(run.intervene_rows(name, m.key), rows)
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    if name == "steer":
-        done = _done_steer(df, plan["meta"]["n_test"]) if len(df) else set()
-        plan["todo"] = [j for j in map(tuple, plan["jobs"]) if (j[0], float(j[1])) not in done]
-    else:
-        done = _done_patch(df, plan["meta"]["n_pairs"]) if len(df) else set()
-        plan["todo"] = [j for j in map(tuple, plan["jobs"]) if (j[0], int(j[1])) not in done]
+    _, done = finished_rows(run.intervene_rows(name, m.key), name, plan)
+    plan["todo"] = [j for j in map(tuple, plan["jobs"])
+                    if job_of(name, {"direction": j[0], "alpha": j[1], "layer": j[1]})
+                    not in done]
     return plan
 
 

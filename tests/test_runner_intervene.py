@@ -134,8 +134,10 @@ def test_crash_mid_stage_loses_nothing_and_resume_ends_the_same(done, tmp_path, 
     kept = rows_path.read_text().splitlines()
     plan = json.loads(run.intervene_plan("steer", "student_mastery").read_text())
     assert len(kept) == 3 * plan["meta"]["n_test"]  # three finished runs, nothing lost
-    with open(rows_path, "a") as f:
-        f.write('{"direction": "own_me')  # a write cut short by the crash
+    cut = [json.loads(x) | {"direction": plan["jobs"][3][0], "alpha": plan["jobs"][3][1]}
+           for x in kept[:2]]
+    with open(rows_path, "a") as f:  # a write cut short by the crash: 2 whole lines, 1 cut
+        f.write("".join(json.dumps(r) + "\n" for r in cut) + '{"direction": "own_me')
     calls.update(n=0, crash_at=None)
     st = run_experiment(cfg, stages=["intervene"])
     assert st["intervene"]["status"] == "done"
@@ -143,7 +145,7 @@ def test_crash_mid_stage_loses_nothing_and_resume_ends_the_same(done, tmp_path, 
     n_patch = 2 * (2 + 1)  # per direction: the two own runs + one patched layer
     assert calls["n"] == n_steer + n_patch
     assert rows_path.read_text().splitlines()[:len(kept)] == kept
-    from experiments.stage_intervene import load_runs
+    from experiments.intervene_runs import load_runs
 
     for name in ("steer", "patch"):
         got, _ = load_runs(run, name, "student_mastery")
