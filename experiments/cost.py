@@ -358,4 +358,6 @@ def mechanistic_cost_lines(cfg, ests: list, n_items: int) -> list[str]:
 def _decode_time(tokens: float, e) -> str:
     """Return the GPU time to decode ``tokens`` for model ``e`` (the wall-clock assumptions)."""
     h = tokens / (DECODE_TOK_S_7B * 7e9 / max(e.shape.params, 1)) / 3600
+    if h * 60 < 0.1:
+        return "0.1 GPU-min"
     return f"{h * 60:.1f} GPU-min" if h < 1 else f"{h:.1f} GPU-h"
