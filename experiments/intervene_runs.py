@@ -23,6 +23,9 @@ from .layout import RunFolder
 MECHANISTIC = ("compute", "steer", "patch")
 # options that only the analysis uses (the probe stage): not part of what the runs depend on
 ANALYSIS_ONLY = {"steer": {"n_boot"}, "patch": {"n_boot"}}
+# keyword arguments of steer.run / patch.run that the stage passes itself: not options
+NOT_OPTIONS = {"model", "cache", "tasks", "teacher_cache", "items", "seed", "name",
+               "tokenizer", "progress_bar"}
 
 
 # ---------------------------------------------------------------- what to run
@@ -46,29 +49,33 @@ def models_for(cfg: ExperimentConfig, run: RunFolder, name: str) -> list[ModelCo
             and (name == "compute" or not keep or m.key in keep)]
 
 
-def run_options(cfg: ExperimentConfig, name: str, m: ModelConfig) -> dict[str, Any]:
+def run_options(cfg: ExperimentConfig, name: str, m: ModelConfig,
+                options: dict[str, Any]) -> dict[str, Any]:
     """Return the options of ``name`` that decide its runs for ``m`` (every default filled in).
 
-    The probe's own defaults (its ``run`` signature, then ``PROBE_DEFAULTS``), the config's
-    ``[probes.options.<name>]``; ``max_new_tokens`` defaults to the model's generation
-    budget; the analysis-only options (``n_boot``) are left out.
+    ``options``: the probe's options as every entry point resolves them
+    (``experiments.probing.probe_options``: ``PROBE_DEFAULTS`` and the config's
+    ``[probes.options.<name>]``), over the defaults of its ``run`` signature;
+    ``max_new_tokens`` defaults to the model's generation budget; the analysis-only options
+    (``n_boot``) are left out.
     """
     import inspect
 
-    from .probing import _SET_BY_GLUE, probe_functions, probe_options
+    from probes import patch, steer
 
-    params = inspect.signature(probe_functions()[name]).parameters.values()
-    base = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY
-            and p.name not in _SET_BY_GLUE[name] | {"tokenizer", "progress_bar", "items"}}
+    fn = {"steer": steer.run, "patch": patch.run}[name]
+    base = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in NOT_OPTIONS}
     base["max_new_tokens"] = int(m.max_new_tokens or cfg.generation.max_new_tokens)
-    opts = {**base, **probe_options(name, cfg.probes.options.get(name))}
+    opts = {**base, **options}
     return {k: v for k, v in opts.items() if k not in ANALYSIS_ONLY.get(name, ())}
 
 
-def settings(cfg: ExperimentConfig, run: RunFolder, name: str, m: ModelConfig) -> dict[str, Any]:
+def settings(cfg: ExperimentConfig, run: RunFolder, name: str, m: ModelConfig,
+             options: dict[str, Any]) -> dict[str, Any]:
     """Return everything the runs of ``name`` on ``m`` depend on (stored in its plan)."""
     run = RunFolder(run)
-    out = {"options": run_options(cfg, name, m), "seed": cfg.seed,
+    out = {"options": run_options(cfg, name, m, options), "seed": cfg.seed,
            "traces": _sha(run.traces(m.key))}
     teacher = cfg.roles().get("teacher")
     if name == "steer" and teacher and run.traces(teacher).exists():

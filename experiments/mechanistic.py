@@ -80,7 +80,7 @@ def _from_runs(inp, name: str, result: Callable, _unit: Callable) -> list[tuple[
                                f"unfinished: {_RUN_IT})")
             continue
         rows, plan = got
-        if plan.get("settings") != settings(inp.cfg, inp.run, name, m):
+        if plan.get("settings") != settings(inp.cfg, inp.run, name, m, inp.opts(name)):
             inp.skipped.append(f"{name}:{m.key} not computed (its runs were made with other "
                                f"settings or traces: {_RUN_IT})")
             continue

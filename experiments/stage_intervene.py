@@ -127,6 +127,13 @@ def stage_intervene(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult
     return StageResult("partial" if failed < len(jobs) else "unavailable", notes)
 
 
+def _options(cfg: ExperimentConfig, name: str) -> dict[str, Any]:
+    """Return probe ``name``'s options as every entry point resolves them."""
+    from .probing import probe_options
+
+    return probe_options(name, cfg.probes.options.get(name))
+
+
 def _backend(m: ModelConfig):
     from mimicry.generate.hf import HFBackend
 
@@ -148,7 +155,7 @@ def _plan(cfg: ExperimentConfig, run: RunFolder, suite, name: str, m: ModelConfi
                          f"{_stride_of(path)}, not {stride}: captured anew")
             path.unlink()
         return {"stride": stride, "todo": [] if path.exists() else ["capture"]}
-    want = settings(cfg, run, name, m)
+    want = settings(cfg, run, name, m, _options(cfg, name))
     try:
         plan = _fresh_plan(run, name, m, want, notes) or _new_plan(cfg, run, suite, name, m,
                                                                    want)
@@ -180,7 +187,7 @@ def _new_plan(cfg: ExperimentConfig, run: RunFolder, suite, name: str, m: ModelC
     """Return a new plan of ``name`` on ``m`` (written to its ``.json``), or None without caches."""
     from probes import patch, steer
 
-    opts = run_options(cfg, name, m)
+    opts = run_options(cfg, name, m, _options(cfg, name))
     if name == "steer":
         from mimicry import open_cache
 
@@ -250,7 +257,7 @@ def _steer(cfg: ExperimentConfig, run: RunFolder, suite, m: ModelConfig, plan: d
     from mimicry.intervene import generation
     from probes import steer
 
-    opts = run_options(cfg, "steer", m)
+    opts = run_options(cfg, "steer", m, _options(cfg, "steer"))
     teacher = cfg.roles().get("teacher")
     tcache = run.cache(teacher) if teacher else None
     gen = {k: opts[k] for k in ("alphas", "n_random", "train_frac", "positions",
@@ -281,7 +288,7 @@ def _patch(cfg: ExperimentConfig, run: RunFolder, suite, m: ModelConfig, plan: d
     """Make the patching runs left in ``plan`` (rows appended layer by layer)."""
     from mimicry.intervene import generation
 
-    opts = run_options(cfg, "patch", m)
+    opts = run_options(cfg, "patch", m, _options(cfg, "patch"))
     rows_path = run.intervene_rows("patch", m.key)
     todo = set(map(tuple, plan["todo"]))
     _say(f"patch {m.key}: {len(todo)} runs (direction × layer) of "
