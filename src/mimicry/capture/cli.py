@@ -118,8 +118,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _consolidate(args: argparse.Namespace) -> int:
     from ..locking import writer_lock
+    from ..store.merge import _check_readable
     from ..store.vds import assemble, pack
-    from ..store.writer import _check_readable
 
     with writer_lock(Path(args.file), "capture"):
         if Path(args.file).exists():

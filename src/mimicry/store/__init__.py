@@ -2,7 +2,8 @@
 
 Modules: ``reader`` (:func:`open_cache` -> :class:`Cache`, lazy slices, the schema and the
 identity check), ``writer`` (:class:`CacheWriter`: shards, crash-safe, resumable;
-``consolidate``, ``lock_cache``) and ``shards`` (per-rank batch shards: ``RankWriter``, what is
+``lock_cache``), ``merge`` (``consolidate``: file + shards into one file; the dataset helpers
+every writer shares), ``shards`` (per-rank batch shards: ``RankWriter``, what is
 committed, the job lock) and ``vds`` (the cache file as HDF5 virtual datasets over the shards:
 ``assemble``, no copy; ``pack``, one self-contained copy). Anything that reads
 or writes cache files goes here.
