@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from mimicry.errors import InputError
-from mimicry.stats import bootstrap_indices, percentile_ci
-from mimicry.stats.columns import _rank, spearman_cols
+from mimicry.stats import bootstrap_indices, percentile_ci, spearman_cols
+from mimicry.stats.correlation import _rank
 
 from .base import (
     ProbeEstimator,

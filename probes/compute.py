@@ -28,8 +28,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from mimicry.errors import InputError
-from mimicry.stats import bootstrap_indices, percentile_ci
-from mimicry.stats.columns import perm_p
+from mimicry.stats import bootstrap_indices, percentile_ci, perm_p
 
 from .base import PALETTE, Result, cache_layers, model_name
 

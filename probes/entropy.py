@@ -18,8 +18,14 @@ import pandas as pd
 from scipy import stats as sps
 
 from mimicry.errors import InputError
-from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
-from mimicry.stats.columns import partial_spearman, spearman_cols
+from mimicry.stats import (
+    bh_fdr,
+    bootstrap_indices,
+    correlate,
+    partial_spearman,
+    percentile_ci,
+    spearman_cols,
+)
 
 from .base import (
     ProbeEstimator,

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from mimicry.errors import InputError
-from mimicry.stats.columns import perm_p
+from mimicry.stats import perm_p
 
 from .base import ProbeEstimator, Result, align_items, cache_layers, model_name, progress
 

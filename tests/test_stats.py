@@ -267,15 +267,15 @@ def test_bh_fdr_vs_scipy():
 
 
 def test_index_streams_equal_single_draw(monkeypatch):
-    from mimicry.stats import core as stats_core
+    from mimicry.stats import resampling
 
     want_b = np.random.default_rng(4).integers(0, 50, size=(300, 50))
     want_p = np.random.default_rng(4).permuted(np.broadcast_to(np.arange(50), (300, 50)), axis=1)
     np.testing.assert_array_equal(S.bootstrap_indices(50, 300, 4), want_b)
     np.testing.assert_array_equal(S.permutation_indices(50, 300, 4), want_p)
     # the uncached, chunked path (large inputs) draws the same stream
-    monkeypatch.setattr(stats_core, "_CACHE_CELLS", 0)
-    monkeypatch.setattr(stats_core, "_CHUNK_CELLS", 700)
+    monkeypatch.setattr(resampling, "_CACHE_CELLS", 0)
+    monkeypatch.setattr(resampling, "_CHUNK_CELLS", 700)
     np.testing.assert_array_equal(S.bootstrap_indices(50, 300, 4), want_b)
     np.testing.assert_array_equal(S.permutation_indices(50, 300, 4), want_p)
 

@@ -28,77 +28,10 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as sps
 
-from .core import _row_pearson, percentile_ci
-
-# --------------------------------------------------------------------------- p and indices
-
-
-def _alpha_at(q: float, n: int | None) -> float:
-    """Return the α whose (expanded) interval reads its bound at quantile level ``q``."""
-    if n is None:
-        return min(1.0, 2 * q)
-    c = math.sqrt(n / (n - 1))
-    return float(min(1.0, 2 * sps.t.sf(sps.norm.isf(q) / c, n - 1)))
-
-
-def bootstrap_p(dist, n: int | None = None, null: float = 0.0) -> float:
-    """Return the two-sided bootstrap p of ``dist [n_boot]`` against ``null`` (CI-consistent).
-
-    p is the smallest α at which the interval of level 1 − α (as
-    :func:`mimicry.stats.percentile_ci` reads it: plain percentile for ``n=None``, expanded
-    percentile of sample size ``n`` otherwise, numpy's linear quantiles) excludes ``null`` —
-    so ``p < 1 − level`` exactly when the ``level`` interval excludes it. In closed form: the
-    quantile level ``q`` at which the interpolated quantile function crosses ``null`` (about the
-    share of draws beyond it), mapped to α: ``2q`` (plain) or
-    ``2·T_{n-1}.sf(Φ⁻¹(1−q)/√(n/(n−1)))`` (expanded); floored at ``q = 1/(2·n_boot)`` (every
-    draw on one side).
-    """
-    d = np.sort(np.asarray(dist, dtype=float))
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return math.nan
-    if n is not None and n < 3:
-        raise ValueError("expanded percentile p needs n >= 3")
-    B = d.size
-    med = float(np.quantile(d, 0.5))
-    if med == null or B < 2:
-        return 1.0
-    if med > null:                            # lower bound: Q(q) = null at position h
-        j = int(np.searchsorted(d, null, "right")) - 1
-        if j < 0:
-            return _alpha_at(0.5 / B, n)
-        h = j + (null - d[j]) / (d[j + 1] - d[j])
-        q = h / (B - 1)
-    else:                                     # upper bound
-        j = int(np.searchsorted(d, null, "left"))
-        if j >= B:
-            return _alpha_at(0.5 / B, n)
-        h = j - 1 + (null - d[j - 1]) / (d[j] - d[j - 1])
-        q = 1 - h / (B - 1)
-    return _alpha_at(max(q, 0.5 / B), n)
-
-
-def stratified_indices(strata, n_boot: int, seed: int) -> np.ndarray:
-    """Return bootstrap indices ``[n_boot, n]``: column j draws among the items of j's stratum.
-
-    ``strata [n]`` labels (e.g. task). Column j of the result holds resampled indices of items
-    in the same stratum as item j, so every resample keeps each task's size. Draws come from
-    ``numpy.random.default_rng(seed)``, one ``integers`` call per stratum in sorted-label order.
-    """
-    s = np.asarray(strata).ravel()
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, s.size), dtype=np.int64)
-    for lab in np.unique(s):
-        idx = np.flatnonzero(s == lab)
-        out[:, idx] = idx[rng.integers(0, idx.size, size=(n_boot, idx.size))]
-    return out
-
-
-def _groups(strata) -> list[np.ndarray]:
-    s = np.asarray(strata).ravel()
-    return [np.flatnonzero(s == lab) for lab in np.unique(s)]
+from .correlation import _row_pearson
+from .resampling import _groups, bootstrap_p, percentile_ci, stratified_indices
+from .tests import exact_mcnemar_p
 
 
 def _zmean_rows(x: np.ndarray, y: np.ndarray, rows: np.ndarray,
@@ -227,12 +160,6 @@ class PooledPairedBinary:
     def to_dict(self) -> dict:
         """Return the fields as a JSON-ready dict."""
         return asdict(self)
-
-
-def exact_mcnemar_p(a_only: int, b_only: int) -> float:
-    """Return the exact two-sided McNemar p: binomial test of ``b_only`` ~ Bin(a_only+b_only, ½)."""
-    disc = int(a_only) + int(b_only)
-    return 1.0 if disc == 0 else float(sps.binomtest(int(b_only), disc, 0.5).pvalue)
 
 
 def pooled_paired_binary(a, b, strata=None, *, n_boot: int = 10_000, seed: int = 0,
