@@ -61,7 +61,7 @@ class Reliance(ProbeEstimator):
         idx = bootstrap_indices(a.size, self.n_boot, self.random_state)
         d = _diffs(a, b)
         self.diff_ = float(d.mean())
-        self.ci_ = percentile_ci(d[idx].mean(1))
+        self.ci_ = percentile_ci(d[idx].mean(1), a.size)
         self.mcnemar_ = mcnemar(a, b)
         self.p_ = float(self.mcnemar_.p)
         self.n_features_in_ = 1

@@ -16,7 +16,7 @@ from itertools import permutations
 import numpy as np
 from scipy import stats as sps
 
-from .resampling import _ci, _index_chunks, bootstrap_p
+from .resampling import _index_chunks, bootstrap_p, percentile_ci, perm_p
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class CorrResult:
     n_boot: int
     n_perm: int
     seed: int
-    ci_method: str = "expanded"
+    ci_method: str = "expanded"  # the one CI rule (mimicry.stats.percentile_ci); kept for readers
     n_boot_degenerate: int = 0
 
     def to_dict(self) -> dict:
@@ -129,13 +129,11 @@ def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
 
 
 def bootstrap_ci(x, y, *, method: str = "pearson", n_boot: int = 10_000, seed: int = 0,
-                 level: float = 0.95, ci: str = "expanded") -> tuple[float, float]:
-    """Return the bootstrap CI ``(low, high)`` of the correlation over items.
-
-    ``ci="expanded"`` (default): expanded percentile interval; ``"percentile"``: plain.
-    """
+                 level: float = 0.95) -> tuple[float, float]:
+    """Return the bootstrap CI ``(low, high)`` of the correlation over items (expanded percentile)."""
     x, y = _xy(x, y)
-    return _ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), level, x.size, ci)
+    return percentile_ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), x.size,
+                         level)
 
 
 def permutation_null(x, y, *, method: str = "pearson", n_perm: int = 10_000,
@@ -160,13 +158,12 @@ def permutation_p(x, y, *, method: str = "pearson", n_perm: int = 10_000,
     r = pearson(x, y) if method == "pearson" else spearman(x, y)
     if not math.isfinite(r):
         return math.nan
-    null = permutation_null(x, y, method=method, n_perm=n_perm, seed=seed)
-    hits = int(np.sum(np.abs(null) >= abs(r) - 1e-12))
-    return (1 + hits) / (n_perm + 1)
+    return perm_p(r, permutation_null(x, y, method=method, n_perm=n_perm, seed=seed),
+                  "two-sided")
 
 
 def correlate(x, y, *, method: str = "pearson", n_boot: int = 10_000, n_perm: int = 10_000,
-              seed: int = 0, level: float = 0.95, ci: str = "expanded") -> CorrResult:
+              seed: int = 0, level: float = 0.95) -> CorrResult:
     """Return r, n, bootstrap CI (over items; expanded percentile) and permutation p for ``x, y [n]``.
 
     The bootstrap uses ``seed``; the permutation test uses ``seed + 1`` (independent draws).
@@ -174,10 +171,10 @@ def correlate(x, y, *, method: str = "pearson", n_boot: int = 10_000, n_perm: in
     x, y = _xy(x, y)
     r = pearson(x, y) if method == "pearson" else spearman(x, y)
     dist = bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed)
-    lo, hi = _ci(dist, level, x.size, ci)
+    lo, hi = percentile_ci(dist, x.size, level)
     p = permutation_p(x, y, method=method, n_perm=n_perm, seed=seed + 1)
     return CorrResult(r=r, n=int(x.size), ci_low=lo, ci_high=hi, p=p, method=method,
-                      n_boot=n_boot, n_perm=n_perm, seed=seed, ci_method=ci,
+                      n_boot=n_boot, n_perm=n_perm, seed=seed,
                       n_boot_degenerate=int(np.sum(~np.isfinite(dist))))
 
 
@@ -273,12 +270,12 @@ class CorrDiff:
 
 
 def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: int = 10_000,
-                     seed: int = 0, level: float = 0.95, ci: str = "expanded") -> CorrDiff:
+                     seed: int = 0, level: float = 0.95) -> CorrDiff:
     """Return ``r(x_b, y_b) - r(x_a, y)`` with a paired bootstrap CI and p over shared items.
 
     All arrays are ``[n]`` over the same items (``y_b`` defaults to ``y``). Each bootstrap
     draw resamples item indices once and uses them for both correlations. p is the two-sided
-    bootstrap p of the same interval rule as the CI (``stats.pooled.bootstrap_p``), so
+    bootstrap p of the same interval rule as the CI (:func:`~mimicry.stats.bootstrap_p`), so
     p < 1 − level exactly when the CI excludes 0.
     """
     x_a, y = _xy(x_a, y)
@@ -292,8 +289,8 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
         d[s:s + len(rows)] = (_corr_rows(x_b, y_b, rows, method)
                               - _corr_rows(x_a, y, rows, method))
     d = d[np.isfinite(d)]
-    lo, hi = _ci(d, level, x_a.size, ci)
-    p = bootstrap_p(d, x_a.size if ci == "expanded" else None)
+    lo, hi = percentile_ci(d, x_a.size, level)
+    p = bootstrap_p(d, x_a.size)
     return CorrDiff(r_b - r_a, r_a, r_b, int(x_a.size), lo, hi, p, n_boot, seed)
 
 

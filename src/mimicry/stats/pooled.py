@@ -2,13 +2,10 @@
 
 With k tasks a test *across tasks* (Wilcoxon on k per-task values) cannot reach p < 0.05 for
 k ≤ 5 (its smallest two-sided p is 2/2^k). Everything here pools over *items* instead and keeps
-the task structure by resampling items within their task (a stratified bootstrap):
+the task structure by resampling items within their task (a stratified bootstrap,
+:func:`mimicry.stats.stratified_indices`; CIs and p by :func:`mimicry.stats.percentile_ci` and
+:func:`mimicry.stats.bootstrap_p` with n = all items):
 
-- :func:`bootstrap_p` — the two-sided bootstrap p that matches the CI rule of
-  :func:`mimicry.stats.percentile_ci` (expanded percentile interval when ``n`` is given):
-  ``p < 1 − level`` exactly when the interval excludes 0 (up to the quantile interpolation);
-- :func:`stratified_indices` — resampled item indices ``[n_boot, n]``, items drawn within
-  their stratum;
 - :func:`pooled_corr` / :func:`pooled_corr_diff` — the Fisher-z mean correlation over strata
   ``r̄ = tanh(mean_k atanh r_k)`` and the difference ``r̄_b − r̄_a`` of two models on the same
   items (paired: one resample serves both), with stratified-bootstrap CI and p;
@@ -19,7 +16,7 @@ the task structure by resampling items within their task (a stratified bootstrap
 - :func:`items_needed` — the item count at which a CI of this width would no longer contain
   both 0 and a stated effect (an "underpowered" row's estimate of what it would take).
 
-Import from here (``from mimicry.stats.pooled import pooled_corr_diff``).
+Import from :mod:`mimicry.stats` (``from mimicry.stats import pooled_corr_diff``).
 """
 
 from __future__ import annotations
@@ -96,7 +93,7 @@ def _check(*arrays) -> list[np.ndarray]:
 
 
 def _summ(point: float, dist: np.ndarray, n: int, level: float) -> tuple[float, float, float]:
-    lo, hi = percentile_ci(dist, level, n)
+    lo, hi = percentile_ci(dist, n, level)
     return lo, hi, bootstrap_p(dist, n)
 
 
@@ -179,7 +176,7 @@ def pooled_paired_binary(a, b, strata=None, *, n_boot: int = 10_000, seed: int =
     a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
     dist = d[stratified_indices(strata, n_boot, seed)].mean(1)
     n = int(a.size)
-    lo, hi = percentile_ci(dist, level, n if n >= 3 else None)
+    lo, hi = percentile_ci(dist, n, level)  # (nan, nan) below 3 items
     disc = a_only + b_only
     return PooledPairedBinary(float(d.mean()), lo, hi, exact_mcnemar_p(a_only, b_only), n,
                               len(np.unique(strata)), a_only, b_only, float(a.mean()),

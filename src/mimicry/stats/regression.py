@@ -99,10 +99,11 @@ def corr_summary(y: np.ndarray, yhat: np.ndarray, *, n_boot: int, seed: int,
     """Return ρ, its bootstrap CI, R² with CI, n and (if ``null`` given) the permutation p."""
     idx = bootstrap_indices(len(y), n_boot, seed)
     rho = float(spearman_cols(y, yhat)[0])
-    lo, hi = percentile_ci(bootstrap_corr(y, yhat, method="spearman", n_boot=n_boot, seed=seed))
-    r2_lo, r2_hi = percentile_ci(boot_r2(y, yhat, idx))
+    lo, hi = percentile_ci(bootstrap_corr(y, yhat, method="spearman", n_boot=n_boot, seed=seed),
+                           len(y))
+    r2_lo, r2_hi = percentile_ci(boot_r2(y, yhat, idx), len(y))
     out = {"n": len(y), "rho": rho, "rho_ci_low": lo, "rho_ci_high": hi,
            "r2": r2(y, yhat), "r2_ci_low": r2_lo, "r2_ci_high": r2_hi}
     if null is not None:
-        out["p_perm"] = perm_p(rho, null)
+        out["p_perm"] = perm_p(rho, null, "greater")  # a decoder scores above its refit null
     return out

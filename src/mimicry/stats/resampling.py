@@ -17,7 +17,6 @@ from scipy import stats as sps
 
 _CACHE_CELLS = 10_000_000  # index matrices up to 80 MB are cached (lru, 4 entries)
 _CHUNK_CELLS = 2_000_000  # max resample cells held at once (rows x n), ~16 MB of float64
-CI_METHODS = ("expanded", "percentile")
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -91,69 +90,57 @@ def _groups(strata) -> list[np.ndarray]:
     return [np.flatnonzero(s == lab) for lab in np.unique(s)]
 
 
-def ci_levels(level: float = 0.95, n: int | None = None) -> tuple[float, float]:
+def ci_levels(level: float = 0.95, n: int = 0) -> tuple[float, float]:
     """Return the lower/upper quantiles (in [0, 1]) a bootstrap CI reads off its distribution.
 
-    ``n=None``: the plain percentile interval, ``((1-level)/2, (1+level)/2)``. With the sample
-    size ``n``: Hesterberg's (2015) *expanded* percentile interval, which widens the levels to
-    ``Φ(±sqrt(n/(n-1)) · t_{n-1, (1+level)/2})`` to undo the percentile interval's
-    narrowness in small samples (n = 40, ρ = 0.5: 93% → 94–95% coverage).
+    Hesterberg's (2015) *expanded* percentile interval for a sample of ``n`` units: the plain
+    levels ``((1-level)/2, (1+level)/2)`` widened to ``Φ(±sqrt(n/(n-1)) · t_{n-1, (1+level)/2})``,
+    which undoes the percentile interval's narrowness in small samples (n = 40, ρ = 0.5: 93% →
+    94–95% coverage) and tends to the plain levels as n grows. Needs ``n >= 3``.
     """
-    a = (1 - level) / 2
-    if n is None:
-        return a, 1 - a
     if n < 3:
-        raise ValueError("expanded percentile interval needs n >= 3")
+        raise ValueError(f"the expanded percentile interval needs n >= 3 units, got n={n}")
+    a = (1 - level) / 2
     q = math.sqrt(n / (n - 1)) * float(sps.t.ppf(1 - a, n - 1))
     return float(sps.norm.cdf(-q)), float(sps.norm.cdf(q))
 
 
-def percentile_ci(dist, level: float = 0.95, n: int | None = None) -> tuple[float, float]:
-    """Return the bootstrap interval ``(low, high)`` of ``dist [n_boot]`` (NaNs ignored).
+def percentile_ci(dist, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Return the bootstrap CI ``(low, high)`` of ``dist [n_boot]``: THE interval rule of mimicry.
 
-    ``n=None`` gives the plain percentile interval; the sample size ``n`` gives the expanded
-    percentile interval (see :func:`ci_levels`). Quantiles use numpy's default (linear).
+    ``n``: the number of units each resample drew (items; item pairs), which sets the expanded
+    percentile levels (:func:`ci_levels`). Quantiles use numpy's default (linear); NaN draws
+    (degenerate resamples) are ignored. ``(nan, nan)`` when no draw is finite or ``n < 3`` (no
+    interval from fewer than three units).
     """
     d = np.asarray(dist, dtype=float)
     d = d[np.isfinite(d)]
-    if d.size == 0:
+    if d.size == 0 or n < 3:
         return (math.nan, math.nan)
     lo, hi = np.quantile(d, ci_levels(level, n))
     return float(lo), float(hi)
 
 
-def _ci(dist, level: float, n: int, ci: str) -> tuple[float, float]:
-    if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
-    return percentile_ci(dist, level, n if ci == "expanded" else None)
-
-
-def _alpha_at(q: float, n: int | None) -> float:
-    """Return the α whose (expanded) interval reads its bound at quantile level ``q``."""
-    if n is None:
-        return min(1.0, 2 * q)
+def _alpha_at(q: float, n: int) -> float:
+    """Return the α whose expanded interval of ``n`` units reads its bound at quantile ``q``."""
     c = math.sqrt(n / (n - 1))
     return float(min(1.0, 2 * sps.t.sf(sps.norm.isf(q) / c, n - 1)))
 
 
-def bootstrap_p(dist, n: int | None = None, null: float = 0.0) -> float:
+def bootstrap_p(dist, n: int, null: float = 0.0) -> float:
     """Return the two-sided bootstrap p of ``dist [n_boot]`` against ``null`` (CI-consistent).
 
-    p is the smallest α at which the interval of level 1 − α (as
-    :func:`mimicry.stats.percentile_ci` reads it: plain percentile for ``n=None``, expanded
-    percentile of sample size ``n`` otherwise, numpy's linear quantiles) excludes ``null`` —
-    so ``p < 1 − level`` exactly when the ``level`` interval excludes it. In closed form: the
+    p is the smallest α at which :func:`percentile_ci`'s interval of level 1 − α (expanded
+    percentile for ``n`` units, numpy's linear quantiles) excludes ``null`` — so
+    ``p < 1 − level`` exactly when the ``level`` interval excludes it. In closed form: the
     quantile level ``q`` at which the interpolated quantile function crosses ``null`` (about the
-    share of draws beyond it), mapped to α: ``2q`` (plain) or
-    ``2·T_{n-1}.sf(Φ⁻¹(1−q)/√(n/(n−1)))`` (expanded); floored at ``q = 1/(2·n_boot)`` (every
-    draw on one side).
+    share of draws beyond it), mapped to ``α = 2·T_{n-1}.sf(Φ⁻¹(1−q)/√(n/(n−1)))``; floored at
+    ``q = 1/(2·n_boot)`` (every draw on one side). NaN when no draw is finite or ``n < 3``.
     """
     d = np.sort(np.asarray(dist, dtype=float))
     d = d[np.isfinite(d)]
-    if d.size == 0:
+    if d.size == 0 or n < 3:
         return math.nan
-    if n is not None and n < 3:
-        raise ValueError("expanded percentile p needs n >= 3")
     B = d.size
     med = float(np.quantile(d, 0.5))
     if med == null or B < 2:
@@ -173,16 +160,28 @@ def bootstrap_p(dist, n: int | None = None, null: float = 0.0) -> float:
     return _alpha_at(max(q, 0.5 / B), n)
 
 
-def perm_p(observed: float, null: np.ndarray, alternative: str = "greater") -> float:
-    """Return the permutation p-value (1 + #null at least as extreme) / (1 + n_null)."""
+ALTERNATIVES = ("greater", "less", "two-sided")
+
+
+def perm_p(observed: float, null, alternative: str = "two-sided") -> float:
+    """Return the permutation p of ``observed`` against ``null [n_perm]``: THE permutation rule.
+
+    ``(1 + #{null at least as extreme}) / (1 + n_null)`` (the observed labelling counts as one
+    of the permutations, so p is never 0); "at least as extreme" is ``|null| >= |observed|``
+    (``two-sided``), ``null >= observed`` (``greater``) or ``null <= observed`` (``less``), with
+    a 1e-12 tolerance so that a permuted value equal up to rounding counts. NaN draws are
+    dropped; NaN when ``observed`` is not finite or no draw is.
+    """
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     null = np.asarray(null, float)
     null = null[np.isfinite(null)]
     if not np.isfinite(observed) or len(null) == 0:
-        return np.nan
+        return math.nan
     if alternative == "greater":
-        k = (null >= observed).sum()
+        k = int(np.sum(null >= observed - 1e-12))
     elif alternative == "less":
-        k = (null <= observed).sum()
+        k = int(np.sum(null <= observed + 1e-12))
     else:
-        k = (np.abs(null) >= abs(observed)).sum()
+        k = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
     return float((1 + k) / (1 + len(null)))

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats as sps
 
 from .correlation import pearson
+from .resampling import perm_p
 
 
 def rdm(features) -> np.ndarray:
@@ -70,7 +71,7 @@ def rsa(rdm_a, rdm_b, *, n_perm: int = 0, seed: int = 0) -> RSAResult:
         for k in range(n_perm):  # einsum, not BLAS @: no thread start-up per tiny product
             perm = rng.permutation(n)
             null[k] = float(np.einsum("i,i->", rac, flat[perm[iu[0]] * n + perm[iu[1]]])) / den
-        p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (n_perm + 1)
+        p = perm_p(rho, null, "two-sided")
     return RSAResult(rho, n, p, n_perm, seed)
 
 
