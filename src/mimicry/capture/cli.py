@@ -71,7 +71,7 @@ def register(subparsers) -> None:
 
 def _capture(args: argparse.Namespace) -> int:
     from ..models import ModelSpec
-    from .runner import capture
+    from .driver import capture
 
     cfg = CaptureConfig(
         sites=args.sites, entropy=args.entropy, n_sampled=args.n_sampled, seed=args.seed,
