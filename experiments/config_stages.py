@@ -14,7 +14,7 @@ from typing import Any
 from mimicry.capture.config import ALL_SITES as SITES
 
 SCRAMBLE_MODES = ("within", "across")
-RELIANCE_CONTROLS = ("empty", "filler")  # = mimicry.generate.controls.CONTROLS
+RELIANCE_CONTROLS = ("empty", "filler")  # = mimicry.traces.controls.CONTROLS
 
 
 @dataclass
@@ -111,7 +111,7 @@ class RelianceStageConfig:
         backend: ``hf`` (local weights) or ``openai`` (the ``[generation]`` server's
             ``/v1/completions``: same prompt text, budget and scoring).
         controls: the model also answers after these control reasonings of its own traces
-            (:mod:`mimicry.generate.controls`): ``empty`` (no reasoning) and ``filler``
+            (:mod:`mimicry.traces.controls`): ``empty`` (no reasoning) and ``filler``
             (content-free, length-matched in the model's tokens); ``[]`` turns them off.
     """
 

@@ -35,7 +35,7 @@ SCRAMBLED = "__scrambled"
 SELF_SCRAMBLED = "__self_scrambled"
 AFTER_SCRAMBLED = "__after_scrambled"
 TOKENS = "__tokens"
-CONTROLS = ("empty", "filler")  # reliance controls (mimicry.generate.controls)
+CONTROLS = ("empty", "filler")  # reliance controls (mimicry.traces.controls)
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,7 @@ def test_difficulty_rows_carry_maxstat_and_gain():
 
 
 def test_control_traces():
-    from mimicry.generate.controls import empty_traces, filler_traces
+    from mimicry.traces.controls import empty_traces, filler_traces
 
     tr = [Trace(item_id="a", model="m", reasoning="x y z", reasoning_tokens=3, prompt="p")]
     e = empty_traces(tr)[0]
@@ -278,11 +278,11 @@ def test_control_traces():
 
 def test_filler_matches_length_in_tokens_and_answer_after_takes_controls(tmp_path):
     from mimicry.generate import generate
-    from mimicry.generate.controls import control_file
     from mimicry.generate.forced import answer_after
     from mimicry.models import load_tokenizer
     from mimicry.organism import checkpoint_path, organism_suite
     from mimicry.traces import read_traces
+    from mimicry.traces.controls import control_file
     from probes import reliance
 
     suite = organism_suite()

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capture.base import EncodedItem, ItemActivations
 from ..diskspace import check_room, mark_hdf5_broken, quiet_hdf5_cleanup, write_error
 from ..errors import CacheMismatchError, MimicryError
 from ..locking import WriterLock
 from .merge import _PART, _create, _fsync_path, _keys, consolidate
 from .reader import ITEM_INT_COLUMNS, ITEM_STR_COLUMNS, SCHEMA, check_attrs, parts_dir, read_attrs
+from .records import EncodedItem, ItemActivations
 
 
 def _io_error(path: Path, e: Exception, what: str) -> MimicryError:
