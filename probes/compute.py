@@ -28,8 +28,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from mimicry.errors import InputError
-from mimicry.stats import bootstrap_indices, percentile_ci
-from mimicry.stats.columns import perm_p
+from mimicry.stats import bootstrap_indices, bootstrap_p, percentile_ci, perm_p
 
 from .base import PALETTE, Result, cache_layers, model_name
 
@@ -262,18 +261,18 @@ def decode(X: np.ndarray, Y: np.ndarray, fractions: Sequence[float], layers: Seq
             c = allc[0]
             correct[(layer, fi)] = c
             null = allc[1:].mean(1)
-            lo, hi = percentile_ci(c[idx].mean(1))
+            lo, hi = percentile_ci(c[idx].mean(1), n)
             out.append({"model": model, "target": tname, "layer": layer, "fraction": f, "n": n,
                         "accuracy": c.mean(), "ci_low": lo, "ci_high": hi,
                         "shuffled_mean": null.mean() if len(perms) else np.nan,
-                        "p_perm": perm_p(c.mean(), null) if len(perms) else np.nan,
+                        "p_perm": perm_p(c.mean(), null, "greater") if len(perms) else np.nan,
                         "chance": majority_correct(y, folds).mean()})
     rise = []
     for layer in layers:
         d = correct[(layer, len(fractions) - 1)].astype(float) - correct[(layer, 0)]
         boot = d[idx].mean(1)
-        lo, hi = percentile_ci(boot)
-        p = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())) if len(idx) else np.nan
+        lo, hi = percentile_ci(boot, n)
+        p = bootstrap_p(boot, n) if len(idx) else np.nan  # CI-consistent: p < 0.05 iff CI excludes 0
         rise.append({"model": model, "target": tname, "layer": layer, "n": n,
                      "first": fractions[0], "last": fractions[-1], "rise": d.mean(),
                      "ci_low": lo, "ci_high": hi, "p": p})
