@@ -203,18 +203,22 @@ GOOD = dict(behaviour_r=(0.6, 0.4, 0.8, 0.001), teacher_behaviour_r=(0.7, 0.5, 0
             teacher_reliance=(0.6, 0.5, 0.7, 0.001))
 
 
+T_RISE = {"teacher_compute_rise": (0.9, 0.8, 1.0, 0.001)}
+
+
 @pytest.mark.parametrize("change,expected", [
     ({}, "policy transfer"),
     ({"compute_rise": (0.7, 0.6, 0.8, 0.001)}, "policy transfer"),
-    ({"compute_rise": (0.0, -0.1, 0.1, 0.9)}, "surface mimicry"),
-    ({"compute_rise": (0.0, -0.1, 0.1, 0.9), "teacher_compute_rise": (0.9, 0.8, 1.0, 0.001)},
-     "surface mimicry"),
+    ({"compute_rise": (0.7, 0.6, 0.8, 0.001), **T_RISE}, "policy transfer"),
+    # no teacher row: M- cannot be tested, a failing rise is open, not against
+    ({"compute_rise": (0.0, -0.1, 0.1, 0.9)}, "inconclusive"),
+    ({"compute_rise": (0.0, -0.1, 0.1, 0.9), **T_RISE}, "surface mimicry"),
     # a teacher whose answer is not decodable along its reasoning: M not used
     ({"compute_rise": (0.0, -0.1, 0.1, 0.9), "teacher_compute_rise": (0.0, -0.1, 0.1, 0.9)},
      "policy transfer"),
     ({"compute_rise": (np.nan,) * 4}, "policy transfer"),
     # M decides alone where the other rows leave W untested
-    ({"compute_rise": (0.0, -0.1, 0.1, 0.9), "reliance": (np.nan,) * 4,
+    ({"compute_rise": (0.0, -0.1, 0.1, 0.9), **T_RISE, "reliance": (np.nan,) * 4,
       "accuracy_vs_base": (0.0, np.nan, np.nan, 0.9)}, "surface mimicry"),
 ])
 def test_rule_row_m(change, expected):
