@@ -84,7 +84,11 @@ def stage_intervene(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult
         return StageResult("done", ["no mechanistic probe (compute, steer, patch) in "
                                     "[probes] names: nothing to run"])
     notes: list[str] = []
-    jobs = [(n, m) for n in names for m in models_for(cfg, run, n)]
+    # compute first; then model by model, so each model is loaded once for steer and patch
+    jobs = [("compute", m) for m in models_for(cfg, run, "compute") if "compute" in names]
+    gen = [n for n in names if n != "compute"]
+    on = {n: {m.key for m in models_for(cfg, run, n)} for n in gen}
+    jobs += [(n, m) for m in cfg.models for n in gen if m.key in on[n]]
     for n in names:
         if not any(j[0] == n for j in jobs):
             notes.append(f"{n}: no model to run it on (needs traces; steer and patch need a "
@@ -104,7 +108,7 @@ def stage_intervene(cfg: ExperimentConfig, run: RunFolder, suite) -> StageResult
                 continue
             if not p["todo"]:
                 continue
-            bar.set_description(f"intervene (now: {n} {m.key})")
+            bar.set_description_str(f"intervene (now: {n} {m.key})")
             try:
                 if n == "compute":
                     _compute(cfg, run, m, p)
