@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 from mimicry.errors import InputError, MimicryError, ModelNotFoundError
 from mimicry.io import atomic_write_json, json_ready
+from mimicry.store import parts_dir
 
 from .config import ExperimentConfig, ModelConfig
 from .intervene_runs import (
@@ -158,6 +160,7 @@ def _plan(cfg: ExperimentConfig, run: RunFolder, suite, name: str, m: ModelConfi
             notes.append(f"compute {m.key}: {path.name} was captured at stride "
                          f"{_stride_of(path)}, not {stride}: captured anew")
             path.unlink()
+            shutil.rmtree(parts_dir(path), ignore_errors=True)  # the shards it reads
         return {"stride": stride, "todo": [] if path.exists() else ["capture"]}
     want = settings(cfg, run, name, m, _options(cfg, name))
     try:

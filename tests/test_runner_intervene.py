@@ -5,7 +5,8 @@ Results (made from its rows by the probe stage) equal ``probes.steer.run`` /
 ``probes.patch.run`` called directly on the same caches; a rerun with outputs present skips;
 a crash in the middle of steering keeps every finished run, and the resumed stage makes only
 the missing runs and ends with the same rows as an uninterrupted run; settings changed after
-the runs make them anew; ``[intervene]`` keys are checked.
+the runs make them anew; ``[intervene]`` keys are checked; a changed ``token_rows`` recaptures
+the token caches at the new stride.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ PATCH = {"n_pairs": 3, "layers": [1], "max_new_tokens": 24, "n_boot": 100}
 def small_config(out, **over):
     models = [m for m in organism_config().to_dict()["models"]
               if m["key"] in ("teacher", "student_mastery")]
+    over = {"probes": {"names": ["steer", "patch"],
+                       "options": {"steer": dict(STEER), "patch": dict(PATCH)}}, **over}
     return organism_config(
         out=str(out), max_items_per_task=N_ITEMS, models=models,
         capture={"backend": "hf", "sites": ["last_prompt"], "entropy": "off",
-                 "store_dtype": "float32", "batch_tokens": 4096, "cross": False},
-        probes={"names": ["steer", "patch"],
-                "options": {"steer": dict(STEER), "patch": dict(PATCH)}}, **over)
+                 "store_dtype": "float32", "batch_tokens": 4096, "cross": False}, **over)
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +192,25 @@ def test_intervene_keys_are_checked(tmp_path):
     assert other.stage_hash("intervene") != cfg.stage_hash("intervene")
     assert other.stage_hash("probe") != cfg.stage_hash("probe")
     assert other.stage_hash("reliance") == cfg.stage_hash("reliance")
+
+
+def test_token_caches_follow_token_rows(done, tmp_path):
+    from experiments.intervene_runs import models_for
+    from mimicry import open_cache
+    from mimicry.traces import read_traces
+
+    src, _, _ = done
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(src.root, run.root)
+    probes = {"names": ["compute"], "options": {"compute": {"n_perm": 5, "n_boot": 50}}}
+    cfg = small_config(run.root, probes=probes)
+    assert [m.key for m in models_for(cfg, run, "compute")] == ["teacher", "student_mastery"]
+    st = run_experiment(cfg, stages=["intervene", "probe"])
+    assert st["intervene"]["status"] == "done" and st["probe"]["status"] == "done", st
+    path = run.cache(RunFolder.tokens_stem("student_mastery"))
+    assert open_cache(path).config["per_token_stride"] == 1  # ≤ 128 rows: every token
+    longest = max(t.reasoning_tokens for t in read_traces(run.traces("student_mastery")))
+    cfg = small_config(run.root, probes=probes, intervene={"token_rows": 8})
+    st = run_experiment(cfg, stages=["intervene"])
+    assert any("captured at stride 1, not" in n for n in st["intervene"]["notes"])
+    assert open_cache(path).config["per_token_stride"] == -(-(longest + 2) // 8)
