@@ -78,8 +78,12 @@ def settings(cfg: ExperimentConfig, run: RunFolder, name: str, m: ModelConfig,
     out = {"options": run_options(cfg, name, m, options), "seed": cfg.seed,
            "traces": _sha(run.traces(m.key))}
     teacher = cfg.roles().get("teacher")
-    if name == "steer" and teacher and run.traces(teacher).exists():
-        out["teacher_traces"] = _sha(run.traces(teacher))
+    if name == "steer":  # its directions come from the caches: how they were captured
+        c = cfg.capture
+        out["capture"] = {"sites": list(c.sites), "store_dtype": c.store_dtype,
+                          "backend": c.backend, "dtype": m.dtype}
+        if teacher and run.traces(teacher).exists():
+            out["teacher_traces"] = _sha(run.traces(teacher))
     return json.loads(json.dumps(json_ready(out)))  # as the plan file holds it
 
 

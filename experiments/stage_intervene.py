@@ -19,8 +19,8 @@ what it wrote (:func:`experiments.intervene_runs.load_runs`, used by
 
 Resuming: rows are appended run by run (steering) or layer by layer (patching), each run's
 rows in one write, so a crash loses at most the run in progress; the next run skips every
-run already in the file. A plan made with other settings (options, seed, other own or teacher
-traces) is removed with its rows and made anew, with a note.
+run already in the file. A plan made with other settings (options, seed, capture settings,
+other own or teacher traces) is removed with its rows and made anew, with a note.
 """
 
 from __future__ import annotations
