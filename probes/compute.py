@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, bootstrap_p, percentile_ci, perm_p
 
-from .base import PALETTE, Result, cache_layers, model_name
+from .base import Result, cache_layers, model_name
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -297,13 +297,15 @@ def plot(result: Result, layer: int | None = None):
     """
     import matplotlib.pyplot as plt
 
+    from mimicry.plots import model_color
+
     t = result.table
     layer = int(t["layer"].max()) if layer is None else layer
     t = t[t["layer"] == layer]
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for k, m in enumerate(dict.fromkeys(t["model"])):
+    for m in dict.fromkeys(t["model"]):
         d = t[t["model"] == m].sort_values("fraction")
-        c = PALETTE[k % len(PALETTE)]
+        c = model_color(m)  # the model's fixed colour in every figure of a run
         ax.plot(d["fraction"], d["accuracy"], marker="o", ms=3, color=c, label=m)
         ax.fill_between(d["fraction"], d["ci_low"], d["ci_high"], color=c, alpha=0.2)
         ax.plot(d["fraction"], d["shuffled_mean"], color=c, ls=":", lw=1)

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, percentile_ci
 
-from .base import PALETTE, Result, _human_values
+from .base import Result, _human_values
 
 DIRECTIONS = ("hard_to_easy", "easy_to_hard")
 
@@ -170,11 +170,13 @@ def plot(result: Result):
     """Return a figure: normalised effect per layer with CI, one line per direction."""
     import matplotlib.pyplot as plt
 
+    from mimicry.plots import color
+
     t = result.table
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for k, d in enumerate(dict.fromkeys(t["direction"])):
         g = t[t["direction"] == d].sort_values("layer")
-        c = PALETTE[k % len(PALETTE)]
+        c = color(k)  # the house palette (mimicry.plots), one colour per direction
         ax.plot(g["layer"], g["effect"], marker="o", ms=3, color=c, label=d)
         ax.fill_between(g["layer"], g["ci_low"], g["ci_high"], color=c, alpha=0.2)
     ax.set_xticks(sorted(set(int(x) for x in t["layer"])))

@@ -33,7 +33,7 @@ from mimicry.errors import InputError
 from mimicry.intervene import mean_difference, random_directions
 from mimicry.stats import bootstrap_indices, percentile_ci, perm_p
 
-from .base import PALETTE, Result, cache_layers, make_labels
+from .base import Result, cache_layers, make_labels
 from .planning import _pca
 from .ridge import RidgeProbe
 
@@ -288,6 +288,8 @@ def plot(result: Result):
     """Return a figure: mean reasoning tokens and accuracy vs α, random band in grey."""
     import matplotlib.pyplot as plt
 
+    from mimicry.plots import color
+
     t = result.tables["curves"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, key, lab in ((axes[0], "tokens", "mean reasoning tokens"),
@@ -299,7 +301,7 @@ def plot(result: Result):
                             label=f"{rnd['direction'].nunique()} random directions")
         for k, kind in enumerate([x for x in dict.fromkeys(t["kind"]) if x != "random"]):
             d = t[t["kind"] == kind].sort_values("alpha")
-            c = PALETTE[k % len(PALETTE)]
+            c = color(k)  # the house palette (mimicry.plots), one colour per kind
             ax.plot(d["alpha"], d[key], marker="o", ms=3, color=c, label=kind)
             ax.fill_between(d["alpha"], d[f"{key}_ci_low"], d[f"{key}_ci_high"], color=c,
                             alpha=0.2)
