@@ -8,7 +8,6 @@ decided the call.
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 
 import numpy as np
@@ -29,7 +28,9 @@ EVIDENCE_UNITS = {
 # the letter a reason of the verdict starts with -> the evidence rows it reads
 REASON_ROWS = {"T": ("teacher_behaviour_r",), "A": ("behaviour_r",), "C": ("delta_r",),
                "N": ("accuracy_vs_base",), "P": ("planning_rho",),
-               "W": ("accuracy_vs_base", "reliance"), "R": ("teacher_reliance",)}
+               "W": ("accuracy_vs_base", "reliance"), "R": ("teacher_reliance",),
+               "W-": ("reliance", "teacher_reliance"), "X": ("behaviour_r",),
+               "M": ("compute_rise",)}
 
 
 def reliance_figure(result) -> Figure:
@@ -67,13 +68,10 @@ def reliance_figure(result) -> Figure:
 
 
 def decided_rows(reasons: str) -> set[str]:
-    """Return the evidence rows named by a verdict's ``decided_by`` text (``"A: …; P: …"``)."""
-    rows: set[str] = set()
-    for part in str(reasons or "").split(";"):
-        m = re.match(r"\s*([A-Z])\s*:", part)
-        if m:
-            rows.update(REASON_ROWS.get(m.group(1), ()))
-    return rows
+    """Return the evidence rows named by a verdict's ``decided_by`` text (``"A: …; W-: …"``)."""
+    from .verdict_reasons import rule_letters
+
+    return {row for letter in rule_letters(reasons)[0] for row in REASON_ROWS.get(letter, ())}
 
 
 def _fmt(v: float) -> str:
