@@ -70,8 +70,21 @@ def test_doc_sessions_run_and_print_what_they_show(demo_root, monkeypatch):
             d.clear()
             d.update(old)
     ran, skipped = counts
+    assert not _gallery_misses(demo_root / "cache" / "demo")
     if not os.environ.get("MIMICRY_DOCS"):   # every doc ran: every skip marker was seen
         assert skipped == len(_skips()) and ran > 40, counts
+
+
+def _gallery_misses(run: Path) -> list[str]:
+    """Return the figure kinds a demo run writes that docs/figures.md does not show."""
+    text = (ROOT / "docs" / "figures.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r"\]\((figures/[\w.-]+)\)", text))
+    miss = [f"docs/{p}: no such image" for p in shown if not (ROOT / "docs" / p).is_file()]
+    for png in sorted(run.glob("*/*.png")):
+        kind = png.stem.split("__")[0]
+        if f"**{kind}" not in text and f"`{png.parent.name}/{kind}__" not in text:
+            miss.append(f"{png.relative_to(run)}: not in docs/figures.md")
+    return miss
 
 
 def _run_docs(sy, demo_root, monkeypatch, counts):
