@@ -205,7 +205,7 @@ def prepare(name: str, folder: Path) -> None:
                                 for m in ("teacher", "student", "base")),
                      "--tasks", "organism", "--out", str(folder / "out" / "align"),
                      "--roles", "teacher=teacher,student=student,base=base",
-                     "--n-boot", "300", "--n-perm", "300"]) == 0
+                     "--n-boot", "100", "--n-perm", "100"]) == 0
         _random_init_cache(folder, main)
 
 
