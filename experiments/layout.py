@@ -21,6 +21,7 @@ Layout of ``RUN/`` (written by ``mimicry run`` / ``mimicry demo``, read by ``loa
     probes/<name>_<table>.csv                 its extra tables (e.g. ``verdict_calls.csv``)
     probes/<name>__<unit>.png / .pdf          one figure per unit
     probes/<name>.json                        settings, seed, n, exclusions (``Result.meta``)
+                                              (the probes/ files: probes.results' one format)
     report.md, report.html                    the report
     organism-models/<role>/                   organism checkpoints trained by the demo
 """
@@ -30,12 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from probes.results import figure_stem as probe_figure
+from probes.results import meta_path as probe_meta
+from probes.results import table_path as probe_table
+
 CROSS = "__on_"          # cache of a student over another model's traces
 SCRAMBLED = "__scrambled"
 SELF_SCRAMBLED = "__self_scrambled"
 AFTER_SCRAMBLED = "__after_scrambled"
 TOKENS = "__tokens"
-CONTROLS = ("empty", "filler")  # reliance controls (mimicry.generate.controls)
+CONTROLS = ("empty", "filler")  # reliance controls (mimicry.traces.controls)
 
 
 @dataclass(frozen=True)
@@ -195,18 +200,3 @@ class RunFolder:
         """Return the probes that wrote results (their meta JSON exists)."""
         d = self.probes_dir
         return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
-
-
-def probe_table(folder: Path, name: str, table: str | None = None) -> Path:
-    """Return ``folder/<name>.csv`` or ``folder/<name>_<table>.csv``."""
-    return Path(folder) / (f"{name}_{table}.csv" if table else f"{name}.csv")
-
-
-def probe_meta(folder: Path, name: str) -> Path:
-    """Return ``folder/<name>.json``."""
-    return Path(folder) / f"{name}.json"
-
-
-def probe_figure(folder: Path, name: str, unit: str) -> Path:
-    """Return ``folder/<name>__<unit>`` (``.png`` and ``.pdf`` are added by the saver)."""
-    return Path(folder) / f"{name}__{unit}"

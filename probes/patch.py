@@ -102,7 +102,7 @@ def analyze(rows: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.Data
         idx = bootstrap_indices(len(g), n_boot, seed)
         num, den = (p - r)[idx].mean(1), (dn - r)[idx].mean(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            lo, hi = percentile_ci(np.where(den != 0, num / den, np.nan))
+            lo, hi = percentile_ci(np.where(den != 0, num / den, np.nan), len(g))
         out.append({"direction": d, "layer": int(layer), "n_pairs": len(g),
                     "effect": normalised_effect(r, dn, p), "ci_low": lo, "ci_high": hi,
                     "shift_tokens": float((p - r).mean()), "gap_tokens": float((dn - r).mean()),

@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator
 
 from mimicry.errors import InputError
 from mimicry.intervene import mean_difference, random_directions
-from mimicry.stats import bootstrap_indices, percentile_ci
+from mimicry.stats import bootstrap_indices, percentile_ci, perm_p
 
 from .base import Result, cache_layers, make_labels
 from .planning import _pca
@@ -169,8 +169,8 @@ def analyze(rows: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> tuple[p
             s = base if a == 0 else sub[sub["alpha"] == a].set_index("item_id")
             T[:, j] = s.loc[items, "reasoning_tokens"].to_numpy(float)
             A[:, j] = s.loc[items, "correct"].to_numpy(float)
-            tlo, thi = percentile_ci(T[idx, j].mean(1))
-            alo, ahi = percentile_ci(A[idx, j].mean(1))
+            tlo, thi = percentile_ci(T[idx, j].mean(1), len(items))
+            alo, ahi = percentile_ci(A[idx, j].mean(1), len(items))
             curves.append({"direction": d, "kind": _kind(d), "alpha": a, "n": len(items),
                            "tokens": T[:, j].mean(), "tokens_ci_low": tlo,
                            "tokens_ci_high": thi, "accuracy": A[:, j].mean(),
@@ -179,7 +179,7 @@ def analyze(rows: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> tuple[p
         ac = alphas - alphas.mean()
         s_obs = float(ac @ L.mean(0) / (ac @ ac))
         s_boot = (L[idx].mean(1) @ ac) / (ac @ ac)
-        lo, hi = percentile_ci(s_boot)
+        lo, hi = percentile_ci(s_boot, len(items))
         effects.append({"direction": d, "kind": _kind(d), "n": len(items), "slope": s_obs,
                         "ci_low": lo, "ci_high": hi,
                         "acc_slope": float(ac @ A.mean(0) / (ac @ ac))})
@@ -188,8 +188,7 @@ def analyze(rows: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> tuple[p
     if len(rnd):
         lo, hi = np.quantile(rnd, [0.025, 0.975])
         eff["random_low"], eff["random_high"] = lo, hi
-        eff["p_random"] = [(1 + (np.abs(rnd) >= abs(s)).sum()) / (1 + len(rnd))
-                           for s in eff["slope"]]
+        eff["p_random"] = [perm_p(s, rnd, "two-sided") for s in eff["slope"]]
         eff["beyond_band"] = (eff["slope"] > hi) | (eff["slope"] < lo)
     return pd.DataFrame(curves), eff
 

@@ -12,6 +12,14 @@ with the 55b9b3a reference whole, and reliance.csv's scramble rows on the refere
 the verdict's rows and calls are compared with ``tests/data/demo_reference_verdict.json``,
 written after issue 10 by ``python tests/_demo_reference.py OUT`` on the merged main, the code
 whose alignment and reliance numbers equal 55b9b3a's above.
+
+Issue 13 then made the expanded percentile interval the one bootstrap CI rule (probes used the
+plain percentile one) and the CI-consistent bootstrap p the one p of a bootstrapped effect
+(the ablation drop had its own). In both files exactly these moved, nothing else: reliance.csv
+``ci_low`` of teacher 0.5625 -> 0.5 and of student_mimic_length -0.1875 -> -0.25 (also in the
+verdict's reliance rows); the verdict's ``entropy_slope`` and ``ablation_drop`` CIs and the
+ablation ``p``; the W- "difference p" quoted in two ``decided_by`` texts. Every call is
+unchanged.
 """
 
 from __future__ import annotations
