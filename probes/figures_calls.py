@@ -36,7 +36,7 @@ REASON_ROWS = {"T": ("teacher_behaviour_r",), "A": ("behaviour_r",), "C": ("delt
                "N": ("accuracy_vs_base",), "P": ("planning_rho",),
                "W": ("accuracy_vs_base", "reliance"), "R": ("teacher_reliance",),
                "W-": ("reliance", "teacher_reliance"), "X": ("behaviour_r",),
-               "M": ("compute_rise",)}
+               "M": ("compute_rise",), "M-": ("compute_rise", "teacher_compute_rise")}
 
 
 def reliance_figure(result) -> Figure:

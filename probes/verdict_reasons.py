@@ -2,7 +2,7 @@
 
 :func:`probes.verdict_rule.decide` writes its reasons as ``"LETTER: why"`` joined by ``"; "``:
 first the rows that decided the call (support, or for surface mimicry the against-tests that
-held: ``C``, ``N``, ``W-``, ``X``, ``M``), then, for an inconclusive call, ``"open: LETTER:
+held: ``C``, ``N``, ``W-``, ``M-``, ``X``), then, for an inconclusive call, ``"open: LETTER:
 why"`` for each open row and power notes about those rows, and for surface mimicry a note
 ``"(against-tests: ...)"``. The headline's ``rules`` column and the verdict figure's bold
 rows read the letters here, so neither drops one (``W-`` has a minus sign).

@@ -26,6 +26,9 @@ def test_letters_of_the_demo_reasons():
     assert rule_letters("C: Δr̄ -0.65 below; N; W-; M (as above)") == (["C", "N", "W-", "M"], [])
     assert rule_letters("T: the teacher's behavioural r is missing: nothing to compare") == (
         ["T"], [])
+    assert rule_letters("M-: decodable along the teacher's reasoning, not along the student's "
+                        "(difference p = 0.001 < 0.0125); (against-tests: C, N, W-, M-, each "
+                        "at p < 0.0125)") == (["M-"], [])
     assert rule_letters(float("nan")) == ([], []) and short("") == ""
 
 
