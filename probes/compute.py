@@ -291,29 +291,8 @@ def combine(results: dict[str, Result]) -> Result:
 
 
 def plot(result: Result, layer: int | None = None):
-    """Return a figure: decoding accuracy vs fraction of reasoning read, one line per model.
+    """Return a figure: decoding accuracy vs share of reasoning read, one line per model
+    (:func:`probes.figures_mech.compute_figure`; ``layer``: default the last)."""
+    from .figures_mech import compute_figure
 
-    ``layer``: which layer to show (default: the last); CI bands; dotted: shuffled labels.
-    """
-    import matplotlib.pyplot as plt
-
-    from mimicry.plots import model_color
-
-    t = result.table
-    layer = int(t["layer"].max()) if layer is None else layer
-    t = t[t["layer"] == layer]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for m in dict.fromkeys(t["model"]):
-        d = t[t["model"] == m].sort_values("fraction")
-        c = model_color(m)  # the model's fixed colour in every figure of a run
-        ax.plot(d["fraction"], d["accuracy"], marker="o", ms=3, color=c, label=m)
-        ax.fill_between(d["fraction"], d["ci_low"], d["ci_high"], color=c, alpha=0.2)
-        ax.plot(d["fraction"], d["shuffled_mean"], color=c, ls=":", lw=1)
-    ax.set_xlabel("fraction of the reasoning read")
-    ax.set_ylabel("decoding accuracy (out-of-fold)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{result.meta['target']} at layer {layer} (dotted: shuffled labels)",
-                 fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return compute_figure(result, layer)

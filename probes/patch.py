@@ -167,24 +167,8 @@ def result(rows: pd.DataFrame, meta: dict, *, n_boot: int = 1000, seed: int = 0)
 
 
 def plot(result: Result):
-    """Return a figure: normalised effect per layer with CI, one line per direction."""
-    import matplotlib.pyplot as plt
+    """Return a figure: normalised effect per layer with CI, one line style per direction
+    (:func:`probes.figures_mech.patch_figure`)."""
+    from .figures_mech import patch_figure
 
-    from mimicry.plots import color
-
-    t = result.table
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for k, d in enumerate(dict.fromkeys(t["direction"])):
-        g = t[t["direction"] == d].sort_values("layer")
-        c = color(k)  # the house palette (mimicry.plots), one colour per direction
-        ax.plot(g["layer"], g["effect"], marker="o", ms=3, color=c, label=d)
-        ax.fill_between(g["layer"], g["ci_low"], g["ci_high"], color=c, alpha=0.2)
-    ax.set_xticks(sorted(set(int(x) for x in t["layer"])))
-    ax.axhline(0, color="k", lw=0.5)
-    ax.axhline(1, color="0.5", lw=0.5, ls=":")
-    ax.set_xlabel("patched layer (0 = embeddings)")
-    ax.set_ylabel("normalised effect on reasoning tokens")
-    ax.set_title(f"patching last_prompt: {result.meta['model']}", fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return patch_figure(result)

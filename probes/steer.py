@@ -285,30 +285,8 @@ def _suite(tasks: Any):
 
 
 def plot(result: Result):
-    """Return a figure: mean reasoning tokens and accuracy vs α, random band in grey."""
-    import matplotlib.pyplot as plt
+    """Return a figure: reasoning tokens and accuracy vs α, random band in grey
+    (:func:`probes.figures_mech.steer_figure`)."""
+    from .figures_mech import steer_figure
 
-    from mimicry.plots import color
-
-    t = result.tables["curves"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, lab in ((axes[0], "tokens", "mean reasoning tokens"),
-                         (axes[1], "accuracy", "accuracy")):
-        rnd = t[t["kind"] == "random"]
-        if len(rnd):
-            band = rnd.groupby("alpha")[key].agg(["min", "max"])
-            ax.fill_between(band.index, band["min"], band["max"], color="0.8",
-                            label=f"{rnd['direction'].nunique()} random directions")
-        for k, kind in enumerate([x for x in dict.fromkeys(t["kind"]) if x != "random"]):
-            d = t[t["kind"] == kind].sort_values("alpha")
-            c = color(k)  # the house palette (mimicry.plots), one colour per kind
-            ax.plot(d["alpha"], d[key], marker="o", ms=3, color=c, label=kind)
-            ax.fill_between(d["alpha"], d[f"{key}_ci_low"], d[f"{key}_ci_high"], color=c,
-                            alpha=0.2)
-        ax.set_xlabel("α (× own hard − easy difference norm)")
-        ax.set_ylabel(lab)
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"steering {result.meta['model']} at layer {result.meta['layer']} "
-                 f"(held-out items, n = {result.meta['n_test']})", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return steer_figure(result)
