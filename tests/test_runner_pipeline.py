@@ -128,7 +128,7 @@ def test_report_tables_match_alignment_and_html_is_self_contained(done_run):
 
 
 def test_negative_transfer_intervals_are_wilson():
-    from mimicry.alignment.figures import wilson_ci
+    from mimicry.stats import wilson_ci
 
     k, n = np.array([0, 3, 7, 10]), np.array([10, 10, 10, 10])
     lo, hi = wilson_ci(k, n)

@@ -28,6 +28,7 @@ from ..plots import (
     panel_grid,
     rt_label,
 )
+from ..stats import wilson_ci
 
 X_SHIFT = 0.015  # log units between neighbouring models in the scatter (≈ 1.5% of the cost)
 
@@ -161,16 +162,6 @@ def delta_r_figure(delta: pd.DataFrame, roles: dict[str, str]) -> Figure:
     ax.set_title(f"Change in alignment from {teach} to {stud} (left of 0: {stud} tracks "
                  "difficulty less)", fontsize=8.5)
     return fig
-
-
-def wilson_ci(k, n, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
-    """Return the Wilson score interval ``(low, high)`` for ``k`` successes of ``n``."""
-    k, n = np.asarray(k, float), np.asarray(n, float)
-    p = np.divide(k, n, out=np.full_like(k, np.nan), where=n > 0)
-    denom = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return centre - half, centre + half
 
 
 def _transfer_title(nt: pd.DataFrame) -> str:
