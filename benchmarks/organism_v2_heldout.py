@@ -9,7 +9,8 @@ The script refuses to start without such a commit in ``git log`` (``--allow-unfr
 trying the script itself; its output is then marked NOT HELD OUT). For each seed it trains the
 v2 set (``mimicry.organism.v2.train``), runs ``experiments/configs/organism-v2.toml`` on it
 through the runner (generate → align → capture → reliance → probes → verdict → report), and copies the
-evidence files (``probes/verdict*.csv``, ``alignment/alignment.csv``, ``probes/reliance.csv``)
+evidence files (``probes/verdict*.csv``, ``alignment/alignment.csv``, ``probes/reliance.csv``,
+``probes/compute_rise.csv`` (row M))
 to ``DOCS/seed-N/``; ``DOCS/calls.csv`` lists every call as it came out next to the ground
 truth (mastery: policy transfer; the three others: surface mimicry), with the rule's commit.
 Each seed costs one v2 training (~15 CPU minutes) plus one organism-v2 run.
@@ -58,7 +59,8 @@ def run_seed(seed: int, out: Path, docs: Path, repo: Path) -> list[dict]:
     dest = docs / f"seed-{seed}"
     dest.mkdir(parents=True, exist_ok=True)
     for f in [*sorted((run / "probes").glob("verdict*.csv")), run / "alignment" /
-              "alignment.csv", run / "probes" / "reliance.csv", models / "train_summary.json"]:
+              "alignment.csv", run / "probes" / "reliance.csv", run / "probes" / "compute_rise.csv",
+              models / "train_summary.json"]:
         if f.exists():
             shutil.copy2(f, dest / f.name)
     calls = pd.read_csv(run / "probes" / "verdict_calls.csv")
