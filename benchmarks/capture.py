@@ -8,7 +8,7 @@ Same random-init model and the same items (one trace per length, tokenised by th
 ``encode_traces``) for every method:
 
 - ``a_sdpa``: the floor, ``model.model(input_ids, output_hidden_states=True)`` with SDPA;
-- ``b_off`` / ``b_sampled`` / ``b_exact``: ``mimicry.capture.runner.capture`` (the Python entry
+- ``b_off`` / ``b_sampled`` / ``b_exact``: ``mimicry.capture.driver.capture`` (the Python entry
   behind ``mimicry capture``: encode, forward with hooks, entropy side-car, HDF5 write), with
   the entropy function the hf backend ships (CPU: chunked torch reference; CUDA: the fused
   Triton kernel); ``b_exact@IMPL`` swaps it for one run: ``@reference`` (chunked torch),
@@ -144,7 +144,7 @@ def run_method(method: str, model, tok, trace, item, device: str, tmp: Path) -> 
             model.model(input_ids=ids, output_hidden_states=True, use_cache=False)
         return
     from mimicry.capture.config import CaptureConfig
-    from mimicry.capture.runner import capture
+    from mimicry.capture.driver import capture
 
     backend = {"c_tl": "tl", "d_nnsight": "nnsight"}.get(method, "hf")
     entropy = {"b_off": "off", "b_sampled": "sampled"}.get(method.split("@")[0], "exact")

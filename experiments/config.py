@@ -1,7 +1,8 @@
 """Experiment configs: one dataclass per job, every field documented, loaded from TOML.
 
 An experiment (``experiments/qwen-1.5b.toml``) names the models of one family with their
-roles, the task suites, and the settings of each stage. ``load_config(path)`` validates it
+roles, the task suites, and the settings of each stage (those dataclasses live in
+:mod:`experiments.config_stages` and are re-exported here). ``load_config(path)`` validates it
 (unknown keys, bad values: one line naming the file, the key and the fix) and returns an
 :class:`ExperimentConfig`; :mod:`experiments.cost` prints what it will cost before it runs.
 """
@@ -15,9 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mimicry.capture.config import ALL_SITES as SITES
 from mimicry.errors import InputError
 from mimicry.models import ORGANISM_PREFIX
+
+from .config_stages import (
+    RELIANCE_CONTROLS,
+    SCRAMBLE_MODES,
+    SITES,
+    AlignStageConfig,
+    CaptureStageConfig,
+    GenerationConfig,
+    InterveneStageConfig,
+    ProbeStageConfig,
+    RelianceStageConfig,
+)
 
 try:  # Python 3.11+
     import tomllib
@@ -25,10 +37,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 ROLES = ("teacher", "student", "base", "control")
-STAGES = ("generate", "align", "capture", "reliance", "probe", "report")
+STAGES = ("generate", "align", "capture", "reliance", "intervene", "probe", "report")
 RELIANCE_ROLES = ("teacher", "student", "control")
-SCRAMBLE_MODES = ("within", "across")
-RELIANCE_CONTROLS = ("empty", "filler")  # = mimicry.generate.controls.CONTROLS
 
 
 @dataclass
@@ -84,127 +94,6 @@ class ModelConfig:
 
 
 @dataclass
-class GenerationConfig:
-    """Settings of the generate stage (behaviour: one trace per model × item).
-
-    Fields:
-        backend: ``hf`` (``transformers.generate``, batched) or ``openai`` (an
-            OpenAI-compatible server such as ``vllm serve``; see docs/experiments.md).
-        max_new_tokens: generation budget per item; traces that hit it are flagged
-            ``finish_reason = "length"`` and excluded from alignment (counted).
-        batch_size: prompts per ``generate`` call (hf backend).
-        temperature: 0 means greedy decoding, as in the paper.
-        seed: sampling seed (recorded in every trace).
-        base_url: server URL for the openai backend (``http://localhost:8000/v1``).
-        concurrency: parallel requests for the openai backend.
-    """
-
-    backend: str = "hf"
-    max_new_tokens: int = 32768
-    batch_size: int = 8
-    temperature: float = 0.0
-    seed: int = 0
-    base_url: str | None = None
-    concurrency: int = 16
-
-
-@dataclass
-class AlignStageConfig:
-    """Settings of the align stage (behavioural statistics, see docs/alignment.md).
-
-    Fields:
-        n_boot: bootstrap resamples for every CI (≥ 10 000 for reported numbers).
-        n_perm: permutations for every permutation p.
-        min_items: a model × task cell with fewer included items is not analysed (counted).
-        exclude_truncated: leave out traces that hit max_new_tokens (counted in exclusions).
-        cooks: also exclude points with Cook's distance > 4/n (counted).
-        cost: ``reasoning_tokens`` (default) or ``total_tokens`` for models without ``<think>``.
-    """
-
-    n_boot: int = 10_000
-    n_perm: int = 10_000
-    min_items: int = 5
-    exclude_truncated: bool = True
-    cooks: bool = False
-    cost: str = "reasoning_tokens"
-
-
-@dataclass
-class CaptureStageConfig:
-    """Settings of the capture stage (activations to ``caches/<key>.h5``).
-
-    Fields:
-        backend: ``hf`` (stock model, SDPA; the fast default), ``tl`` or ``nnsight``.
-        sites: residual-stream sites recorded after the embeddings and after every layer.
-        entropy: attention entropy mode: ``exact``, ``sampled`` (a fixed set of query
-            positions per item) or ``off``.
-        entropy_samples: query positions per item in ``sampled`` mode.
-        store_dtype: on-disk dtype of residuals, ``float16`` or ``float32`` (h5py has no bf16).
-        batch_tokens: token budget per forward batch.
-        cross: also capture each student/control over the teacher's traces and over
-            content-scrambled teacher traces (what the ablation probe needs).
-        ranks_per_node, nodes, gpus_per_rank: data-parallel capture under ``torchrun``
-            (each rank a slice of the items, its own shard; :mod:`experiments.scale`); a rank
-            splits its model over ``gpus_per_rank`` GPUs with ``device_map``.
-    """
-
-    backend: str = "hf"
-    sites: list[str] = field(default_factory=lambda: list(SITES))
-    entropy: str = "sampled"
-    entropy_samples: int = 512
-    store_dtype: str = "float16"
-    batch_tokens: int = 32768
-    cross: bool = True
-    ranks_per_node: int = 1
-    nodes: int = 1
-    gpus_per_rank: int = 1
-
-
-@dataclass
-class RelianceStageConfig:
-    """Settings of the reliance stage (answers after the model's own reasoning, scrambled).
-
-    Each teacher/student/control with reasoning answers again after its own traces with the
-    reasoning's content scrambled (:func:`mimicry.traces.scramble.scramble_traces`, seed = the
-    experiment's ``seed``); ``probes.reliance`` compares the accuracy with its own run.
-
-    Fields:
-        max_answer_tokens: greedy decoding budget for the answer after ``</think>``, or
-            ``"auto"``: max(64, 2 × the model's longest own answer), so that a model that
-            summarises before its final answer (R1-style) is not cut off.
-        mode: scramble mode, ``within`` (the trace's own tokens shuffled among positions of
-            the same shape) or ``across`` (tokens drawn from all items' traces).
-        backend: ``hf`` (local weights) or ``openai`` (the ``[generation]`` server's
-            ``/v1/completions``: same prompt text, budget and scoring).
-        controls: the model also answers after these control reasonings of its own traces
-            (:mod:`mimicry.generate.controls`): ``empty`` (no reasoning) and ``filler``
-            (content-free, length-matched in the model's tokens); ``[]`` turns them off.
-    """
-
-    max_answer_tokens: int | str = "auto"
-    mode: str = "within"
-    backend: str = "hf"
-    controls: list[str] = field(default_factory=lambda: list(RELIANCE_CONTROLS))
-
-
-@dataclass
-class ProbeStageConfig:
-    """Settings of the probe stage.
-
-    Fields:
-        names: probes to run, in order (an unknown name is an error before any stage runs).
-        options: per-probe options, e.g. ``{difficulty = {n_folds = 10}}``; an option the
-            probe does not take is an error naming the valid ones
-            (defaults: ``experiments.probing.PROBE_DEFAULTS``).
-    """
-
-    names: list[str] = field(default_factory=lambda: [
-        "difficulty", "entropy", "similarity", "planning", "ablation", "reliance", "compute",
-        "steer", "patch", "verdict"])
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
 class ExperimentConfig:
     """One model family's experiment: models, suites, stage settings and outputs.
 
@@ -221,7 +110,7 @@ class ExperimentConfig:
         gpu_memory_gb: memory of one GPU in GB (10⁹ bytes; 80 for an A100/H100 80GB); the
             dry run warns when a model's per-GPU estimate does not fit, with the fix.
         models: the family (see :class:`ModelConfig`).
-        generation / alignment / capture / reliance / probes: stage settings.
+        generation / alignment / capture / reliance / intervene / probes: stage settings.
         source: the TOML file it came from (set by ``load_config``).
     """
 
@@ -238,6 +127,7 @@ class ExperimentConfig:
     alignment: AlignStageConfig = field(default_factory=AlignStageConfig)
     capture: CaptureStageConfig = field(default_factory=CaptureStageConfig)
     reliance: RelianceStageConfig = field(default_factory=RelianceStageConfig)
+    intervene: InterveneStageConfig = field(default_factory=InterveneStageConfig)
     probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
     source: str = ""
 
@@ -289,6 +179,10 @@ class ExperimentConfig:
                 "ranks_per_node", "nodes", "gpus_per_rank")}
         if order >= STAGES.index("reliance"):
             parts["reliance"] = d["reliance"]
+        if order >= STAGES.index("intervene"):  # the mechanistic probes and their options
+            mech = [n for n in d["probes"]["names"] if n in ("compute", "steer", "patch")]
+            parts["intervene"] = {**d["intervene"], "names": mech, "options": {
+                n: d["probes"]["options"].get(n, {}) for n in mech}}
         if order >= STAGES.index("probe"):
             parts["probes"] = d["probes"]
         blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -315,7 +209,8 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     validate_config(data, source, {  # types, ranges, identifiers: every error, one line each
         "experiment": ExperimentConfig, "models": ModelConfig, "generation": GenerationConfig,
         "alignment": AlignStageConfig, "capture": CaptureStageConfig,
-        "reliance": RelianceStageConfig, "probes": ProbeStageConfig})
+        "reliance": RelianceStageConfig, "intervene": InterveneStageConfig,
+        "probes": ProbeStageConfig})
     data = dict(data)
     models_raw = data.pop("models", None)
     if not models_raw:
@@ -349,6 +244,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     cap = _build(CaptureStageConfig, data.pop("capture", {}), "[capture]", source)
     rel = _build(RelianceStageConfig, data.pop("reliance", {}), "[reliance]", source)
     prb = _build(ProbeStageConfig, data.pop("probes", {}), "[probes]", source)
+    itv = _build(InterveneStageConfig, data.pop("intervene", {}), "[intervene]", source)
     if gen.backend not in ("hf", "openai"):
         raise InputError(f"[generation] backend '{gen.backend}' is not valid", file=source,
                          fix="use 'hf' or 'openai'")
@@ -384,11 +280,18 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
                          fix='e.g. "auto" (the default) or 512')
     cfg = _build(ExperimentConfig, {**data, "models": models, "generation": gen,
                                     "alignment": aln, "capture": cap, "reliance": rel,
-                                    "probes": prb},
+                                    "intervene": itv, "probes": prb},
                  "the top level", source)
     from .scale import validate
 
     validate(cfg, source)
+    roles = {m.key: m.role for m in cfg.models}
+    bad = [k for k in cfg.intervene.models if roles.get(k) not in ("student", "control")]
+    if bad:
+        raise InputError(f"[intervene] models {bad} are not students or controls of this "
+                         "config", file=source, fix="use some of "
+                         f"{', '.join(k for k, r in roles.items() if r in ('student', 'control'))}"
+                         " or [] for all")
     if not cfg.name:
         raise InputError("'name' is empty", file=source, fix="name = 'my-experiment'")
     if not cfg.out:

@@ -17,10 +17,13 @@ Layout of ``RUN/`` (written by ``mimicry run`` / ``mimicry demo``, read by ``loa
     caches/<key>__on_<teacher>.h5             a student reading the teacher's traces
     caches/<key>__scrambled.h5                ... and the scrambled teacher traces
     caches/<key>__tokens.h5                   per-token residuals along its reasoning (compute)
+    intervene/<probe>__<key>.json             steer / patch plan: settings, layer, items (intervene)
+    intervene/<probe>__<key>.jsonl            its runs' rows, appended run by run (resumable)
     probes/<name>.csv                         one table per probe (all units, ``unit`` column)
     probes/<name>_<table>.csv                 its extra tables (e.g. ``verdict_calls.csv``)
     probes/<name>__<unit>.png / .pdf          one figure per unit
     probes/<name>.json                        settings, seed, n, exclusions (``Result.meta``)
+                                              (the probes/ files: probes.results' one format)
     report.md, report.html                    the report
     organism-models/<role>/                   organism checkpoints trained by the demo
 """
@@ -30,12 +33,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from probes.results import figure_stem as probe_figure
+from probes.results import meta_path as probe_meta
+from probes.results import table_path as probe_table
+
 CROSS = "__on_"          # cache of a student over another model's traces
 SCRAMBLED = "__scrambled"
 SELF_SCRAMBLED = "__self_scrambled"
 AFTER_SCRAMBLED = "__after_scrambled"
 TOKENS = "__tokens"
-CONTROLS = ("empty", "filler")  # reliance controls (mimicry.generate.controls)
+CONTROLS = ("empty", "filler")  # reliance controls (mimicry.traces.controls)
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,20 @@ class RunFolder:
         d = self.caches_dir
         return {p.stem: p for p in sorted(d.glob("*.h5"))} if d.exists() else {}
 
+    # ------------------------------------------------------------ intervene
+    @property
+    def intervene_dir(self) -> Path:
+        """Return ``RUN/intervene`` (steering and patching runs, written by the intervene stage)."""
+        return self.root / "intervene"
+
+    def intervene_plan(self, probe: str, key: str) -> Path:
+        """Return the plan of ``probe`` (``steer``/``patch``) on model ``key``."""
+        return self._inside("intervene", f"{probe}__{key}.json")
+
+    def intervene_rows(self, probe: str, key: str) -> Path:
+        """Return the rows (JSON lines) of ``probe``'s runs on model ``key``."""
+        return self._inside("intervene", f"{probe}__{key}.jsonl")
+
     # ------------------------------------------------------------ probes
     @property
     def probes_dir(self) -> Path:
@@ -195,18 +216,3 @@ class RunFolder:
         """Return the probes that wrote results (their meta JSON exists)."""
         d = self.probes_dir
         return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
-
-
-def probe_table(folder: Path, name: str, table: str | None = None) -> Path:
-    """Return ``folder/<name>.csv`` or ``folder/<name>_<table>.csv``."""
-    return Path(folder) / (f"{name}_{table}.csv" if table else f"{name}.csv")
-
-
-def probe_meta(folder: Path, name: str) -> Path:
-    """Return ``folder/<name>.json``."""
-    return Path(folder) / f"{name}.json"
-
-
-def probe_figure(folder: Path, name: str, unit: str) -> Path:
-    """Return ``folder/<name>__<unit>`` (``.png`` and ``.pdf`` are added by the saver)."""
-    return Path(folder) / f"{name}__{unit}"

@@ -7,9 +7,10 @@ teacher/student pair with :data:`PROBE_DEFAULTS` updated by the user's options â
 caches give the same numbers whichever way they are probed. Options a probe does not take are
 an :class:`InputError` naming them and the valid ones (:func:`probe_options`).
 
-Results are written by :func:`save_units` in one format (see :mod:`experiments.layout`):
-``<name>.csv`` (all units stacked, ``unit`` column), ``<name>_<table>.csv``, one figure per unit
-``<name>__<unit>.png/.pdf`` and ``<name>.json`` (probe, units, seed, each unit's meta).
+Results are written by :func:`save_units` (= :func:`probes.results.save_results`, the one
+format that ``Result.save`` writes and ``load_run`` reads): ``<name>.csv`` (all units stacked,
+``unit`` column), ``<name>_<table>.csv``, one figure per unit ``<name>__<unit>.png/.pdf`` and
+``<name>.json`` (probe, units, seed, each unit's meta).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from mimicry.errors import InputError, MimicryError
-from mimicry.io import atomic_path, atomic_write_json, json_ready
+from probes.results import save_results
 
-from .layout import RunFolder, probe_figure, probe_meta, probe_table
+from .layout import RunFolder
 
 log = logging.getLogger(__name__)
+
+save_units = save_results  # the one format of probes.results, under the entry points' name
 
 Units = list[tuple[str, Any]]  # (unit label, probe Result)
 
@@ -339,49 +342,6 @@ def run_probe(name: str, inp: ProbeInputs) -> tuple[Units, str]:
 def run_probes(names: list[str], inp: ProbeInputs) -> dict[str, tuple[Units, str]]:
     """Return ``{name: (units, note)}`` for the probes ``names``, run in order."""
     return {name: run_probe(name, inp) for name in names}
-
-
-def save_units(units: Units, out: Path, name: str, *, seed: int,
-               extra: dict[str, Any] | None = None) -> list[Path]:
-    """Write the stacked table, extra tables, one figure per unit and ``<name>.json``."""
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = [_write_csv(probe_table(out, name), _stack([(u, r.table) for u, r in units]))]
-    extra_names = sorted({k for _, r in units for k in (getattr(r, "tables", None) or {})})
-    for t in extra_names:
-        written.append(_write_csv(probe_table(out, name, t),
-                                  _stack([(u, r.tables[t]) for u, r in units if t in r.tables])))
-    for u, r in units:
-        try:
-            fig = r.plot()
-        except ValueError:  # the probe draws no figure for this result
-            continue
-        written += save_figure(fig, probe_figure(out, name, u))
-        plt.close(fig)
-    meta = {u: getattr(r, "meta", {}) for u, r in units}
-    written.append(atomic_write_json(probe_meta(out, name), json_ready({
-        "probe": name, "units": [u for u, _ in units], "seed": seed, **(extra or {}),
-        "meta": meta})))
-    return written
-
-
-def _stack(parts: list[tuple[str, Any]]) -> Any:
-    import pandas as pd
-
-    frames = []
-    for u, df in parts:
-        df = df.copy()
-        if "unit" not in df.columns:
-            df.insert(0, "unit", u)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _write_csv(path: Path, df: Any) -> Path:
-    with atomic_path(path, suffix=".csv") as tmp:
-        df.to_csv(tmp, index=False)
-    return path
 
 
 def save_figure(fig, stem: Path) -> list[Path]:

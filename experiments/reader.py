@@ -5,6 +5,7 @@
 >>> run.alignment.table      # DataFrame, one row per model × task
 >>> run.caches["teacher"].resid(3, "last_prompt")   # [n_items, d_model], read lazily
 >>> run.probes["difficulty"] # DataFrame
+>>> run.results("difficulty")  # {unit: probes.Result}: tables and meta per model or pair
 >>> run.verdict              # DataFrame (None if the verdict probe has not run)
 
 Everything is read on first access; caches are opened only when asked for.
@@ -108,6 +109,15 @@ class Run:
         main = set(self.probes)
         return {p.stem: _csv(p) for p in sorted(d.glob("*_*.csv"))
                 if p.stem.split("_", 1)[0] in main} if d.exists() else {}
+
+    def results(self, name: str) -> dict[str, Any]:
+        """Return ``{unit: probes.Result}`` of probe ``name`` as written (tables, meta per unit).
+
+        The files are the one format of :mod:`probes.results` (``Result.save`` writes it too).
+        """
+        from probes.results import load_results
+
+        return load_results(self.folder.probes_dir, name)
 
     @property
     def verdict(self) -> pd.DataFrame | None:

@@ -136,8 +136,8 @@ def _control(m: ModelConfig, traces: list, control: str, notes: list[str]) -> li
     The filler is matched in the model's own tokens; without its tokenizer (an API model
     whose tokenizer cannot be loaded here) it is one filler unit per reasoning token, noted.
     """
-    from mimicry.generate.controls import empty_traces, filler_traces
     from mimicry.models import load_tokenizer
+    from mimicry.traces.controls import empty_traces, filler_traces
 
     if control == "empty":
         return empty_traces(traces)

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from mimicry.errors import InputError
-from mimicry.stats import bootstrap_indices, percentile_ci
-from mimicry.stats.columns import _rank, spearman_cols
+from mimicry.stats import bootstrap_indices, bootstrap_p, percentile_ci, spearman_cols
+from mimicry.stats.correlation import _rank
 
 from .base import (
     ProbeEstimator,
@@ -54,9 +54,8 @@ def paired_drop(y: np.ndarray, pred_ref: np.ndarray, pred_cond: np.ndarray, *, n
     idx = bootstrap_indices(len(y), n_boot, seed)
     d = _boot_rho(y, pred_ref, idx) - _boot_rho(y, pred_cond, idx)
     drop = _drop(y, pred_ref, pred_cond)
-    lo, hi = percentile_ci(d)
-    dd = d[np.isfinite(d)]
-    p = float(min(1.0, 2 * min((dd <= 0).mean(), (dd >= 0).mean()) + 1 / (len(dd) + 1)))
+    lo, hi = percentile_ci(d, len(y))
+    p = bootstrap_p(d, len(y))  # the p of the same interval rule: p < 0.05 iff the CI excludes 0
     return {"drop": drop, "drop_ci_low": lo, "drop_ci_high": hi, "p_drop": p}
 
 
@@ -178,7 +177,7 @@ def run(conditions: dict[str, Any], *, tasks: Any = None, target: str = "human",
     for layer in layers:
         for name in conditions:
             p = preds[(name, layer)]
-            lo, hi = percentile_ci(_boot_rho(y, p, idx))
+            lo, hi = percentile_ci(_boot_rho(y, p, idx), len(y))
             row = {"condition": name, "layer": layer, "site": site, "n": len(y),
                    "rho": float(spearman_cols(y, p)[0]), "rho_ci_low": lo, "rho_ci_high": hi,
                    "length_rho": length_rho.get(name, np.nan)}

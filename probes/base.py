@@ -2,8 +2,8 @@
 
 A probe's ``run(...)`` returns a :class:`Result`: ``.table`` (a pandas DataFrame, one row per
 unit of analysis), optional extra ``.tables``, ``.meta`` (seeds, n, exclusions) and
-``.plot() -> matplotlib.figure.Figure``. ``Result.save(dir)`` writes CSV + JSON + PNG/PDF
-atomically.
+``.plot() -> matplotlib.figure.Figure``. ``Result`` and its one on-disk format (``Result.save``,
+``save_results``, ``load_results``) live in :mod:`probes.results`; ``Result`` is re-exported here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,57 +22,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mimicry.errors import InputError
-from mimicry.io import atomic_path, atomic_write_json, json_ready
+from mimicry.io import json_ready
 
-# Colour-blind-safe palette (Okabe–Ito).
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#000000"]
+from .results import Result as Result  # re-exported: probes import it from here
+
 SEGMENTS = ("prompt", "reasoning", "answer")
-
-
-@dataclass
-class Result:
-    """What a probe's ``run`` returns: ``.table`` (DataFrame), ``.tables``, ``.meta``, ``.plot()``."""
-
-    name: str
-    table: pd.DataFrame
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    plotter: Callable[[Result], Any] | None = field(default=None, repr=False)
-    arrays: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def plot(self, **kwargs: Any):
-        """Return the probe's figure (a ``matplotlib.figure.Figure``; never shown)."""
-        if self.plotter is None:
-            raise ValueError(f"{self.name}: no figure for this result")
-        return self.plotter(self, **kwargs)
-
-    def save(self, out_dir: str | Path, *, figure: bool = True) -> list[Path]:
-        """Write ``NAME.csv``, ``NAME_<table>.csv``, ``NAME.json`` (meta) and the figure; return paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for key, df in [("", self.table), *self.tables.items()]:
-            p = out / (f"{self.name}_{key}.csv" if key else f"{self.name}.csv")
-            with atomic_path(p, suffix=".csv") as tmp:
-                df.to_csv(tmp, index=False)
-            written.append(p)
-        written.append(atomic_write_json(out / f"{self.name}.json", json_ready(self.meta)))
-        if figure and self.plotter is not None:
-            import matplotlib.pyplot as plt
-
-            fig = self.plot()
-            for ext in ("png", "pdf"):
-                p = out / f"{self.name}.{ext}"
-                with atomic_path(p, suffix=f".{ext}") as tmp:
-                    fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-                written.append(p)
-            plt.close(fig)
-        return written
-
-    def __repr__(self) -> str:
-        return f"Result({self.name!r}, {len(self.table)} rows, tables={list(self.tables)})"
-
 
 
 # --------------------------------------------------------------------------- estimators

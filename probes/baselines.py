@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mimicry.stats import bootstrap_indices
-from mimicry.stats.columns import spearman_cols
-from mimicry.stats.core import _rank_resampled, _row_pearson
+from mimicry.stats import bootstrap_indices, spearman_cols
+from mimicry.stats.correlation import _rank_resampled, _row_pearson
 
 from .ridge import ridge_cv_predict
 

@@ -28,10 +28,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from mimicry.errors import InputError
-from mimicry.stats import bootstrap_indices, percentile_ci
-from mimicry.stats.columns import perm_p
+from mimicry.stats import bootstrap_indices, bootstrap_p, percentile_ci, perm_p
 
-from .base import PALETTE, Result, cache_layers, model_name
+from .base import Result, cache_layers, model_name
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -234,6 +233,25 @@ def run(cache: Any, *, tasks: Any = None, target: str | Callable = "running_valu
     perms = [rng.permutation(n) for _ in range(n_perm)]
     idx = bootstrap_indices(n, n_boot, seed)
     model = name or model_name(cache)
+    table, rise = decode(X, Y, fractions, layers, folds, perms, idx, alpha, model, tname)
+    meta = {"probe": "compute", "model": model, "target": tname, "fractions": fractions,
+            "layers": layers, "n": n, "n_folds": n_folds, "n_perm": n_perm, "n_boot": n_boot,
+            "alpha": alpha, "seed": seed, "exclusions": excl,
+            "decoder": "ridge classifier (one-hot, standardised features), out-of-fold over items",
+            "ci": "percentile bootstrap over items (predictions fixed)"}
+    return Result("compute", table, tables={"rise": rise}, meta=meta, plotter=plot)
+
+
+def decode(X: np.ndarray, Y: np.ndarray, fractions: Sequence[float], layers: Sequence[int],
+           folds: np.ndarray, perms: Sequence[np.ndarray], idx: np.ndarray, alpha: float,
+           model: str, tname: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (accuracy table, rise table) of decoding ``Y [n, n_fracs]`` from ``X``.
+
+    ``X [n, n_fracs, n_layers, d]``; ``folds [n]``; ``perms``: item permutations for the
+    shuffled-label control; ``idx [n_boot, n]``: bootstrap draws of items. :func:`run`'s
+    estimator, also run on simulated residuals by ``probes.verdict_calibration``.
+    """
+    n = len(Y)
     out, correct = [], {}
     for li, layer in enumerate(layers):
         for fi, f in enumerate(fractions):
@@ -243,28 +261,22 @@ def run(cache: Any, *, tasks: Any = None, target: str | Callable = "running_valu
             c = allc[0]
             correct[(layer, fi)] = c
             null = allc[1:].mean(1)
-            lo, hi = percentile_ci(c[idx].mean(1))
+            lo, hi = percentile_ci(c[idx].mean(1), n)
             out.append({"model": model, "target": tname, "layer": layer, "fraction": f, "n": n,
                         "accuracy": c.mean(), "ci_low": lo, "ci_high": hi,
-                        "shuffled_mean": null.mean() if n_perm else np.nan,
-                        "p_perm": perm_p(c.mean(), null) if n_perm else np.nan,
+                        "shuffled_mean": null.mean() if len(perms) else np.nan,
+                        "p_perm": perm_p(c.mean(), null, "greater") if len(perms) else np.nan,
                         "chance": majority_correct(y, folds).mean()})
     rise = []
     for layer in layers:
         d = correct[(layer, len(fractions) - 1)].astype(float) - correct[(layer, 0)]
         boot = d[idx].mean(1)
-        lo, hi = percentile_ci(boot)
-        p = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())) if n_boot else np.nan
+        lo, hi = percentile_ci(boot, n)
+        p = bootstrap_p(boot, n) if len(idx) else np.nan  # CI-consistent: p < 0.05 iff CI excludes 0
         rise.append({"model": model, "target": tname, "layer": layer, "n": n,
                      "first": fractions[0], "last": fractions[-1], "rise": d.mean(),
                      "ci_low": lo, "ci_high": hi, "p": p})
-    meta = {"probe": "compute", "model": model, "target": tname, "fractions": fractions,
-            "layers": layers, "n": n, "n_folds": n_folds, "n_perm": n_perm, "n_boot": n_boot,
-            "alpha": alpha, "seed": seed, "exclusions": excl,
-            "decoder": "ridge classifier (one-hot, standardised features), out-of-fold over items",
-            "ci": "percentile bootstrap over items (predictions fixed)"}
-    return Result("compute", pd.DataFrame(out), tables={"rise": pd.DataFrame(rise)}, meta=meta,
-                  plotter=plot)
+    return pd.DataFrame(out), pd.DataFrame(rise)
 
 
 def combine(results: dict[str, Result]) -> Result:
@@ -279,27 +291,8 @@ def combine(results: dict[str, Result]) -> Result:
 
 
 def plot(result: Result, layer: int | None = None):
-    """Return a figure: decoding accuracy vs fraction of reasoning read, one line per model.
+    """Return a figure: decoding accuracy vs share of reasoning read, one line per model
+    (:func:`probes.figures_mech.compute_figure`; ``layer``: default the last)."""
+    from .figures_mech import compute_figure
 
-    ``layer``: which layer to show (default: the last); CI bands; dotted: shuffled labels.
-    """
-    import matplotlib.pyplot as plt
-
-    t = result.table
-    layer = int(t["layer"].max()) if layer is None else layer
-    t = t[t["layer"] == layer]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for k, m in enumerate(dict.fromkeys(t["model"])):
-        d = t[t["model"] == m].sort_values("fraction")
-        c = PALETTE[k % len(PALETTE)]
-        ax.plot(d["fraction"], d["accuracy"], marker="o", ms=3, color=c, label=m)
-        ax.fill_between(d["fraction"], d["ci_low"], d["ci_high"], color=c, alpha=0.2)
-        ax.plot(d["fraction"], d["shuffled_mean"], color=c, ls=":", lw=1)
-    ax.set_xlabel("fraction of the reasoning read")
-    ax.set_ylabel("decoding accuracy (out-of-fold)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{result.meta['target']} at layer {layer} (dotted: shuffled labels)",
-                 fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return compute_figure(result, layer)

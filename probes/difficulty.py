@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mimicry.stats.columns import corr_summary, spearman_cols
+from mimicry.stats import corr_summary, spearman_cols
 
 from .base import (
     Labels,

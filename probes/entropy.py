@@ -18,8 +18,14 @@ import pandas as pd
 from scipy import stats as sps
 
 from mimicry.errors import InputError
-from mimicry.stats import bh_fdr, bootstrap_indices, correlate, percentile_ci
-from mimicry.stats.columns import partial_spearman, spearman_cols
+from mimicry.stats import (
+    bh_fdr,
+    bootstrap_indices,
+    correlate,
+    partial_spearman,
+    percentile_ci,
+    spearman_cols,
+)
 
 from .base import (
     ProbeEstimator,
@@ -139,7 +145,7 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
         pr, pp = partial_spearman(e, d, ll) if ll is not None else (np.nan, np.nan)
         probe = EntropyProbe(covariate=ll is not None).fit(
             d if ll is None else np.column_stack([d, ll]), e)
-        lo, hi = percentile_ci(_boot_slopes(d, e, ll, idx))
+        lo, hi = percentile_ci(_boot_slopes(d, e, ll, idx), n)
         layer_rows.append({"model": name, "layer": layer + 1, "rel_depth": (layer + 1) / L,
                            "n": n, "rho": c.r, "rho_ci_low": c.ci_low, "rho_ci_high": c.ci_high,
                            "p_perm": c.p, "partial_rho": pr, "partial_p": pp,
@@ -151,7 +157,7 @@ def _one_model(name: str, cache: Any, labels, segment: str, variant: str, n_bins
             if len(m) == 0:
                 continue
             boots = e[m][rng.integers(0, len(m), size=(n_boot, len(m)))].mean(1)
-            blo, bhi = percentile_ci(boots)
+            blo, bhi = percentile_ci(boots, len(m))
             bin_rows.append({"model": name, "layer": layer + 1, "bin": k,
                              "difficulty_mid": float(np.median(d[m])), "n": len(m),
                              "mean": float(e[m].mean()), "ci_low": blo, "ci_high": bhi})

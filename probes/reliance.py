@@ -9,7 +9,7 @@ format and length) — written by :func:`mimicry.generate.answer_after`. The rel
 
 with a paired bootstrap CI over items and McNemar's exact test (:func:`mimicry.stats.mcnemar`).
 Two controls tell use from distraction (``empty=``, ``filler=``, made by
-:mod:`mimicry.generate.controls`): the same accuracy difference against answers after an EMPTY
+:mod:`mimicry.traces.controls`): the same accuracy difference against answers after an EMPTY
 reasoning and after a LENGTH-MATCHED content-free filler (column ``control``: ``scrambled``,
 ``empty``, ``filler``). Reasoning that does work is missed when removed (own − empty > 0);
 a scramble that only distracts costs accuracy while an empty reasoning does not. A student that took over the teacher's policy
@@ -61,7 +61,7 @@ class Reliance(ProbeEstimator):
         idx = bootstrap_indices(a.size, self.n_boot, self.random_state)
         d = _diffs(a, b)
         self.diff_ = float(d.mean())
-        self.ci_ = percentile_ci(d[idx].mean(1))
+        self.ci_ = percentile_ci(d[idx].mean(1), a.size)
         self.mcnemar_ = mcnemar(a, b)
         self.p_ = float(self.mcnemar_.p)
         self.n_features_in_ = 1
@@ -139,7 +139,7 @@ def run(own: Any, forced: Any, *, tasks: Any = None, n_boot: int = 2000, seed: i
 
     ``own``/``forced``: traces files or lists (several models allowed: paired by model name
     and item); ``forced`` answers after the model's own reasoning scrambled (control
-    ``scrambled``). Optional controls (:mod:`mimicry.generate.controls`): ``empty`` — answers
+    ``scrambled``). Optional controls (:mod:`mimicry.traces.controls`): ``empty`` — answers
     after an empty reasoning; ``filler`` — after a content-free filler of the same length.
     ``tasks``: a suite (name, file or TaskSuite) to restrict to its items and take their tasks
     from; otherwise each trace's ``task``. A model with fewer than ``min_items`` usable pairs

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
-from mimicry.stats.columns import spearman_cols
+from mimicry.stats import spearman_cols
 
 from .base import ProbeEstimator, group_kfold
 

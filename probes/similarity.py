@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from mimicry.errors import InputError
-from mimicry.stats.columns import perm_p
+from mimicry.stats import perm_p
 
 from .base import ProbeEstimator, Result, align_items, cache_layers, model_name, progress
 
@@ -269,7 +269,8 @@ def run(teacher: Any, student: Any, *, site: str = "last_prompt", debiased: bool
                "student_layer": lb[j], "rel_depth": depth, "n": n, "cka": M[i, j],
                "cka_ci_low": lo, "cka_ci_high": hi,
                "cka_perm_mean": float(null.mean()) if n_perm else np.nan,
-               "p_perm": perm_p(M[i, j], null) if n_perm else np.nan, "rsa": R[i, j]}
+               "p_perm": perm_p(M[i, j], null, "greater") if n_perm else np.nan,
+               "rsa": R[i, j]}
         if procrustes:
             Xa = np.asarray(teacher.resid(la[i], site), np.float64)[rows["t"]]
             Xb = np.asarray(student.resid(lb[j], site), np.float64)[rows["s"]]

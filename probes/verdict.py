@@ -8,9 +8,10 @@ become ``n/a``) and returns one evidence row per (student, measure) with its CI,
 The rule lives in :mod:`probes.verdict_rule` (docs/probes.md, "The verdict rule"): T (teacher
 aligned), A (student aligned), P (planning beyond chance over layers and beyond text-only
 baselines) and W (its reasoning does work, as the teacher's does) must hold for "policy
-transfer"; only evidence that the student is WORSE than the teacher or its base (C: Δr̄ below
-0, N: accuracy below base, W-: reliance below the teacher's, X: constant cost; Bonferroni over
-the against-tests measured) gives "surface mimicry"; everything else is "inconclusive", with
+transfer", and M (the answer becomes decodable along the reasoning) when its row is present;
+only evidence that the student is WORSE than the teacher or its base (C: Δr̄ below 0, N:
+accuracy below base, W-: reliance below the teacher's, M-: compute rise below the teacher's,
+X: constant cost; Bonferroni over the against-tests measured) gives "surface mimicry"; everything else is "inconclusive", with
 "(underpowered)" and the items needed when a CI cannot tell the student from the teacher.
 On the multi-task path every test pools over items (stratified by task): see
 :mod:`mimicry.stats.pooled`.

@@ -5,15 +5,29 @@ task sizes and runs the SAME estimators the real path runs — :func:`mimicry.st
 pooled_corr_diff` (T, A, C), :func:`~mimicry.stats.pooled.pooled_paired_binary` (N),
 :class:`probes.reliance.Reliance` (W with the empty and filler controls) and
 :func:`probes.baselines.layer_evidence` (P: 13 layers, max-stat permutation p, gain over a
-text baseline) — then :func:`probes.verdict_rule.decide`.
+text baseline) and :func:`probes.compute.decode` (M: the computation probe's ridge decoder,
+out-of-fold, shuffled-label control and paired bootstrap of the rise, on simulated residuals
+at the start and the end of the reasoning, turned into rows by
+:func:`probes.mechanistic_row.compute_row`) — then :func:`probes.verdict_rule.decide`.
 
 Scenarios (the wrong definite call in brackets):
   a  student statistically identical to an aligned teacher          [surface mimicry]
   b  length copier: cost unrelated to difficulty, same mean cost; its reasoning works and it
-     plans its own length as well as the teacher (the hardest case for A/C) [policy transfer]
-  c  post-hoc student: aligned cost, accurate, answers ignore its reasoning (reliance 0)
+     plans its own length as well as the teacher; its compute rise is the teacher's (the
+     hardest case for A/C)                                          [policy transfer]
+  c  post-hoc student: aligned cost, accurate, answers ignore its reasoning (reliance 0), the
+     answer no more decodable at the end of its reasoning than at its start (rise 0)
                                                                      [policy transfer]
-  d  unaligned teacher (r = 0 in every task), student identical to it [policy transfer]
+  d  unaligned teacher (r = 0 in every task; its reasoning computes the answer), student
+     identical to it                                                 [policy transfer]
+
+Row M: gold answers uniform over ``N_CLASSES`` classes (4 at the bundled sizes, 10 — digits —
+at the organism's); a residual at the start / end of a model's reasoning is ``s · μ[answer] +
+noise`` in ``D_RESID`` dimensions (class means μ standard normal, shared by the models); ``s``
+is ``SIGNAL`` = (start, end) for a model whose reasoning computes, (start, start) for the
+post-hoc student. Out-of-fold accuracy ≈ 0.32 → 0.54 at the bundled sizes (rise ≈ 0.22),
+≈ 0.11 → 0.42 at the organism's (rise ≈ 0.31): far smaller rises than the organism's measured
+0.7–0.9, so that M's power is not flattered.
 
 ``benchmarks/calibrate_verdict.py`` runs ≥ 500 data sets per scenario and size; the tests run
 a small version.
@@ -24,8 +38,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mimicry.stats import bootstrap_indices
 from mimicry.stats.pooled import pooled_corr_diff, pooled_paired_binary
 
+from . import compute, mechanistic_row
+from .base import Result
 from .baselines import layer_evidence
 from .reliance import Reliance
 from .verdict_rule import decide
@@ -38,6 +55,9 @@ WRONG = {"a": "surface mimicry", "b": "policy transfer", "c": "policy transfer",
          "d": "policy transfer"}
 N_LAYERS = 13
 ACC, ACC_BASE, RELIANCE = 0.8, 0.5, 0.3
+N_CLASSES = {BUNDLED: 4, ORGANISM: 10}
+SIGNAL = {BUNDLED: (0.1, 0.3), ORGANISM: (0.1, 0.5)}
+D_RESID = 16
 
 
 def _cost(y: np.ndarray, r: float, rng) -> np.ndarray:
@@ -78,8 +98,30 @@ def _planning(ev: str, x: np.ndarray, strength: float, rng, n_perm: int, n_boot:
                 r["gain_sim_low"])
 
 
+def _compute_rows(scenario: str, sizes: tuple, seed: int, n_boot: int,
+                  n_perm: int) -> list[dict]:
+    """Return the ``compute_rise`` and ``teacher_compute_rise`` rows of one data set."""
+    rng = np.random.default_rng([seed, 12])
+    n, k = sum(sizes), N_CLASSES.get(sizes, 4)
+    s0, s1 = SIGNAL.get(sizes, SIGNAL[BUNDLED])
+    y = rng.integers(k, size=n)
+    mu = rng.standard_normal((k, D_RESID))
+    folds = rng.permutation(n) % 5
+    perms = [rng.permutation(n) for _ in range(n_perm)]
+    idx = bootstrap_indices(n, n_boot, seed)
+    out = []
+    for who, ev in (("teacher", "teacher_compute_rise"), ("student", "compute_rise")):
+        sig = (s0, s0) if who == "student" and scenario == "c" else (s0, s1)
+        X = np.stack([s * mu[y] + rng.standard_normal((n, D_RESID)) for s in sig], 1)
+        table, rise = compute.decode(X[:, :, None, :], np.stack([y, y], 1).astype(str),
+                                     (0.0, 1.0), [0], folds, perms, idx, 10.0, who, "answer")
+        out.append(mechanistic_row.compute_row("s", who, ev, Result(
+            "compute", table, tables={"rise": rise})))
+    return out
+
+
 def simulate(scenario: str, sizes=BUNDLED, *, seed: int = 0, n_boot: int = 1000,
-             n_perm: int = 100) -> pd.DataFrame:
+             n_perm: int = 100, n_perm_compute: int = 20, m_row: bool = True) -> pd.DataFrame:
     """Return the evidence rows of one simulated data set of ``scenario`` at task ``sizes``."""
     rng = np.random.default_rng(seed)
     sizes = tuple(sizes)
@@ -112,13 +154,17 @@ def simulate(scenario: str, sizes=BUNDLED, *, seed: int = 0, n_boot: int = 1000,
     nt = pooled_paired_binary(base, student_own, strata, n_boot=n_boot, seed=seed)
     rows.append(_row("accuracy_vs_base", nt.diff, nt.ci_low, nt.ci_high, nt.p, n))
     rows.append(_planning("planning_rho", xs, 0.6, rng, n_perm, 300, seed))
+    if m_row:
+        rows += _compute_rows(scenario, sizes, seed, n_boot, n_perm_compute)
     return pd.DataFrame(rows)
 
 
 def call_rates(scenario: str, sizes=BUNDLED, *, n_sets: int = 500, seed: int = 0,
-               n_boot: int = 1000, n_perm: int = 100) -> dict:
+               n_boot: int = 1000, n_perm: int = 100, n_perm_compute: int = 20,
+               m_row: bool = True) -> dict:
     """Return the share of each call over ``n_sets`` simulated data sets, and the wrong rate."""
-    calls = [decide(simulate(scenario, sizes, seed=seed + k, n_boot=n_boot, n_perm=n_perm))[0]
+    calls = [decide(simulate(scenario, sizes, seed=seed + k, n_boot=n_boot, n_perm=n_perm,
+                             n_perm_compute=n_perm_compute, m_row=m_row))[0]
              for k in range(n_sets)]
     c = pd.Series(calls)
     out = {"scenario": scenario, "sizes": "+".join(map(str, sizes)), "n_sets": n_sets,

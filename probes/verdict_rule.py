@@ -26,16 +26,25 @@ Rows (``evidence`` names) and what the rule reads from them — every CI is 95%:
      ablation_drop        only where reliance cannot be compared (no student or teacher
                           reliance row, or the teacher's reliance is not > 0): W holds when the
                           drop's CI low > 0; never against.
-  k = the number of AGAINST tests measured (C, N, W-): Bonferroni, so that a student
+  M  compute_rise         (only when the row is present; probes/mechanistic_row.py) gold answer
+                          decoded at the end of the reasoning − at its start (paired bootstrap
+                          CI; the start term holds whatever the prompt alone gives). M+
+                          supports when CI low > 0 and the end beats shuffled labels (p_perm
+                          < 0.05). Otherwise open, unless the teacher's own rise is not shown
+                          (then M adds nothing).
+     M-                   AGAINST when teacher_compute_rise holds, the student's does not, and
+                          student − teacher rise < 0 with p < 0.05 / k (z from the two CIs, as
+                          W-).
+  k = the number of AGAINST tests measured (C, N, W-, M-): Bonferroni, so that a student
   statistically identical to its teacher is called surface mimicry in ≤ 5% of data sets.
 
-policy transfer  ⇐ T, A, P and W hold and no AGAINST fires
+policy transfer  ⇐ T, A, P and W hold, M holds or is absent, and no AGAINST fires
 surface mimicry  ⇐ T holds and an AGAINST fires
 inconclusive     otherwise; "(underpowered)" when a row that could decide was measured but its
                  CI contains both "as good as the teacher" and "no effect" (A with Δr, W with
-                 reliance), with the items needed for its CI to be narrower than the teacher's
-                 effect. A failing A, P or W alone never counts against the student: absence of
-                 evidence is not evidence of absence.
+                 reliance, M with the teacher's rise), with the items needed for its CI to be
+                 narrower than the teacher's effect. A failing A, P, W or M alone never counts
+                 against the student: absence of evidence is not evidence of absence.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ import math
 
 import pandas as pd
 from scipy import stats as sps
+
+from . import mechanistic_row
 
 NA = float("nan")
 ALPHA = 0.05
@@ -99,7 +110,8 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
                              ("N", have("accuracy_vs_base")
                               and math.isfinite(v("accuracy_vs_base", "p"))),
                              ("W-", s_rel and t_rel and ci("reliance")
-                              and ci("teacher_reliance"))) if ok]
+                              and ci("teacher_reliance")),
+                             ("M-", mechanistic_row.measured(g))) if ok]
     k = max(1, len(tests))
     a_k = ALPHA / k
     # A / X
@@ -179,12 +191,10 @@ def decide(ev: pd.DataFrame) -> tuple[str, list[str]]:
             open_.append(f"W: ablation drop CI includes 0 ({why}: the ablation stands in)")
     else:
         open_.append("W: reliance (with the teacher's > 0) and ablation not available")
-    # row M (probes/mechanistic_row.py, another issue's rule merged after this one was
-    # frozen): applied as that module judges it; a missing M row adds nothing
-    from . import mechanistic_row
-
-    m_support, m_against = mechanistic_row.judge(g)
-    support, against = support + m_support, against + m_against
+    # M (probes/mechanistic_row.py): a missing compute_rise row adds nothing
+    m = mechanistic_row.judge(g, a_k)
+    support, against, open_, power = (x + y for x, y in zip((support, against, open_, power),
+                                                             m))
     if against:
         return "surface mimicry", against + [f"(against-tests: {', '.join(tests) or 'none'}, "
                                              f"each at p < {a_k:.3g})"]

@@ -107,7 +107,7 @@ def eager_reference(model_dir: str, items, config: CaptureConfig) -> dict:
 
 
 def run_backend(name: str, model_dir: str, items, config: CaptureConfig) -> dict:
-    from mimicry.capture.runner import make_backend
+    from mimicry.capture.driver import make_backend
 
     model, tok = load_model(model_dir, dtype="float32")  # SDPA, as the runner loads it
     backend = make_backend(name, model, tok, config)
@@ -203,7 +203,7 @@ def test_sampled_and_off_modes(tiny_model_dir, tiny_tokenizer, backend):
 def test_capture_writes_same_cache_for_every_backend(tiny_model_dir, tmp_path):
     """The Python entry point with --backend tl/nnsight writes what hf writes (same layout)."""
     from mimicry import open_cache
-    from mimicry.capture.runner import capture
+    from mimicry.capture.driver import capture
 
     model_dir = tiny_model_dir("llama")
     paths = {}

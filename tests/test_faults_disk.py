@@ -23,7 +23,7 @@ from mimicry.store import open_cache, parts_dir
 
 ARGS = ("--batch-tokens", "64", "--per-token-stride", "1", "--no-progress")
 NO_GUARD = """import resource, sys
-import mimicry.capture.runner as r, mimicry.store.shards as s, mimicry.store.vds as v
+import mimicry.capture.driver as r, mimicry.store.shards as s, mimicry.store.vds as v
 r.check_room = s.check_room = v.check_room = lambda *a, **k: None  # pre-checks off
 lim = int(sys.argv[1])
 if lim:

@@ -48,8 +48,9 @@ def test_row_m_separates_mastery(name, tmp_path):
     calls = {}
     for s in MODELS[1:]:
         r = mechanistic_row.compute_row(s, s, "compute_rise", res[s])
-        support, against = mechanistic_row.judge({"compute_rise": pd.Series(r),
-                                                  "teacher_compute_rise": pd.Series(teacher)})
+        support, against, _, _ = mechanistic_row.judge(
+            {"compute_rise": pd.Series(r), "teacher_compute_rise": pd.Series(teacher)},
+            0.05 / 4)  # k = 4: C, N, W-, M- all measured on the organism
         calls[s] = "holds" if support else "fails" if against else "n/a"
         if s == "student_mastery":
             assert r["value"] > 0.6 and r["ci_low"] > 0.5

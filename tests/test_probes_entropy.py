@@ -8,8 +8,7 @@ from _probes_fake import make_fake
 from scipy import stats
 from sklearn.linear_model import LinearRegression
 
-from mimicry.stats import bh_fdr
-from mimicry.stats.columns import partial_spearman
+from mimicry.stats import bh_fdr, partial_spearman
 from probes import entropy
 
 

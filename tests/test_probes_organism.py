@@ -43,10 +43,10 @@ def build_run(run, root=None):
     from experiments.layout import RunFolder
     from mimicry.capture import CaptureConfig, capture
     from mimicry.generate import generate
-    from mimicry.generate.controls import control_file
     from mimicry.generate.forced import answer_after
     from mimicry.models import load_tokenizer
     from mimicry.organism import ROLES, STUDENT_ROLES, checkpoint_path, organism_suite
+    from mimicry.traces.controls import control_file
     from mimicry.traces.scramble import scramble_file
 
     suite = organism_suite()

@@ -126,9 +126,9 @@ def control_paths(run, key):
 
 def test_stage_answers_after_both_controls_as_answer_after_does_directly(partial_run, tmp_path):
     from experiments.support import load_suites, model_spec
-    from mimicry.generate.controls import control_file
     from mimicry.generate.forced import answer_after
     from mimicry.models import load_tokenizer
+    from mimicry.traces.controls import control_file
 
     root, cfg, _ = partial_run
     run = root / "run"

@@ -39,9 +39,8 @@ def test_bootstrap_ci_equals_direct_loop(xy):
                                atol=1e-12)
     np.testing.assert_allclose(S.bootstrap_corr(x, y, method="spearman", n_boot=n_boot,
                                                 seed=seed), sloop, atol=1e-12)
-    lo, hi = S.bootstrap_ci(x, y, n_boot=n_boot, seed=seed, ci="percentile")
-    assert (lo, hi) == pytest.approx(tuple(np.percentile(loop, [2.5, 97.5])), abs=1e-12)
-    # expanded percentile: quantiles at Φ(±sqrt(n/(n-1)) t_{n-1,.975})
+    lo, hi = np.percentile(loop, [2.5, 97.5])  # the plain percentile interval
+    # the one CI rule, expanded percentile: quantiles at Φ(±sqrt(n/(n-1)) t_{n-1,.975})
     n = x.size
     q = math.sqrt(n / (n - 1)) * sps.t.ppf(0.975, n - 1)
     want = np.quantile(loop, [sps.norm.cdf(-q), sps.norm.cdf(q)])
@@ -72,7 +71,8 @@ def test_bootstrap_agrees_with_scipy_bootstrap(xy):
     ref = sps.bootstrap((x, y), r_vec, paired=True,
                         vectorized=True, n_resamples=4000, method="percentile",
                         random_state=np.random.default_rng(1)).confidence_interval
-    lo, hi = S.bootstrap_ci(x, y, n_boot=4000, seed=3, ci="percentile")
+    # the same draws' plain percentile levels (scipy has no expanded percentile method)
+    lo, hi = np.percentile(S.bootstrap_corr(x, y, n_boot=4000, seed=3), [2.5, 97.5])
     assert lo == pytest.approx(ref.low, abs=0.03)
     assert hi == pytest.approx(ref.high, abs=0.03)
 
@@ -146,16 +146,19 @@ def test_paired_corr_diff_equals_direct_loop():
     y = rng.normal(size=30)
     a = y + rng.normal(size=30)
     b = y + 2 * rng.normal(size=30)
-    d = S.paired_corr_diff(a, b, y, n_boot=400, seed=9, ci="percentile")
+    d = S.paired_corr_diff(a, b, y, n_boot=400, seed=9)
     idx = np.random.default_rng(9).integers(0, 30, size=(400, 30))
     loop = np.array([sps.pearsonr(b[i], y[i]).statistic - sps.pearsonr(a[i], y[i]).statistic
                      for i in idx])
     assert d.delta == pytest.approx(sps.pearsonr(b, y).statistic - sps.pearsonr(a, y).statistic)
-    assert (d.ci_low, d.ci_high) == pytest.approx(tuple(np.percentile(loop, [2.5, 97.5])))
-    # plain percentile rule: p = 2q, q = the quantile level where numpy's linear quantile
-    # function of the draws crosses 0 (so p < 0.05 exactly when the CI excludes 0)
+    c = math.sqrt(30 / 29)  # expanded percentile levels of n = 30 items
+    lev = sps.norm.cdf([-c * sps.t.ppf(0.975, 29), c * sps.t.ppf(0.975, 29)])
+    assert (d.ci_low, d.ci_high) == pytest.approx(tuple(np.quantile(loop, lev)))
+    # p = the α whose expanded interval reaches 0: q = the quantile level where numpy's linear
+    # quantile function of the draws crosses 0, α = 2·T_29.sf(Φ⁻¹(1−q)/c)
     q = np.interp(0.0, np.sort(loop), np.arange(400) / 399)
-    assert d.p == pytest.approx(min(1, 2 * min(q, 1 - q)))
+    q = min(q, 1 - q)
+    assert d.p == pytest.approx(min(1, 2 * sps.t.sf(sps.norm.isf(q) / c, 29)))
 
 
 @pytest.mark.parametrize("n10,n01", [(3, 9), (0, 4), (30, 12)])
@@ -267,15 +270,15 @@ def test_bh_fdr_vs_scipy():
 
 
 def test_index_streams_equal_single_draw(monkeypatch):
-    from mimicry.stats import core as stats_core
+    from mimicry.stats import resampling
 
     want_b = np.random.default_rng(4).integers(0, 50, size=(300, 50))
     want_p = np.random.default_rng(4).permuted(np.broadcast_to(np.arange(50), (300, 50)), axis=1)
     np.testing.assert_array_equal(S.bootstrap_indices(50, 300, 4), want_b)
     np.testing.assert_array_equal(S.permutation_indices(50, 300, 4), want_p)
     # the uncached, chunked path (large inputs) draws the same stream
-    monkeypatch.setattr(stats_core, "_CACHE_CELLS", 0)
-    monkeypatch.setattr(stats_core, "_CHUNK_CELLS", 700)
+    monkeypatch.setattr(resampling, "_CACHE_CELLS", 0)
+    monkeypatch.setattr(resampling, "_CHUNK_CELLS", 700)
     np.testing.assert_array_equal(S.bootstrap_indices(50, 300, 4), want_b)
     np.testing.assert_array_equal(S.permutation_indices(50, 300, 4), want_p)
 
@@ -288,3 +291,23 @@ def test_degenerate_resamples_counted():
     n_const = int(np.sum(np.ptp(x[idx], axis=1) == 0))
     assert c.n_boot_degenerate == n_const > 0
     assert np.isfinite(c.ci_low) and np.isfinite(c.ci_high)
+
+
+def test_one_ci_rule_and_the_permutation_rule():
+    """percentile_ci is the expanded percentile interval of n units; perm_p the +1 rule."""
+    rng = np.random.default_rng(3)
+    dist = rng.normal(size=1000)
+    c = math.sqrt(12 / 11)
+    lev = sps.norm.cdf([-c * sps.t.ppf(0.975, 11), c * sps.t.ppf(0.975, 11)])
+    assert S.percentile_ci(dist, 12) == pytest.approx(tuple(np.quantile(dist, lev)), abs=1e-12)
+    assert all(math.isnan(v) for v in S.percentile_ci(dist, 2))  # no interval from 2 units
+    assert math.isnan(S.bootstrap_p(dist, 2))
+    null = rng.normal(size=99)
+    obs = 1.3
+    assert S.perm_p(obs, null) == (1 + np.sum(np.abs(null) >= obs)) / 100  # two-sided default
+    assert S.perm_p(obs, null, "greater") == (1 + np.sum(null >= obs)) / 100
+    assert S.perm_p(obs, null, "less") == (1 + np.sum(null <= obs)) / 100
+    with pytest.raises(ValueError, match="alternative"):
+        S.perm_p(obs, null, "bigger")
+    with pytest.raises(ValueError, match="whole number"):
+        S.percentile_ci(dist, 0.95)  # a level where n goes: refused, not an empty interval

@@ -60,14 +60,14 @@ def test_pooled_corr_diff_vs_direct_loop():
     assert pc.r_bar == pytest.approx(d.b.r_bar) and pc.ci_low == pytest.approx(d.b.ci_low)
 
 
-@pytest.mark.parametrize("n", [None, 16, 181])
+@pytest.mark.parametrize("n", [4, 16, 181])
 def test_bootstrap_p_matches_the_ci_rule(n):
     """Defect 8: p < 0.05 exactly when the (expanded) interval excludes 0."""
     rng = np.random.default_rng(1)
     agree = 0
     for _ in range(300):
         dist = rng.normal(rng.uniform(-0.5, 0.5), 0.2, size=2000)
-        lo, hi = S.percentile_ci(dist, 0.95, n)
+        lo, hi = S.percentile_ci(dist, n)
         excl = lo > 0 or hi < 0
         agree += excl == (bootstrap_p(dist, n) < 0.05)
     assert agree >= 297          # disagreements only at the quantile interpolation
@@ -267,7 +267,7 @@ def test_difficulty_rows_carry_maxstat_and_gain():
 
 
 def test_control_traces():
-    from mimicry.generate.controls import empty_traces, filler_traces
+    from mimicry.traces.controls import empty_traces, filler_traces
 
     tr = [Trace(item_id="a", model="m", reasoning="x y z", reasoning_tokens=3, prompt="p")]
     e = empty_traces(tr)[0]
@@ -278,11 +278,11 @@ def test_control_traces():
 
 def test_filler_matches_length_in_tokens_and_answer_after_takes_controls(tmp_path):
     from mimicry.generate import generate
-    from mimicry.generate.controls import control_file
     from mimicry.generate.forced import answer_after
     from mimicry.models import load_tokenizer
     from mimicry.organism import checkpoint_path, organism_suite
     from mimicry.traces import read_traces
+    from mimicry.traces.controls import control_file
     from probes import reliance
 
     suite = organism_suite()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ModelNotFoundError
+from .organism_paths import checkpoint_path  # organism:ROLE -> folder (raises listing roles)
 
 Role = Literal["teacher", "student", "base", "control"]
 ORGANISM_PREFIX = "organism:"
@@ -72,8 +73,6 @@ def resolve_name(name: str) -> str:
     name = str(name)
     if not name.startswith(ORGANISM_PREFIX):
         return name
-    from .organism import checkpoint_path  # raises ModelNotFoundError listing the roles
-
     return str(checkpoint_path(name.removeprefix(ORGANISM_PREFIX)))
 
 

@@ -231,16 +231,3 @@ def log_axis(axis, set_scale) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
-
-
-_LEGACY = ("scatter_figure", "forest_figure", "delta_r_figure", "negative_transfer_figure",
-           "inflation_figure")
-
-
-def __getattr__(name: str) -> Any:
-    """The behavioural figures live in :mod:`mimicry.alignment.figures` (kept importable here)."""
-    if name in _LEGACY:
-        from .alignment import figures as figures_behaviour
-
-        return getattr(figures_behaviour, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

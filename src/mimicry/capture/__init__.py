@@ -3,7 +3,7 @@
 Modules: ``config`` (the job's :class:`CaptureConfig`), ``base`` (``EncodedItem``,
 ``ItemActivations``, the ``Backend`` protocol, shared reductions), ``entropy`` (chunked fp32
 attention entropy, the reference), ``segments`` (trace -> tokens + segment boundaries),
-``hf`` (default backend: stock HF model, SDPA, registered attention function), ``runner``
+``hf`` (default backend: stock HF model, SDPA, registered attention function), ``driver``
 (batching, resume, writing through :mod:`mimicry.store`), ``cli`` (``mimicry capture``,
 ``mimicry cache info``). Peers: ``tl_backend``, ``nnsight_backend``, ``triton_entropy``.
 """
@@ -27,8 +27,8 @@ def __getattr__(name: str):
 
 
 def capture(*args, **kwargs):
-    """Return the path of the HDF5 cache written for a model over traces (see runner.capture)."""
-    from .runner import capture as _capture
+    """Return the path of the HDF5 cache written for a model over traces (see driver.capture)."""
+    from .driver import capture as _capture
 
     return _capture(*args, **kwargs)
 

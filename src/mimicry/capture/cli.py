@@ -71,7 +71,7 @@ def register(subparsers) -> None:
 
 def _capture(args: argparse.Namespace) -> int:
     from ..models import ModelSpec
-    from .runner import capture
+    from .driver import capture
 
     cfg = CaptureConfig(
         sites=args.sites, entropy=args.entropy, n_sampled=args.n_sampled, seed=args.seed,
@@ -118,8 +118,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _consolidate(args: argparse.Namespace) -> int:
     from ..locking import writer_lock
+    from ..store.merge import _check_readable
     from ..store.vds import assemble, pack
-    from ..store.writer import _check_readable
 
     with writer_lock(Path(args.file), "capture"):
         if Path(args.file).exists():

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import InputError
+from ..store.identity import register_config_identity
 
 POINT_SITES = ("last_prompt", "think_end")
 MEAN_SITES = ("mean_prompt", "mean_reasoning", "mean_answer")
@@ -112,3 +113,7 @@ class CaptureConfig:
             d.pop("n_sampled", None)
             d.pop("seed", None)
         return d
+
+
+# the store compares caches by this rule without importing capture (mimicry.store.identity)
+register_config_identity(lambda text: CaptureConfig.from_json(text).identity())

@@ -22,9 +22,9 @@ __all__ = ["GenerateResult", "Segmented", "answer_after", "generate", "import_tr
 __getattr__, __dir__ = lazy(__name__, {
     'answer_after': '.forced',
     'import_traces': '.importer',
-    'GenerateResult': '.run',
-    'generate': '.run',
-    'summarize': '.run',
+    'GenerateResult': '.generation',
+    'generate': '.generation',
+    'summarize': '.generation',
     'Segmented': '.segments',
     'segment_ids': '.segments',
 })

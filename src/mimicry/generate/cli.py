@@ -87,7 +87,7 @@ def _budget(text: str) -> int | str:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from ..models import ModelSpec
-    from .run import generate
+    from .generation import generate
 
     if args.after_reasoning is not None:
         return _cmd_after(args)

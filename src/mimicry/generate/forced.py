@@ -27,8 +27,14 @@ from ..models import ModelSpec
 from ..tasks import scoring
 from ..tasks.items import Item, TaskSuite
 from ..traces import Trace, append_traces, read_traces
+from .generation import (
+    GenerateResult,
+    _resolve_suite,
+    repair_partial_tail,
+    summarize,
+    template_setting,
+)
 from .hf import HFBackend
-from .run import GenerateResult, _resolve_suite, repair_partial_tail, summarize, template_setting
 from .segments import decode_ids, strip_stop
 
 # Settings that must match for a resumed run to append to an existing file. The reasoning

@@ -6,7 +6,8 @@ answer, length tracks difficulty), ``base`` (answers directly), and three studen
 the base: ``student_mastery`` (teacher's traces), ``student_mimic_content`` (format and
 per-item length kept, content scrambled) and ``student_mimic_length`` (format and verbosity
 kept, lengths shuffled across items). Trained checkpoints ship in ``checkpoints/``:
-``checkpoint_path("teacher")``, ``load("teacher")``. See docs/organism.md.
+``checkpoint_path("teacher")``, ``load("teacher")`` (roles and folders:
+:mod:`mimicry.organism_paths`). See docs/organism.md.
 
 Importing this package is cheap (no torch); the task registry imports
 :mod:`mimicry.organism.task` to register the ``organism`` suite and its scorer.
@@ -17,49 +18,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelNotFoundError
+from ..organism_paths import CHECKPOINTS, ROLES, checkpoint_path, find_checkpoint
 
-ROLES = ("teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length")
 STUDENT_ROLES = ROLES[2:]
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 # The role each organism model plays in a teacher/student/base comparison (ModelSpec.role).
 SPEC_ROLE = {"teacher": "teacher", "base": "base", "student_mastery": "student",
              "student_mimic_content": "student", "student_mimic_length": "student"}
 
 __all__ = ["ROLES", "STUDENT_ROLES", "CHECKPOINTS", "SUITE", "TASK", "checkpoint_path",
+           "find_checkpoint",
            "load", "model_specs", "organism_suite", "train"]
-
-
-def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
-    """Return the folder of a trained organism model (committed ones when ``root`` is None).
-
-    ``v2/ROLE`` names an organism v2 model (:func:`mimicry.organism.v2.checkpoint_path`).
-    Raises :class:`ModelNotFoundError` for an unknown role or a missing folder.
-    """
-    if role.startswith("v2/"):
-        from .v2 import checkpoint_path as v2_checkpoint_path
-
-        return v2_checkpoint_path(role.removeprefix("v2/"),
-                                  Path(root) / "v2" if root is not None else None)
-    return find_checkpoint(role, ROLES, Path(root) if root is not None else CHECKPOINTS,
-                           "organism", "mimicry organism train --out DIR")
-
-
-def find_checkpoint(role: str, roles, base: Path, what: str, train_cmd: str) -> Path:
-    """Return ``base/role`` when it holds a saved model; else raise :class:`ModelNotFoundError`.
-
-    Shared by the v1 and v2 organisms: ``roles`` the valid names, ``what`` the label in the
-    message, ``train_cmd`` the command that trains the folder.
-    """
-    if role not in roles:
-        raise ModelNotFoundError(f"unknown {what} role {role!r}",
-                                 fix=f"use one of {', '.join(roles)}")
-    p = base / role
-    if not (p / "config.json").exists():
-        raise ModelNotFoundError(f"{what} model '{role}' not found in {base}",
-                                 fix=f"train it: {train_cmd} (then pass root=DIR)")
-    return p
 
 
 def load(role: str, root: str | Path | None = None, **kw: Any):

@@ -2,13 +2,10 @@
 
 With k tasks a test *across tasks* (Wilcoxon on k per-task values) cannot reach p < 0.05 for
 k ≤ 5 (its smallest two-sided p is 2/2^k). Everything here pools over *items* instead and keeps
-the task structure by resampling items within their task (a stratified bootstrap):
+the task structure by resampling items within their task (a stratified bootstrap,
+:func:`mimicry.stats.stratified_indices`; CIs and p by :func:`mimicry.stats.percentile_ci` and
+:func:`mimicry.stats.bootstrap_p` with n = all items):
 
-- :func:`bootstrap_p` — the two-sided bootstrap p that matches the CI rule of
-  :func:`mimicry.stats.percentile_ci` (expanded percentile interval when ``n`` is given):
-  ``p < 1 − level`` exactly when the interval excludes 0 (up to the quantile interpolation);
-- :func:`stratified_indices` — resampled item indices ``[n_boot, n]``, items drawn within
-  their stratum;
 - :func:`pooled_corr` / :func:`pooled_corr_diff` — the Fisher-z mean correlation over strata
   ``r̄ = tanh(mean_k atanh r_k)`` and the difference ``r̄_b − r̄_a`` of two models on the same
   items (paired: one resample serves both), with stratified-bootstrap CI and p;
@@ -19,7 +16,7 @@ the task structure by resampling items within their task (a stratified bootstrap
 - :func:`items_needed` — the item count at which a CI of this width would no longer contain
   both 0 and a stated effect (an "underpowered" row's estimate of what it would take).
 
-Import from here (``from mimicry.stats.pooled import pooled_corr_diff``).
+Import from :mod:`mimicry.stats` (``from mimicry.stats import pooled_corr_diff``).
 """
 
 from __future__ import annotations
@@ -28,77 +25,10 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as sps
 
-from .core import _row_pearson, percentile_ci
-
-# --------------------------------------------------------------------------- p and indices
-
-
-def _alpha_at(q: float, n: int | None) -> float:
-    """Return the α whose (expanded) interval reads its bound at quantile level ``q``."""
-    if n is None:
-        return min(1.0, 2 * q)
-    c = math.sqrt(n / (n - 1))
-    return float(min(1.0, 2 * sps.t.sf(sps.norm.isf(q) / c, n - 1)))
-
-
-def bootstrap_p(dist, n: int | None = None, null: float = 0.0) -> float:
-    """Return the two-sided bootstrap p of ``dist [n_boot]`` against ``null`` (CI-consistent).
-
-    p is the smallest α at which the interval of level 1 − α (as
-    :func:`mimicry.stats.percentile_ci` reads it: plain percentile for ``n=None``, expanded
-    percentile of sample size ``n`` otherwise, numpy's linear quantiles) excludes ``null`` —
-    so ``p < 1 − level`` exactly when the ``level`` interval excludes it. In closed form: the
-    quantile level ``q`` at which the interpolated quantile function crosses ``null`` (about the
-    share of draws beyond it), mapped to α: ``2q`` (plain) or
-    ``2·T_{n-1}.sf(Φ⁻¹(1−q)/√(n/(n−1)))`` (expanded); floored at ``q = 1/(2·n_boot)`` (every
-    draw on one side).
-    """
-    d = np.sort(np.asarray(dist, dtype=float))
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return math.nan
-    if n is not None and n < 3:
-        raise ValueError("expanded percentile p needs n >= 3")
-    B = d.size
-    med = float(np.quantile(d, 0.5))
-    if med == null or B < 2:
-        return 1.0
-    if med > null:                            # lower bound: Q(q) = null at position h
-        j = int(np.searchsorted(d, null, "right")) - 1
-        if j < 0:
-            return _alpha_at(0.5 / B, n)
-        h = j + (null - d[j]) / (d[j + 1] - d[j])
-        q = h / (B - 1)
-    else:                                     # upper bound
-        j = int(np.searchsorted(d, null, "left"))
-        if j >= B:
-            return _alpha_at(0.5 / B, n)
-        h = j - 1 + (null - d[j - 1]) / (d[j] - d[j - 1])
-        q = 1 - h / (B - 1)
-    return _alpha_at(max(q, 0.5 / B), n)
-
-
-def stratified_indices(strata, n_boot: int, seed: int) -> np.ndarray:
-    """Return bootstrap indices ``[n_boot, n]``: column j draws among the items of j's stratum.
-
-    ``strata [n]`` labels (e.g. task). Column j of the result holds resampled indices of items
-    in the same stratum as item j, so every resample keeps each task's size. Draws come from
-    ``numpy.random.default_rng(seed)``, one ``integers`` call per stratum in sorted-label order.
-    """
-    s = np.asarray(strata).ravel()
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, s.size), dtype=np.int64)
-    for lab in np.unique(s):
-        idx = np.flatnonzero(s == lab)
-        out[:, idx] = idx[rng.integers(0, idx.size, size=(n_boot, idx.size))]
-    return out
-
-
-def _groups(strata) -> list[np.ndarray]:
-    s = np.asarray(strata).ravel()
-    return [np.flatnonzero(s == lab) for lab in np.unique(s)]
+from .correlation import _row_pearson
+from .resampling import _groups, bootstrap_p, percentile_ci, stratified_indices
+from .tests import exact_mcnemar_p
 
 
 def _zmean_rows(x: np.ndarray, y: np.ndarray, rows: np.ndarray,
@@ -163,7 +93,7 @@ def _check(*arrays) -> list[np.ndarray]:
 
 
 def _summ(point: float, dist: np.ndarray, n: int, level: float) -> tuple[float, float, float]:
-    lo, hi = percentile_ci(dist, level, n)
+    lo, hi = percentile_ci(dist, n, level)
     return lo, hi, bootstrap_p(dist, n)
 
 
@@ -229,12 +159,6 @@ class PooledPairedBinary:
         return asdict(self)
 
 
-def exact_mcnemar_p(a_only: int, b_only: int) -> float:
-    """Return the exact two-sided McNemar p: binomial test of ``b_only`` ~ Bin(a_only+b_only, ½)."""
-    disc = int(a_only) + int(b_only)
-    return 1.0 if disc == 0 else float(sps.binomtest(int(b_only), disc, 0.5).pvalue)
-
-
 def pooled_paired_binary(a, b, strata=None, *, n_boot: int = 10_000, seed: int = 0,
                          level: float = 0.95) -> PooledPairedBinary:
     """Return ``mean(b) − mean(a)`` of paired booleans ``a, b [n]`` pooled over all items.
@@ -252,7 +176,7 @@ def pooled_paired_binary(a, b, strata=None, *, n_boot: int = 10_000, seed: int =
     a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
     dist = d[stratified_indices(strata, n_boot, seed)].mean(1)
     n = int(a.size)
-    lo, hi = percentile_ci(dist, level, n if n >= 3 else None)
+    lo, hi = percentile_ci(dist, n, level)  # (nan, nan) below 3 items
     disc = a_only + b_only
     return PooledPairedBinary(float(d.mean()), lo, hi, exact_mcnemar_p(a_only, b_only), n,
                               len(np.unique(strata)), a_only, b_only, float(a.mean()),

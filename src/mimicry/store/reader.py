@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CacheMismatchError, InputError
+from .identity import config_identity
 
 SCHEMA = "mimicry.cache/1"
 # Root attrs a resumed capture must match exactly (capture_config is compared by identity).
@@ -70,8 +71,6 @@ def read_attrs(f) -> dict:
 
 def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
     """Raise :class:`CacheMismatchError` naming the first attr where ``found`` != ``expected``."""
-    from ..capture.config import CaptureConfig
-
     fix = "write to a new --out path, or delete the file (and its .parts folder) to start over"
     if found.get("schema") != SCHEMA:
         raise CacheMismatchError(
@@ -89,8 +88,8 @@ def check_attrs(path: str | Path, found: dict, expected: dict) -> None:
             raise CacheMismatchError(
                 f"cache has {k}={found.get(k)!r} but this run has {k}={expected.get(k)!r}; "
                 "refusing to append", file=path, fix=fix)
-    old = CaptureConfig.from_json(found["capture_config"]).identity()
-    new = CaptureConfig.from_json(expected["capture_config"]).identity()
+    old = config_identity(found["capture_config"])
+    new = config_identity(expected["capture_config"])
     for k in sorted(set(old) | set(new)):
         if old.get(k) != new.get(k):
             raise CacheMismatchError(

@@ -32,13 +32,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..capture.base import EncodedItem, ItemActivations
 from ..diskspace import check_room, guarded_hdf5_write
 from ..errors import CacheMismatchError, MimicryError
 from ..locking import WriterLock
 from . import writer as _writer
 from .reader import SCHEMA, check_attrs, parts_dir
 from .reader import read_attrs as _read_attrs
+from .records import EncodedItem, ItemActivations
 
 log = logging.getLogger(__name__)
 

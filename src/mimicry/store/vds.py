@@ -17,7 +17,7 @@ import numpy as np
 
 from ..diskspace import check_room, guarded_hdf5_write
 from ..errors import CacheMismatchError, MimicryError
-from . import writer as _writer
+from . import merge
 from .reader import ITEM_INT_COLUMNS, ITEM_STR_COLUMNS, RAGGED, SCHEMA, parts_dir
 from .reader import read_attrs as _read_attrs
 from .shards import LAYOUT, Part, _keys, committed, index_current, list_parts
@@ -56,7 +56,7 @@ def assemble(path: str | Path, attrs: dict | None = None) -> Path:
     tmp = path.with_name(f".{path.name}.consolidate.tmp")
     with guarded_hdf5_write(path, tmp, "writing the cache index"):
         used = _write_index(tmp, path, parts, entries, dict(ref_attrs, schema=SCHEMA))
-        _writer._fsync_path(tmp)
+        merge._fsync_path(tmp)
         os.replace(tmp, path)
     for pi, part in enumerate(parts):
         if pi not in used:
@@ -78,7 +78,7 @@ def _write_index(tmp: Path, path: Path, parts: list[Part], entries, attrs: dict)
     cols: dict[str, list] = {k: [None] * n for k in ITEM_STR_COLUMNS + ITEM_INT_COLUMNS}
     for pi, pairs in by_part.items():
         with h5py.File(parts[pi].path, "r") as f:
-            here = _writer._datasets(f)
+            here = merge._datasets(f)
             if names is None:
                 names = here
             elif sorted(here) != sorted(names):
@@ -181,8 +181,8 @@ def pack(path: str | Path) -> Path:
     with guarded_hdf5_write(path, tmp, "packing the cache into one file"):
         size = sum(p.path.stat().st_size for p in list_parts(path))
         check_room(path.parent, size, "packing the cache into one file")
-        _writer._merge(tmp, [path], entries, dest_of, len(entries), attrs)
-        _writer._fsync_path(tmp)
+        merge._merge(tmp, [path], entries, dest_of, len(entries), attrs)
+        merge._fsync_path(tmp)
         os.replace(tmp, path)
     for part in list_parts(path):
         part.path.unlink(missing_ok=True)

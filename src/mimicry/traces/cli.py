@@ -37,7 +37,7 @@ def _scramble(args: argparse.Namespace) -> int:
 
         tok = load_tokenizer(ModelSpec(args.tokenizer))
     if args.control:
-        from ..generate.controls import control_file
+        from .controls import control_file
         from .trace import read_traces
 
         control_file(args.traces, args.out, args.control, tokenizer=tok)

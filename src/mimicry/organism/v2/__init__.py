@@ -13,29 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-ROLES = ("teacher", "base", "student_mastery", "student_mimic_content", "student_mimic_length",
-         "student_posthoc")
-EXTRA_ROLES = ("teacher_warm",)
+from ...organism_paths import V2_CHECKPOINTS as CHECKPOINTS
+from ...organism_paths import V2_EXTRA_ROLES as EXTRA_ROLES
+from ...organism_paths import V2_ROLES as ROLES
+from ...organism_paths import v2_checkpoint_path as checkpoint_path
+
 STUDENT_ROLES = ROLES[2:]
 SPEC_ROLE = {"teacher": "teacher", "base": "base", "teacher_warm": "control",
              **{s: "student" for s in STUDENT_ROLES}}
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DEV_SEED = 100
 
-__all__ = ["ROLES", "STUDENT_ROLES", "CHECKPOINTS", "DEV_SEED", "checkpoint_path", "load",
+__all__ = ["ROLES", "EXTRA_ROLES", "STUDENT_ROLES", "CHECKPOINTS", "DEV_SEED", "checkpoint_path",
+           "load",
            "model_specs", "train"]
-
-
-def checkpoint_path(role: str, root: str | Path | None = None) -> Path:
-    """Return the folder of a trained v2 model (committed ones when ``root`` is None).
-
-    Raises :class:`ModelNotFoundError` for an unknown role or a missing folder.
-    """
-    from .. import find_checkpoint
-
-    return find_checkpoint(role, ROLES + EXTRA_ROLES,
-                           Path(root) if root is not None else CHECKPOINTS, "organism v2",
-                           "mimicry organism train --v2 --out DIR")
 
 
 def load(role: str, root: str | Path | None = None, **kw: Any):

@@ -1,19 +1,14 @@
-"""Correlations with bootstrap CIs and permutation p-values, Fisher z, paired Δr (core of stats).
+"""Correlations: Pearson/Spearman with bootstrap CI and permutation p, Fisher z, paired Δr.
 
-Every resampling function takes ``seed`` and draws from ``numpy.random.default_rng(seed)``, so
-the same call gives the same numbers. Conventions:
-
-- bootstrap CIs are *expanded percentile* intervals (Hesterberg 2015; plain percentile with
-  ``ci="percentile"``) over resampled *items* (rows), ``n_boot`` draws;
-  resamples whose correlation is undefined (a constant column) are dropped and counted;
-- permutation p-values are two-sided with the +1 correction,
-  ``p = (1 + #{|stat_perm| >= |stat_obs|}) / (n_perm + 1)``, so p is never 0;
-- arrays are 1-D ``[n]`` unless a shape says otherwise.
+:func:`correlate` is the one entry for a correlation over items (r, n, CI, p);
+:func:`paired_corr_diff` the difference of two correlations on the same items;
+:func:`fisher_mean` / :func:`fisher_ci` the analytic Fisher-z pieces; ``pearson_cols`` /
+``spearman_cols`` / ``partial_spearman`` the column-vectorised forms the probes use. CIs and p
+values follow the rules in :mod:`mimicry.stats.resampling`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import asdict, dataclass
 from itertools import permutations
@@ -21,9 +16,7 @@ from itertools import permutations
 import numpy as np
 from scipy import stats as sps
 
-CI_METHODS = ("expanded", "percentile")
-_CACHE_CELLS = 10_000_000  # index matrices up to 80 MB are cached (lru, 4 entries)
-_CHUNK_CELLS = 2_000_000  # max resample cells held at once (rows x n), ~16 MB of float64
+from .resampling import _index_chunks, bootstrap_p, percentile_ci, perm_p
 
 
 @dataclass(frozen=True)
@@ -39,7 +32,7 @@ class CorrResult:
     n_boot: int
     n_perm: int
     seed: int
-    ci_method: str = "expanded"
+    ci_method: str = "expanded"  # the one CI rule (mimicry.stats.percentile_ci); kept for readers
     n_boot_degenerate: int = 0
 
     def to_dict(self) -> dict:
@@ -60,6 +53,11 @@ def _xy(x, y) -> tuple[np.ndarray, np.ndarray]:
 def _rank_rows(a: np.ndarray) -> np.ndarray:
     """Return average ranks along the last axis (ties get their mean rank)."""
     return sps.rankdata(a, axis=-1)
+
+
+def _rank(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Return average ranks along ``axis`` (ties get their mean rank)."""
+    return sps.rankdata(a, axis=axis)
 
 
 def _row_pearson(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -116,56 +114,6 @@ def _corr_rows(x: np.ndarray, y: np.ndarray, rows: np.ndarray, method: str) -> n
     return _row_pearson(x[rows], y[rows])
 
 
-def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """Return the resampled row indices ``[n_boot, n]`` that every bootstrap here uses.
-
-    Equal to ``np.random.default_rng(seed).integers(0, n, size=(n_boot, n))``.
-    """
-    return np.concatenate([c for _, c in _index_chunks("boot", n, n_boot, seed)])
-
-
-def permutation_indices(n: int, n_perm: int, seed: int) -> np.ndarray:
-    """Return the permutations ``[n_perm, n]`` that :func:`permutation_null` uses.
-
-    Equal to ``rng.permuted(np.broadcast_to(np.arange(n), (n_perm, n)), axis=1)`` with
-    ``rng = np.random.default_rng(seed)``.
-    """
-    return np.concatenate([c for _, c in _index_chunks("perm", n, n_perm, seed)])
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_indices(kind: str, n: int, count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)  # one call draws the same stream as the chunks
-    if kind == "boot":
-        out = rng.integers(0, n, size=(count, n))
-    else:
-        out = rng.permuted(np.broadcast_to(np.arange(n), (count, n)), axis=1)
-    out.flags.writeable = False
-    return out
-
-
-def _stream_chunks(kind: str, n: int, count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    step = max(1, _CHUNK_CELLS // max(n, 1))
-    for s in range(0, count, step):
-        m = min(step, count - s)
-        if kind == "boot":
-            yield s, rng.integers(0, n, size=(m, n))
-        else:
-            yield s, rng.permuted(np.broadcast_to(np.arange(n), (m, n)), axis=1)
-
-
-def _index_chunks(kind: str, n: int, count: int, seed: int):
-    """Yield ``(start, indices [m, n])`` blocks; small matrices are cached (cells share n)."""
-    if n * count <= _CACHE_CELLS:
-        idx = _cached_indices(kind, n, count, seed)
-        step = max(1, _CHUNK_CELLS // max(n, 1))
-        for s in range(0, count, step):
-            yield s, idx[s:s + step]
-    else:
-        yield from _stream_chunks(kind, n, count, seed)
-
-
 def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
                    seed: int = 0) -> np.ndarray:
     """Return the bootstrap distribution ``[n_boot]`` of the correlation (NaN = degenerate).
@@ -180,51 +128,12 @@ def bootstrap_corr(x, y, *, method: str = "pearson", n_boot: int = 10_000,
     return out
 
 
-def ci_levels(level: float = 0.95, n: int | None = None) -> tuple[float, float]:
-    """Return the lower/upper quantiles (in [0, 1]) a bootstrap CI reads off its distribution.
-
-    ``n=None``: the plain percentile interval, ``((1-level)/2, (1+level)/2)``. With the sample
-    size ``n``: Hesterberg's (2015) *expanded* percentile interval, which widens the levels to
-    ``Φ(±sqrt(n/(n-1)) · t_{n-1, (1+level)/2})`` to undo the percentile interval's
-    narrowness in small samples (n = 40, ρ = 0.5: 93% → 94–95% coverage).
-    """
-    a = (1 - level) / 2
-    if n is None:
-        return a, 1 - a
-    if n < 3:
-        raise ValueError("expanded percentile interval needs n >= 3")
-    q = math.sqrt(n / (n - 1)) * float(sps.t.ppf(1 - a, n - 1))
-    return float(sps.norm.cdf(-q)), float(sps.norm.cdf(q))
-
-
-def percentile_ci(dist, level: float = 0.95, n: int | None = None) -> tuple[float, float]:
-    """Return the bootstrap interval ``(low, high)`` of ``dist [n_boot]`` (NaNs ignored).
-
-    ``n=None`` gives the plain percentile interval; the sample size ``n`` gives the expanded
-    percentile interval (see :func:`ci_levels`). Quantiles use numpy's default (linear).
-    """
-    d = np.asarray(dist, dtype=float)
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return (math.nan, math.nan)
-    lo, hi = np.quantile(d, ci_levels(level, n))
-    return float(lo), float(hi)
-
-
-def _ci(dist, level: float, n: int, ci: str) -> tuple[float, float]:
-    if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
-    return percentile_ci(dist, level, n if ci == "expanded" else None)
-
-
 def bootstrap_ci(x, y, *, method: str = "pearson", n_boot: int = 10_000, seed: int = 0,
-                 level: float = 0.95, ci: str = "expanded") -> tuple[float, float]:
-    """Return the bootstrap CI ``(low, high)`` of the correlation over items.
-
-    ``ci="expanded"`` (default): expanded percentile interval; ``"percentile"``: plain.
-    """
+                 level: float = 0.95) -> tuple[float, float]:
+    """Return the bootstrap CI ``(low, high)`` of the correlation over items (expanded percentile)."""
     x, y = _xy(x, y)
-    return _ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), level, x.size, ci)
+    return percentile_ci(bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed), x.size,
+                         level)
 
 
 def permutation_null(x, y, *, method: str = "pearson", n_perm: int = 10_000,
@@ -249,13 +158,12 @@ def permutation_p(x, y, *, method: str = "pearson", n_perm: int = 10_000,
     r = pearson(x, y) if method == "pearson" else spearman(x, y)
     if not math.isfinite(r):
         return math.nan
-    null = permutation_null(x, y, method=method, n_perm=n_perm, seed=seed)
-    hits = int(np.sum(np.abs(null) >= abs(r) - 1e-12))
-    return (1 + hits) / (n_perm + 1)
+    return perm_p(r, permutation_null(x, y, method=method, n_perm=n_perm, seed=seed),
+                  "two-sided")
 
 
 def correlate(x, y, *, method: str = "pearson", n_boot: int = 10_000, n_perm: int = 10_000,
-              seed: int = 0, level: float = 0.95, ci: str = "expanded") -> CorrResult:
+              seed: int = 0, level: float = 0.95) -> CorrResult:
     """Return r, n, bootstrap CI (over items; expanded percentile) and permutation p for ``x, y [n]``.
 
     The bootstrap uses ``seed``; the permutation test uses ``seed + 1`` (independent draws).
@@ -263,14 +171,22 @@ def correlate(x, y, *, method: str = "pearson", n_boot: int = 10_000, n_perm: in
     x, y = _xy(x, y)
     r = pearson(x, y) if method == "pearson" else spearman(x, y)
     dist = bootstrap_corr(x, y, method=method, n_boot=n_boot, seed=seed)
-    lo, hi = _ci(dist, level, x.size, ci)
+    lo, hi = percentile_ci(dist, x.size, level)
     p = permutation_p(x, y, method=method, n_perm=n_perm, seed=seed + 1)
     return CorrResult(r=r, n=int(x.size), ci_low=lo, ci_high=hi, p=p, method=method,
-                      n_boot=n_boot, n_perm=n_perm, seed=seed, ci_method=ci,
+                      n_boot=n_boot, n_perm=n_perm, seed=seed,
                       n_boot_degenerate=int(np.sum(~np.isfinite(dist))))
 
 
-# --------------------------------------------------------------------------- Fisher z
+def exact_permutation_p(x, y) -> float:
+    """Return the exact two-sided permutation p of Pearson r over all n! orders (small n only)."""
+    x, y = _xy(x, y)
+    if x.size > 8:
+        raise ValueError("exact_permutation_p enumerates n! orders; use n <= 8")
+    r = abs(pearson(x, y))
+    perms = np.array(list(permutations(range(x.size))))
+    null = _row_pearson(np.broadcast_to(x, perms.shape), y[perms])
+    return float(np.mean(np.abs(null) >= r - 1e-12))
 
 
 @dataclass(frozen=True)
@@ -334,9 +250,6 @@ def fisher_ci(r: float, n: int, *, level: float = 0.95) -> tuple[float, float]:
     return math.tanh(z - q * se), math.tanh(z + q * se)
 
 
-# --------------------------------------------------------------------------- paired Δr
-
-
 @dataclass(frozen=True)
 class CorrDiff:
     """Difference of two correlations on the same items, ``delta = r_b - r_a``."""
@@ -357,12 +270,12 @@ class CorrDiff:
 
 
 def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: int = 10_000,
-                     seed: int = 0, level: float = 0.95, ci: str = "expanded") -> CorrDiff:
+                     seed: int = 0, level: float = 0.95) -> CorrDiff:
     """Return ``r(x_b, y_b) - r(x_a, y)`` with a paired bootstrap CI and p over shared items.
 
     All arrays are ``[n]`` over the same items (``y_b`` defaults to ``y``). Each bootstrap
     draw resamples item indices once and uses them for both correlations. p is the two-sided
-    bootstrap p of the same interval rule as the CI (``stats.pooled.bootstrap_p``), so
+    bootstrap p of the same interval rule as the CI (:func:`~mimicry.stats.bootstrap_p`), so
     p < 1 − level exactly when the CI excludes 0.
     """
     x_a, y = _xy(x_a, y)
@@ -375,20 +288,37 @@ def paired_corr_diff(x_a, x_b, y, y_b=None, *, method: str = "pearson", n_boot: 
     for s, rows in _index_chunks("boot", x_a.size, n_boot, seed):
         d[s:s + len(rows)] = (_corr_rows(x_b, y_b, rows, method)
                               - _corr_rows(x_a, y, rows, method))
-    from .pooled import bootstrap_p  # the p that matches the CI's interval rule
-
     d = d[np.isfinite(d)]
-    lo, hi = _ci(d, level, x_a.size, ci)
-    p = bootstrap_p(d, x_a.size if ci == "expanded" else None)
+    lo, hi = percentile_ci(d, x_a.size, level)
+    p = bootstrap_p(d, x_a.size)
     return CorrDiff(r_b - r_a, r_a, r_b, int(x_a.size), lo, hi, p, n_boot, seed)
 
 
-def exact_permutation_p(x, y) -> float:
-    """Return the exact two-sided permutation p of Pearson r over all n! orders (small n only)."""
-    x, y = _xy(x, y)
-    if x.size > 8:
-        raise ValueError("exact_permutation_p enumerates n! orders; use n <= 8")
-    r = abs(pearson(x, y))
-    perms = np.array(list(permutations(range(x.size))))
-    null = _row_pearson(np.broadcast_to(x, perms.shape), y[perms])
-    return float(np.mean(np.abs(null) >= r - 1e-12))
+def pearson_cols(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Return Pearson r of ``y [n]`` with each column of ``P [n, m]`` -> ``[m]``."""
+    P = np.asarray(P, float)
+    P = P[:, None] if P.ndim == 1 else P
+    yc = y - y.mean()
+    Pc = P - P.mean(0)
+    den = np.sqrt((yc**2).sum() * (Pc**2).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, yc @ Pc / np.where(den > 0, den, 1), np.nan)
+
+
+def spearman_cols(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Return Spearman ρ of ``y [n]`` with each column of ``P [n, m]`` -> ``[m]``."""
+    P = np.asarray(P, float)
+    P = P[:, None] if P.ndim == 1 else P
+    return pearson_cols(_rank(y), _rank(P, axis=0))
+
+
+def partial_spearman(x: np.ndarray, y: np.ndarray, covar: np.ndarray) -> tuple[float, float]:
+    """Return (ρ, p) of ``x``, ``y`` after regressing the ranks of ``covar`` out of both."""
+    rx, ry = _rank(x), _rank(y)
+    C = np.column_stack([np.ones(len(x)), _rank(np.asarray(covar))])
+    ex = rx - C @ np.linalg.lstsq(C, rx, rcond=None)[0]
+    ey = ry - C @ np.linalg.lstsq(C, ry, rcond=None)[0]
+    r = float(pearson_cols(ex, ey)[0])
+    df = len(x) - 3
+    t = r * np.sqrt(df / max(1e-300, 1 - r * r))
+    return r, float(2 * sps.t.sf(abs(t), df))

@@ -1,7 +1,7 @@
 """Control reasonings for the reliance probe: an EMPTY reasoning and a LENGTH-MATCHED filler.
 
 :func:`mimicry.generate.forced.answer_after` answers after whatever reasoning a trace carries.
-Scrambling a model's own reasoning (:mod:`mimicry.scramble`) destroys its content but leaves
+Scrambling a model's own reasoning (:mod:`mimicry.traces.scramble`) destroys its content but leaves
 text that can *distract*; these two controls tell distraction from use:
 
 - :func:`empty_traces` — the same traces with ``reasoning = ""`` (the model answers right
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..traces import Trace, append_traces, read_traces
+from .trace import Trace, append_traces, read_traces
 
 CONTROLS = ("empty", "filler")
 FILLER_UNIT = " ."
