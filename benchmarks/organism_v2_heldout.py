@@ -25,6 +25,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+# run as a script, benchmarks/ is sys.path[0] and benchmarks/probes.py shadows the probes
+# package (experiments.layout imports probes.results): drop it, put the repository root first
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
 EVAL_SEEDS = (200, 201, 202, 203, 204)
 TRUTH = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
          "student_mimic_length": "surface mimicry", "student_posthoc": "surface mimicry"}
