@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +84,11 @@ def _delta(run: Path, model: str) -> str:
 
 
 def short_reasons(decided_by: str) -> str:
-    """Return the rule letters of a verdict's ``decided_by`` text (``"A: …; P: …"`` → ``A, P``)."""
-    return ", ".join(m.group(1) for m in re.finditer(r"(?:^|;)\s*([A-Z])\s*:", str(decided_by)))
+    """Return the rule letters of a verdict's ``decided_by`` text (``"A: …; W-: …; open: P: …"``
+    → ``"A, W-; open: P"``): every row that decided the call, then the open ones."""
+    from probes.verdict_reasons import short
+
+    return short(decided_by)
 
 
 def headline(run: str | Path) -> pd.DataFrame:
@@ -153,5 +155,5 @@ def print_headline(run: str | Path, console=None) -> None:
             console.print(f"  {r[0]}: {r[5]} — {r[6]}")
     console.print("  r̄: alignment of log reasoning tokens with the difficulty norm (Fisher z "
                   "over tasks; one task: its bootstrap CI). Δr = r(student) − r(teacher). rules: the "
-                  "verdict's rule letters that decided the call (docs/probes.md). "
+                  "verdict's rule letters that decided the call, then the open ones (docs/probes.md). "
                   "reliance = accuracy own − after its reasoning scrambled.")

@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from mimicry.errors import InputError, MimicryError
+from probes.results import save_results
 
 from .layout import RunFolder
 
 log = logging.getLogger(__name__)
+
+save_units = save_results  # the one format of probes.results, under the entry points' name
 
 Units = list[tuple[str, Any]]  # (unit label, probe Result)
 

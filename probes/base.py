@@ -24,9 +24,8 @@ from sklearn.utils.validation import check_is_fitted
 from mimicry.errors import InputError
 from mimicry.io import json_ready
 
-# Colour-blind-safe palette (Okabe–Ito).
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#000000"]
+from .results import Result as Result  # re-exported: probes import it from here
+
 SEGMENTS = ("prompt", "reasoning", "answer")
 
 

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, bootstrap_p, percentile_ci, perm_p
 
-from .base import PALETTE, Result, cache_layers, model_name
+from .base import Result, cache_layers, model_name
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -291,27 +291,8 @@ def combine(results: dict[str, Result]) -> Result:
 
 
 def plot(result: Result, layer: int | None = None):
-    """Return a figure: decoding accuracy vs fraction of reasoning read, one line per model.
+    """Return a figure: decoding accuracy vs share of reasoning read, one line per model
+    (:func:`probes.figures_mech.compute_figure`; ``layer``: default the last)."""
+    from .figures_mech import compute_figure
 
-    ``layer``: which layer to show (default: the last); CI bands; dotted: shuffled labels.
-    """
-    import matplotlib.pyplot as plt
-
-    t = result.table
-    layer = int(t["layer"].max()) if layer is None else layer
-    t = t[t["layer"] == layer]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for k, m in enumerate(dict.fromkeys(t["model"])):
-        d = t[t["model"] == m].sort_values("fraction")
-        c = PALETTE[k % len(PALETTE)]
-        ax.plot(d["fraction"], d["accuracy"], marker="o", ms=3, color=c, label=m)
-        ax.fill_between(d["fraction"], d["ci_low"], d["ci_high"], color=c, alpha=0.2)
-        ax.plot(d["fraction"], d["shuffled_mean"], color=c, ls=":", lw=1)
-    ax.set_xlabel("fraction of the reasoning read")
-    ax.set_ylabel("decoding accuracy (out-of-fold)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{result.meta['target']} at layer {layer} (dotted: shuffled labels)",
-                 fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return compute_figure(result, layer)

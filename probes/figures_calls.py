@@ -8,7 +8,6 @@ decided the call.
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 
 import numpy as np
@@ -25,11 +24,19 @@ EVIDENCE_UNITS = {
     "teacher_planning_rho": "Spearman ρ", "planning_transfer_rho": "Spearman ρ",
     "difficulty_peak_rho": "Spearman ρ", "cka_to_teacher": "CKA (0–1)",
     "entropy_slope": "nats per SD of difficulty", "ablation_drop": "Δ Spearman ρ",
+    "reliance_empty": "Δ accuracy (proportion)", "reliance_filler": "Δ accuracy (proportion)",
+    "teacher_reliance_empty": "Δ accuracy (proportion)",
+    "teacher_reliance_filler": "Δ accuracy (proportion)",
+    "compute_rise": "Δ decoding accuracy, end − start", "teacher_compute_rise":
+    "Δ decoding accuracy, end − start", "steer_teacher_mapped": "slope, log(1 + tokens) per α",
+    "steer_own": "slope, log(1 + tokens) per α", "patch_effect": "share of the token gap",
 }
 # the letter a reason of the verdict starts with -> the evidence rows it reads
 REASON_ROWS = {"T": ("teacher_behaviour_r",), "A": ("behaviour_r",), "C": ("delta_r",),
                "N": ("accuracy_vs_base",), "P": ("planning_rho",),
-               "W": ("accuracy_vs_base", "reliance"), "R": ("teacher_reliance",)}
+               "W": ("accuracy_vs_base", "reliance"), "R": ("teacher_reliance",),
+               "W-": ("reliance", "teacher_reliance"), "X": ("behaviour_r",),
+               "M": ("compute_rise",), "M-": ("compute_rise", "teacher_compute_rise")}
 
 
 def reliance_figure(result) -> Figure:
@@ -67,13 +74,10 @@ def reliance_figure(result) -> Figure:
 
 
 def decided_rows(reasons: str) -> set[str]:
-    """Return the evidence rows named by a verdict's ``decided_by`` text (``"A: …; P: …"``)."""
-    rows: set[str] = set()
-    for part in str(reasons or "").split(";"):
-        m = re.match(r"\s*([A-Z])\s*:", part)
-        if m:
-            rows.update(REASON_ROWS.get(m.group(1), ()))
-    return rows
+    """Return the evidence rows named by a verdict's ``decided_by`` text (``"A: …; W-: …"``)."""
+    from .verdict_reasons import rule_letters
+
+    return {row for letter in rule_letters(reasons)[0] for row in REASON_ROWS.get(letter, ())}
 
 
 def _fmt(v: float) -> str:
@@ -126,7 +130,8 @@ def verdict_figure(result) -> Figure:
         ax.set_yticks([0], [lab], fontsize=7, fontweight="bold" if ev in key else "normal")
         ax.set_ylim(-0.6, 0.6)
         ax.tick_params(axis="x", labelsize=6.5, pad=1, length=2)
-        ax.text(1.02, 0.5, txt, transform=ax.transAxes, fontsize=7, va="center",
+        ax.text(1.02, 0.5, "\n".join(textwrap.wrap(txt, 40)), transform=ax.transAxes,
+                fontsize=7, va="center",
                 fontweight="bold" if ev in key else "normal")
         if ev in key:
             ax.set_facecolor("#FFF3C4")

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 from mimicry.errors import InputError
 from mimicry.stats import bootstrap_indices, percentile_ci
 
-from .base import PALETTE, Result, _human_values
+from .base import Result, _human_values
 
 DIRECTIONS = ("hard_to_easy", "easy_to_hard")
 
@@ -142,34 +142,33 @@ def run(model: Any, *, tasks: Any, items: Sequence[Any] | None = None,
                                    batch_size=batch_size, progress=progress_bar)
         frames.append(t.assign(direction=d))
     rows = pd.concat(frames, ignore_index=True)
-    table = analyze(rows, n_boot=n_boot, seed=seed)
     label = name or getattr(be.spec, "short_name", "model")
-    table.insert(0, "model", label)
-    meta = {"probe": "patch", "model": label, "site": "last_prompt", "layers": layers,
+    return result(rows, plan_meta(label, layers, pairs, max_new_tokens), n_boot=n_boot,
+                  seed=seed)
+
+
+def plan_meta(label: str, layers: Sequence[int], pairs: dict[str, tuple[list, list]],
+              max_new_tokens: int) -> dict:
+    """Return the Result's meta of a patching run (without ``n_boot`` and ``seed``)."""
+    return {"probe": "patch", "model": label, "site": "last_prompt",
+            "layers": [int(x) for x in layers],
             "n_pairs": {d: len(p[0]) for d, p in pairs.items()},
-            "max_new_tokens": max_new_tokens, "n_boot": n_boot, "seed": seed,
+            "max_new_tokens": max_new_tokens,
             "effect": "mean(patched − recipient) / mean(donor − recipient) over pairs",
             "ci": "percentile bootstrap over pairs"}
-    return Result("patch", table, tables={"rows": rows}, meta=meta, plotter=plot)
+
+
+def result(rows: pd.DataFrame, meta: dict, *, n_boot: int = 1000, seed: int = 0) -> Result:
+    """Return the patching :class:`Result` of ``rows`` (``generation.patch_sweep`` + direction)."""
+    table = analyze(rows, n_boot=n_boot, seed=seed)
+    table.insert(0, "model", meta["model"])
+    return Result("patch", table, tables={"rows": rows},
+                  meta={**meta, "n_boot": n_boot, "seed": seed}, plotter=plot)
 
 
 def plot(result: Result):
-    """Return a figure: normalised effect per layer with CI, one line per direction."""
-    import matplotlib.pyplot as plt
+    """Return a figure: normalised effect per layer with CI, one line style per direction
+    (:func:`probes.figures_mech.patch_figure`)."""
+    from .figures_mech import patch_figure
 
-    t = result.table
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for k, d in enumerate(dict.fromkeys(t["direction"])):
-        g = t[t["direction"] == d].sort_values("layer")
-        c = PALETTE[k % len(PALETTE)]
-        ax.plot(g["layer"], g["effect"], marker="o", ms=3, color=c, label=d)
-        ax.fill_between(g["layer"], g["ci_low"], g["ci_high"], color=c, alpha=0.2)
-    ax.set_xticks(sorted(set(int(x) for x in t["layer"])))
-    ax.axhline(0, color="k", lw=0.5)
-    ax.axhline(1, color="0.5", lw=0.5, ls=":")
-    ax.set_xlabel("patched layer (0 = embeddings)")
-    ax.set_ylabel("normalised effect on reasoning tokens")
-    ax.set_title(f"patching last_prompt: {result.meta['model']}", fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    return patch_figure(result)

@@ -109,3 +109,69 @@ def test_run_probe_cli_and_ipython_give_the_same_evidence(demo_run, tmp_path):
     for other in (by_ipython, by_cli):
         pd.testing.assert_frame_equal(other.reset_index(drop=True)[list(by_runner.columns)],
                                       by_runner, check_dtype=False)
+
+
+def _first(cell: str) -> float:
+    """Return the number a headline cell starts with (``"+0.54 [+0.44, +0.65]"`` → 0.54)."""
+    return float(str(cell).split()[0])
+
+
+def test_headline_agrees_with_an_independent_reading_of_the_run(demo_run):
+    # r̄, Δr and reliance recomputed with numpy from the items and traces the run wrote; the
+    # CIs, calls and reasons read with the csv module; the rule letters worked out by hand
+    # from the pinned verdict reasons (tests/data/demo_reference_verdict.json)
+    import csv
+
+    import numpy as np
+
+    from experiments.headline import headline, short_reasons
+
+    out, _ = demo_run
+    h = headline(out).set_index("model")
+    models = json.loads((out / "config.json").read_text())["models"]
+    assert list(h.index) == [m["key"] for m in models]
+    items = list(csv.DictReader(open(out / "alignment" / "items.csv", encoding="utf-8")))
+    ci = {(r["model"], r["task"]): r for r in
+          csv.DictReader(open(out / "alignment" / "alignment.csv", encoding="utf-8"))}
+    r_bar = {}
+    for m in models:
+        k = m["key"]
+        tasks = sorted({r["task"] for r in items if r["model"] == k})
+        rs = []
+        for t in tasks:
+            xy = np.array([(float(r["log_cost"]), float(r["y"])) for r in items
+                           if r["model"] == k and r["task"] == t])
+            rs.append(np.corrcoef(xy[:, 0], xy[:, 1])[0, 1])
+        if not rs:
+            assert h.loc[k, "r̄ [95% CI]"] == "–", k   # the base has no reasoning
+            continue
+        r_bar[k] = float(np.tanh(np.mean(np.arctanh(np.clip(rs, -0.999999, 0.999999)))))
+        assert abs(_first(h.loc[k, "r̄ [95% CI]"]) - r_bar[k]) <= 0.0051, k
+        if len(tasks) == 1:
+            row = ci[(k, tasks[0])]
+            want = f"[{float(row['ci_low']):.2f}, {float(row['ci_high']):.2f}]"
+            assert h.loc[k, "r̄ [95% CI]"].endswith(want), k
+    teacher = next(m["key"] for m in models if m["role"] == "teacher")
+    calls = {r["student"]: r for r in csv.DictReader(
+        open(out / "probes" / "verdict_calls.csv", encoding="utf-8"))}
+    for m in models:
+        k = m["key"]
+        own = {json.loads(x)["item_id"]: json.loads(x)["correct"] for x in
+               (out / "traces" / f"{k}.jsonl").read_text().splitlines() if x.strip()}
+        forced_file = out / "traces" / f"{k}__after_scrambled.jsonl"
+        if forced_file.exists():
+            forced = {json.loads(x)["item_id"]: json.loads(x)["correct"] for x in
+                      forced_file.read_text().splitlines() if x.strip()}
+            both = sorted(set(own) & set(forced))
+            rel = np.mean([own[i] for i in both]) - np.mean([forced[i] for i in both])
+            assert abs(_first(h.loc[k, "reliance [95% CI]"]) - rel) <= 0.0051, k
+        if m["role"] != "student":
+            assert h.loc[k, "call"] == "" and h.loc[k, "Δr vs teacher [95% CI]"] == "", k
+            continue
+        assert abs(_first(h.loc[k, "Δr vs teacher [95% CI]"]) - (r_bar[k] - r_bar[teacher])) \
+            <= 0.0051, k
+        assert h.loc[k, "call"] == calls[k]["call"]
+        assert h.loc[k, "decided by"] == calls[k]["decided_by"]
+    rules = {k: short_reasons(h.loc[k, "decided by"]) for k in calls}
+    assert rules == {"student_mastery": "A, W; open: P", "student_mimic_content": "W-",
+                     "student_mimic_length": "C, N, W-"}

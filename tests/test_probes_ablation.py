@@ -11,6 +11,13 @@ from mimicry.stats import bootstrap_indices
 from probes import ablation
 
 
+def _expanded(dist, n):
+    """The expanded percentile 95% CI written out: quantiles at Φ(±√(n/(n−1))·t_(n−1, .975))."""
+    c = np.sqrt(n / (n - 1)) * stats.t.ppf(0.975, n - 1)
+    d = np.asarray(dist, float)
+    return tuple(np.quantile(d[np.isfinite(d)], stats.norm.cdf([-c, c])))
+
+
 def test_paired_drop_matches_loop():
     rng = np.random.default_rng(0)
     y = rng.standard_normal(60)
@@ -19,8 +26,15 @@ def test_paired_drop_matches_loop():
     idx = bootstrap_indices(60, 300, 4)
     d = [stats.spearmanr(y[i], a[i])[0] - stats.spearmanr(y[i], b[i])[0] for i in idx]
     assert res["drop"] == pytest.approx(stats.spearmanr(y, a)[0] - stats.spearmanr(y, b)[0])
-    assert res["drop_ci_low"] == pytest.approx(np.percentile(d, 2.5), abs=1e-12)
-    assert res["drop_ci_high"] == pytest.approx(np.percentile(d, 97.5), abs=1e-12)
+    lo, hi = _expanded(d, 60)
+    assert res["drop_ci_low"] == pytest.approx(lo, abs=1e-12)
+    assert res["drop_ci_high"] == pytest.approx(hi, abs=1e-12)
+    # p: the α whose expanded interval reaches 0 (q = where the draws' linear quantile
+    # function crosses 0), so p < 0.05 exactly when the CI excludes 0
+    q = np.interp(0.0, np.sort(d), np.arange(300) / 299)
+    q = max(min(q, 1 - q), 0.5 / 300)
+    c = np.sqrt(60 / 59)
+    assert res["p_drop"] == pytest.approx(min(1, 2 * stats.t.sf(stats.norm.isf(q) / c, 59)))
 
 
 def test_ablation_run_scrambled_loses_signal():

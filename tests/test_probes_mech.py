@@ -20,6 +20,13 @@ from mimicry.tasks.items import HumanNorms, Item
 from probes import compute, mechanistic_row, patch, steer, verdict
 
 
+def _expanded(dist, n):
+    """The expanded percentile 95% CI written out: quantiles at Φ(±√(n/(n−1))·t_(n−1, .975))."""
+    c = np.sqrt(n / (n - 1)) * stats.t.ppf(0.975, n - 1)
+    d = np.asarray(dist, float)
+    return tuple(np.quantile(d[np.isfinite(d)], stats.norm.cdf([-c, c])))
+
+
 class TokenCache:
     """Cache-like: items + per-token rows ``token_resid(i)`` along each item's reasoning."""
 
@@ -77,7 +84,7 @@ def test_compute_run_rise_and_ci():
     start = t[(t.layer == 2) & (t.fraction == 0)].iloc[0]
     assert end.accuracy > 0.8 and start.accuracy < 0.45 and end.p_perm < 0.15
     assert end.shuffled_mean < 0.45
-    # the CI is the percentile bootstrap of the per-item correctness, recomputed here
+    # the CI is the expanded percentile bootstrap of the per-item correctness, recomputed here
     n = end.n
     folds = np.random.default_rng(3).permutation(n) % 5
     X = np.stack([cache.token_resid(i)[1][-1, 2] for i in range(n)])
@@ -85,7 +92,7 @@ def test_compute_run_rise_and_ci():
     c = compute.oof_correct(X, y[None], folds)[0]
     assert c.mean() == pytest.approx(end.accuracy)
     idx = np.random.default_rng(3).integers(0, n, size=(300, n))
-    assert end.ci_low == pytest.approx(np.quantile(c[idx].mean(1), 0.025))
+    assert end.ci_low == pytest.approx(_expanded(c[idx].mean(1), n)[0])
     rise = r.tables["rise"].set_index("layer")
     assert rise.loc[2, "ci_low"] > 0 and rise.loc[0, "ci_high"] >= 0 >= rise.loc[0, "ci_low"]
 
@@ -131,7 +138,7 @@ def test_steer_analyze_vs_scipy():
         for a in (-1.0, 0.0, 1.0)], 1)
     idx = np.random.default_rng(5).integers(0, 30, size=(400, 30))
     sl = [stats.linregress([-1, 0, 1], L[i].mean(0)).slope for i in idx]
-    assert e.loc["own_meandiff", "ci_low"] == pytest.approx(np.quantile(sl, 0.025))
+    assert e.loc["own_meandiff", "ci_low"] == pytest.approx(_expanded(sl, 30)[0])
     rnd = e[e.kind == "random"]["slope"].to_numpy()
     assert e.loc["own_meandiff", "p_random"] == pytest.approx(
         (1 + (np.abs(rnd) >= abs(e.loc["own_meandiff", "slope"])).sum()) / 13)
@@ -171,8 +178,7 @@ def test_patch_effect_vs_hand():
     assert t.effect == pytest.approx((p - r).sum() / (d - r).sum())
     idx = np.random.default_rng(2).integers(0, len(r), size=(500, len(r)))
     boot = (p - r)[idx].mean(1) / (d - r)[idx].mean(1)
-    assert t.ci_low == pytest.approx(np.quantile(boot, 0.025))
-    assert t.ci_high == pytest.approx(np.quantile(boot, 0.975))
+    assert (t.ci_low, t.ci_high) == pytest.approx(_expanded(boot, len(r)))
     X = np.column_stack([r, d])
     assert patch.PatchEffect().fit(X, p).effect_ == pytest.approx(t.effect)
 

@@ -21,6 +21,13 @@ from probes import reliance
 from probes.reliance import Reliance
 
 
+def _expanded(dist, n):
+    """The expanded percentile 95% CI written out: quantiles at Φ(±√(n/(n−1))·t_(n−1, .975))."""
+    c = np.sqrt(n / (n - 1)) * sps.t.ppf(0.975, n - 1)
+    d = np.asarray(dist, float)
+    return tuple(np.quantile(d[np.isfinite(d)], sps.norm.cdf([-c, c])))
+
+
 def test_hand_worked_exact_mcnemar():
     own = [1, 1, 1, 0, 1, 0, 1, 1, 0, 0]
     forced = [0, 1, 0, 0, 1, 1, 0, 0, 0, 0]
@@ -58,7 +65,7 @@ def test_bootstrap_ci_is_paired_over_items():
     est = Reliance(n_boot=n_boot, random_state=seed).fit(own, forced)
     idx = np.random.default_rng(seed).integers(0, 40, size=(n_boot, 40))   # same items, both
     dist = own[idx].mean(1) - forced[idx].mean(1)
-    assert est.ci_ == pytest.approx(tuple(np.quantile(dist, [0.025, 0.975])))
+    assert est.ci_ == pytest.approx(_expanded(dist, 40))
     assert est.ci_[0] <= est.diff_ <= est.ci_[1]
     with pytest.raises(InputError, match="same non-empty items"):
         Reliance().fit(own, forced[:-1])
@@ -131,7 +138,8 @@ def _expected(model, sel, seed, n_boot):
         sps.chi2.sf((abs(n10 - n01) - 1) ** 2 / disc, 1)
     return {"n": own.size, "acc_own": own.mean(), "acc_forced": forced.mean(),
             "reliance": own.mean() - forced.mean(), "own_only": n10, "forced_only": n01,
-            "p": p, "ci_low": np.quantile(dist, 0.025), "ci_high": np.quantile(dist, 0.975)}
+            "p": p, "ci_low": _expanded(dist, own.size)[0],
+            "ci_high": _expanded(dist, own.size)[1]}
 
 
 def test_run_rows_and_exclusions(traces):
