@@ -176,6 +176,14 @@ def prepare(name: str, folder: Path) -> None:
     if name in ("docs/capture.md", "docs/capture-backends.md", "docs/probes.md"):
         teacher = (demo / "traces" / "teacher.jsonl").read_text(encoding="utf-8")
         (folder / "traces" / "teacher.jsonl").write_text(teacher, encoding="utf-8")
+    if name == "docs/generate.md":   # traces made elsewhere: one row per item, as an API gives
+        from mimicry.tasks import load_suite
+
+        for file, suite in (("api_traces.csv", "spatial"), ("api.csv", "organism")):
+            rows = [f"{it.item_id},o1,{40 + 7 * k},{str(k % 3 > 0).lower()}"
+                    for k, it in enumerate(load_suite(suite))]
+            (folder / file).write_text("item_id,model,reasoning_tokens,correct\n"
+                                       + "\n".join(rows) + "\n", encoding="utf-8")
     if name == "docs/tasks.md":   # the CSV example of the same page is the user's file
         csv = _block_after(ROOT / name, "## User items files", "csv")
         (folder / "my_items.csv").write_text(csv, encoding="utf-8")
