@@ -2,7 +2,7 @@
 
 Modules: ``configs/*.toml`` (one config per model family, package data), ``config`` (the
 :class:`ExperimentConfig`), ``cost`` and ``shapes`` (dry-run cost), ``stages`` (generate,
-align, capture, reliance, probe, report), ``probing`` (probes on a run folder), ``report``
+align, capture, probe, report; ``stage_reliance``, ``stage_intervene``), ``probing`` (probes on a run folder), ``report``
 (report.md / report.html), ``runner`` (plan, stage markers, run, demo), ``reader``
 (:func:`load_run` -> :class:`Run`), ``cli`` (the ``mimicry`` console command).
 """

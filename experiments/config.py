@@ -26,6 +26,7 @@ from .config_stages import (
     AlignStageConfig,
     CaptureStageConfig,
     GenerationConfig,
+    InterveneStageConfig,
     ProbeStageConfig,
     RelianceStageConfig,
 )
@@ -36,7 +37,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 ROLES = ("teacher", "student", "base", "control")
-STAGES = ("generate", "align", "capture", "reliance", "probe", "report")
+STAGES = ("generate", "align", "capture", "reliance", "intervene", "probe", "report")
 RELIANCE_ROLES = ("teacher", "student", "control")
 
 
@@ -109,7 +110,7 @@ class ExperimentConfig:
         gpu_memory_gb: memory of one GPU in GB (10⁹ bytes; 80 for an A100/H100 80GB); the
             dry run warns when a model's per-GPU estimate does not fit, with the fix.
         models: the family (see :class:`ModelConfig`).
-        generation / alignment / capture / reliance / probes: stage settings.
+        generation / alignment / capture / reliance / intervene / probes: stage settings.
         source: the TOML file it came from (set by ``load_config``).
     """
 
@@ -126,6 +127,7 @@ class ExperimentConfig:
     alignment: AlignStageConfig = field(default_factory=AlignStageConfig)
     capture: CaptureStageConfig = field(default_factory=CaptureStageConfig)
     reliance: RelianceStageConfig = field(default_factory=RelianceStageConfig)
+    intervene: InterveneStageConfig = field(default_factory=InterveneStageConfig)
     probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
     source: str = ""
 
@@ -177,6 +179,10 @@ class ExperimentConfig:
                 "ranks_per_node", "nodes", "gpus_per_rank")}
         if order >= STAGES.index("reliance"):
             parts["reliance"] = d["reliance"]
+        if order >= STAGES.index("intervene"):  # the mechanistic probes and their options
+            mech = [n for n in d["probes"]["names"] if n in ("compute", "steer", "patch")]
+            parts["intervene"] = {**d["intervene"], "names": mech, "options": {
+                n: d["probes"]["options"].get(n, {}) for n in mech}}
         if order >= STAGES.index("probe"):
             parts["probes"] = d["probes"]
         blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -203,7 +209,8 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     validate_config(data, source, {  # types, ranges, identifiers: every error, one line each
         "experiment": ExperimentConfig, "models": ModelConfig, "generation": GenerationConfig,
         "alignment": AlignStageConfig, "capture": CaptureStageConfig,
-        "reliance": RelianceStageConfig, "probes": ProbeStageConfig})
+        "reliance": RelianceStageConfig, "intervene": InterveneStageConfig,
+        "probes": ProbeStageConfig})
     data = dict(data)
     models_raw = data.pop("models", None)
     if not models_raw:
@@ -237,6 +244,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
     cap = _build(CaptureStageConfig, data.pop("capture", {}), "[capture]", source)
     rel = _build(RelianceStageConfig, data.pop("reliance", {}), "[reliance]", source)
     prb = _build(ProbeStageConfig, data.pop("probes", {}), "[probes]", source)
+    itv = _build(InterveneStageConfig, data.pop("intervene", {}), "[intervene]", source)
     if gen.backend not in ("hf", "openai"):
         raise InputError(f"[generation] backend '{gen.backend}' is not valid", file=source,
                          fix="use 'hf' or 'openai'")
@@ -272,11 +280,18 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Experim
                          fix='e.g. "auto" (the default) or 512')
     cfg = _build(ExperimentConfig, {**data, "models": models, "generation": gen,
                                     "alignment": aln, "capture": cap, "reliance": rel,
-                                    "probes": prb},
+                                    "intervene": itv, "probes": prb},
                  "the top level", source)
     from .scale import validate
 
     validate(cfg, source)
+    roles = {m.key: m.role for m in cfg.models}
+    bad = [k for k in cfg.intervene.models if roles.get(k) not in ("student", "control")]
+    if bad:
+        raise InputError(f"[intervene] models {bad} are not students or controls of this "
+                         "config", file=source, fix="use some of "
+                         f"{', '.join(k for k, r in roles.items() if r in ('student', 'control'))}"
+                         " or [] for all")
     if not cfg.name:
         raise InputError("'name' is empty", file=source, fix="name = 'my-experiment'")
     if not cfg.out:

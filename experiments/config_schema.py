@@ -78,6 +78,7 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("capture", "entropy_samples"): (_pos, "a whole number >= 1"),
     ("capture", "store_dtype"): (lambda v: v in ("float16", "float32"), "float16 or float32"),
     ("capture", "batch_tokens"): (_pos, "a whole number >= 1"),
+    ("intervene", "token_rows"): (_pos, "a whole number >= 1"),
 }
 
 

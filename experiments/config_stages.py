@@ -1,8 +1,9 @@
 """Stage settings of an experiment config: one dataclass per stage, every field documented.
 
-The ``[generation]``, ``[alignment]``, ``[capture]``, ``[reliance]`` and ``[probes]`` tables of
-an experiment TOML become these dataclasses; :mod:`experiments.config` holds the experiment and
-its models, parses and validates the file, and re-exports every name here. A new stage's
+The ``[generation]``, ``[alignment]``, ``[capture]``, ``[reliance]``, ``[intervene]`` and
+``[probes]`` tables of an experiment TOML become these dataclasses; :mod:`experiments.config`
+holds the experiment and its models, parses and validates the file, and re-exports every
+name here. A new stage's
 settings go here as one more dataclass (and one field of ``ExperimentConfig``).
 """
 
@@ -119,6 +120,26 @@ class RelianceStageConfig:
     mode: str = "within"
     backend: str = "hf"
     controls: list[str] = field(default_factory=lambda: list(RELIANCE_CONTROLS))
+
+
+@dataclass
+class InterveneStageConfig:
+    """Settings of the intervene stage (the model runs of the compute, steer and patch probes).
+
+    What it runs follows ``[probes] names`` and their options (``[probes.options.steer]``:
+    α, random directions, layer, budget ...; one set for the CLI, IPython and the runner);
+    see :mod:`experiments.stage_intervene`.
+
+    Fields:
+        models: keys of the students/controls to steer and patch (``[]``: every one; each
+            costs a full steering sweep, see the dry run). ``compute`` always covers the
+            teacher and every student/control.
+        token_rows: per-token residual rows kept along the longest reasoning for ``compute``
+            (the capture stride is ``ceil((longest + 2) / token_rows)``; disk grows with it).
+    """
+
+    models: list[str] = field(default_factory=list)
+    token_rows: int = 128
 
 
 @dataclass

@@ -254,7 +254,7 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
                else f"≤ {cfg.reliance.max_answer_tokens} each") + ") "
             f"for {', '.join(who) or 'no model'}; "
             "GPU memory ≈ GPU gen (same batch, same length)")
-    if "probe" in stages:
+    if "intervene" in stages:
         lines += mechanistic_cost_lines(cfg, ests, n_items)
     dtypes = ", ".join(sorted({m.dtype for m in cfg.models})) or "?"
     lines += per_rank_lines(cfg, ests, n_items)
@@ -273,7 +273,10 @@ def format_estimates(cfg: ExperimentConfig, ests: list[ModelEstimate], n_items: 
             + (" (models of unknown shape not counted)" if len(known) < len(hours) else "")
             + f"; assumes {DECODE_TOK_S_7B:g} tokens/s decoded and {PREFILL_TOK_S_7B:g} "
             "tokens/s prefilled per GPU for a 7B bf16 model at batch 16 (H100, HF "
-            "generate), scaled by 7B/params; probes and the report add CPU minutes")
+            "generate), scaled by 7B/params; probes and the report add CPU minutes"
+            + ("; the intervene stage's steering and patching are not in it (their own "
+               "lines above)" if "intervene" in stages
+               and {"steer", "patch"} & set(cfg.probes.names) else ""))
     lines.append(f"stages to run: {', '.join(stages) if stages else 'none (all done)'}")
     return "\n".join(lines)
 
@@ -300,44 +303,61 @@ def per_rank_lines(cfg, ests, n_items: int) -> list[str]:
 
 
 def mechanistic_cost_lines(cfg, ests: list, n_items: int) -> list[str]:
-    """Return the dry-run lines of steering, patching and the computation probe's capture.
+    """Return the dry-run lines of the intervene stage: steering, patching, compute's capture.
 
-    steering, per student: held-out items × (1 + nonzero α × (3 + n_random) directions)
-    greedy generations, each ≤ prompt + max_new_tokens tokens (one prefill + ≤ max_new_tokens
-    decode forwards); patching, per student: 2 directions × n_pairs × (layers + 1 + 2 own
-    runs) generations + 2 × n_pairs prompt forwards; compute: one forward over each model's
-    own traces, ≤ 130 rows × (layers + 1) × d_model × 4 bytes per item on disk.
+    steering, per student/control (``[intervene] models``): held-out items × (1 + nonzero α ×
+    (3 + n_random) directions) greedy generations, each ≤ prompt + max_new_tokens tokens (one
+    prefill + ≤ max_new_tokens decode forwards; max_new_tokens: the steer option, else the
+    model's budget); patching: 2 directions × n_pairs × (layers + 2 own runs) generations +
+    2 × n_pairs prompt forwards; compute: one forward over each model's own traces,
+    ≤ token_rows + 2 rows × (layers + 1) × d_model × 4 bytes per item on disk.
     """
     names = set(cfg.probes.names)
     out = []
     opts = cfg.probes.options
-    from .mechanistic import TOKEN_ROWS
     from .probing import PROBE_DEFAULTS  # pandas: imported only when a run is planned
 
     st = {**PROBE_DEFAULTS["steer"], **opts.get("steer", {})}
     pa = {**PROBE_DEFAULTS["patch"], **opts.get("patch", {})}
     roles = {m.key: m.role for m in cfg.models}
+    budget = {m.key: m.max_new_tokens or cfg.generation.max_new_tokens for m in cfg.models}
+    keep = set(cfg.intervene.models)
+    rows = cfg.intervene.token_rows
     for e in ests:
-        if roles.get(e.key) not in ("student", "control") or e.shape is None:
+        if roles.get(e.key) not in ("student", "control") or e.shape is None or (
+                keep and e.key not in keep):
             continue
+        prompt = e.seq_len - budget[e.key]
         if "steer" in names:
             n_test = n_items - round(n_items * float(st["train_frac"]))
             n_alpha = sum(1 for a in st["alphas"] if float(a) != 0)
             gens = n_test * (1 + n_alpha * (3 + int(st["n_random"])))
+            seq = prompt + int(st.get("max_new_tokens") or budget[e.key])
             out.append(f"steer {e.key}: {human_count(gens)} generations ({n_test} held-out items × "
                        f"{1 + n_alpha * (3 + int(st['n_random']))} runs), ≤ "
-                       f"{human_count(gens * e.seq_len)} tokens (prefill + decode forwards)")
+                       f"{human_count(gens * seq)} tokens (prefill + decode forwards), "
+                       f"≤ {_decode_time(gens * seq, e)}")
         if "patch" in names:
-            gens = 2 * int(pa["n_pairs"]) * (e.shape.layers + 1 + 2)
+            n_lay = len(pa["layers"]) if pa.get("layers") is not None else e.shape.layers + 1
+            gens = 2 * int(pa["n_pairs"]) * (n_lay + 2)
+            seq = prompt + int(pa.get("max_new_tokens") or budget[e.key])
             out.append(f"patch {e.key}: {human_count(gens)} generations (2 directions × "
-                       f"{pa['n_pairs']} pairs × ({e.shape.layers + 1} layers + 2 own runs)), "
-                       f"≤ {human_count(gens * e.seq_len)} tokens + {2 * int(pa['n_pairs'])} prompt "
-                       "forwards")
+                       f"{pa['n_pairs']} pairs × ({n_lay} layers + 2 own runs)), "
+                       f"≤ {human_count(gens * seq)} tokens + {2 * int(pa['n_pairs'])} prompt "
+                       f"forwards, ≤ {_decode_time(gens * seq, e)}")
     if "compute" in names:
-        disk = sum(n_items * (TOKEN_ROWS + 2) * (e.shape.layers + 1) * e.shape.hidden * 4
+        disk = sum(n_items * (rows + 2) * (e.shape.layers + 1) * e.shape.hidden * 4
                    for e in ests if e.shape is not None
                    and roles.get(e.key) in ("teacher", "student", "control"))
         out.append(f"compute: one capture forward per item over each reasoning model's own "
-                   f"traces, ≤ {TOKEN_ROWS + 2} per-token rows each, ~{disk / 2**30:.1f} GiB "
-                   "on disk")
+                   f"traces, ≤ {rows + 2} per-token rows each ([intervene] token_rows), "
+                   f"~{disk / 2**30:.1f} GiB on disk")
     return out
+
+
+def _decode_time(tokens: float, e) -> str:
+    """Return the GPU time to decode ``tokens`` for model ``e`` (the wall-clock assumptions)."""
+    h = tokens / (DECODE_TOK_S_7B * 7e9 / max(e.shape.params, 1)) / 3600
+    if h * 60 < 0.1:
+        return "0.1 GPU-min"
+    return f"{h * 60:.1f} GPU-min" if h < 1 else f"{h:.1f} GPU-h"

@@ -17,6 +17,8 @@ Layout of ``RUN/`` (written by ``mimicry run`` / ``mimicry demo``, read by ``loa
     caches/<key>__on_<teacher>.h5             a student reading the teacher's traces
     caches/<key>__scrambled.h5                ... and the scrambled teacher traces
     caches/<key>__tokens.h5                   per-token residuals along its reasoning (compute)
+    intervene/<probe>__<key>.json             steer / patch plan: settings, layer, items (intervene)
+    intervene/<probe>__<key>.jsonl            its runs' rows, appended run by run (resumable)
     probes/<name>.csv                         one table per probe (all units, ``unit`` column)
     probes/<name>_<table>.csv                 its extra tables (e.g. ``verdict_calls.csv``)
     probes/<name>__<unit>.png / .pdf          one figure per unit
@@ -177,6 +179,20 @@ class RunFolder:
         """Return ``{cache stem: path}`` for every cache in the run."""
         d = self.caches_dir
         return {p.stem: p for p in sorted(d.glob("*.h5"))} if d.exists() else {}
+
+    # ------------------------------------------------------------ intervene
+    @property
+    def intervene_dir(self) -> Path:
+        """Return ``RUN/intervene`` (steering and patching runs, written by the intervene stage)."""
+        return self.root / "intervene"
+
+    def intervene_plan(self, probe: str, key: str) -> Path:
+        """Return the plan of ``probe`` (``steer``/``patch``) on model ``key``."""
+        return self._inside("intervene", f"{probe}__{key}.json")
+
+    def intervene_rows(self, probe: str, key: str) -> Path:
+        """Return the rows (JSON lines) of ``probe``'s runs on model ``key``."""
+        return self._inside("intervene", f"{probe}__{key}.jsonl")
 
     # ------------------------------------------------------------ probes
     @property

@@ -1,8 +1,8 @@
 """``mimicry run CONFIG`` and ``mimicry demo``: the whole pipeline, resumable, cost known first.
 
 ``run_experiment(cfg)`` logs the cost estimate, checks that every model it needs can be
-had (before any stage runs), then runs generate → align → capture → reliance → probe →
-report. Each stage delegates to its step's own resume (finished items are skipped) and, when
+had (before any stage runs), then runs generate → align → capture → reliance → intervene →
+probe → report. Each stage delegates to its step's own resume (finished items are skipped) and, when
 complete, leaves a marker ``RUN/.stages/<stage>.json`` holding the config hash: a second run
 skips finished stages; a changed config, ``--force`` or a re-run upstream stage re-runs it.
 """
@@ -35,11 +35,13 @@ log = logging.getLogger(__name__)
 def stage_functions() -> dict[str, Any]:
     """Return ``{stage: function(cfg, run, suite) -> StageResult}`` (imported on first use)."""
     from . import stages
+    from .stage_intervene import stage_intervene
     from .stage_reliance import stage_reliance
 
     return {"generate": stages.stage_generate, "align": stages.stage_align,
             "capture": stages.stage_capture, "reliance": stage_reliance,
-            "probe": stages.stage_probe, "report": stages.stage_report}
+            "intervene": stage_intervene, "probe": stages.stage_probe,
+            "report": stages.stage_report}
 
 
 def organism_config(**overrides: Any) -> ExperimentConfig:
@@ -77,12 +79,28 @@ def plan_stages(run: RunFolder, cfg: ExperimentConfig, stages: list[str], force:
 def _needs_weights(cfg: ExperimentConfig, run: RunFolder, todo: list[str]):
     """Yield the models whose weights the stages to run will load."""
     rel = {m.key for m in cfg.reliance_models()} if "reliance" in todo else set()
+    itv = _intervene_keys(cfg) if "intervene" in todo else set()
     for m in cfg.models:
         gen = ("generate" in todo and m.generate and not m.traces
                and cfg.generation.backend == "hf")
         cap = "capture" in todo and m.capture
-        if gen or cap or (m.key in rel and not _known_without_reasoning(run, m.key)):
+        if gen or cap or m.key in itv or (m.key in rel
+                                         and not _known_without_reasoning(run, m.key)):
             yield m
+
+
+def _intervene_keys(cfg: ExperimentConfig) -> set[str]:
+    """Return the models whose weights the intervene stage loads (if they have traces)."""
+    from .intervene_runs import wanted
+
+    names = wanted(cfg)
+    keep = set(cfg.intervene.models)
+    hf = cfg.generation.backend == "hf"
+    return {m.key for m in cfg.models
+            if (m.local_path or m.capture or (m.generate and not m.traces and hf))
+            and ("compute" in names and m.role in ("teacher", "student", "control"))
+            or ({"steer", "patch"} & set(names) and m.role in ("student", "control")
+                and (not keep or m.key in keep))}
 
 
 def _known_without_reasoning(run: RunFolder, key: str) -> bool:
@@ -307,7 +325,8 @@ def _show_headline(out: str | Path, status: dict[str, Any]) -> None:
 def register(subparsers) -> None:
     """Add ``mimicry run`` and ``mimicry demo``."""
     p = subparsers.add_parser(
-        "run", help="run an experiment config: generate, align, capture, reliance, probe, report",
+        "run", help="run an experiment config: generate, align, capture, reliance, intervene, probe, "
+             "report",
         description="Run an experiment config (experiments/configs/*.toml) stage by stage, "
                     "resumably; --dry-run prints the cost without downloading anything.")
     p.add_argument("config", help="TOML experiment config, e.g. experiments/configs/qwen-1.5b.toml")
@@ -323,7 +342,7 @@ def register(subparsers) -> None:
     d = subparsers.add_parser(
         "demo", help="run the model organism end to end and write a report",
         description="Summarise the bundled human norms, then run the organism config "
-                    "(generate, align, capture, reliance, probes, report) into --out.")
+                    "(generate, align, capture, reliance, intervene, probes, report) into --out.")
     d.add_argument("--out", default="cache/demo", help="output folder (cache/demo)")
     d.add_argument("--max-items", type=int, default=None,
                    help="keep N items per task, evenly spaced (quicker)")

@@ -26,9 +26,6 @@ from mimicry.io import json_ready
 
 from .results import Result as Result  # re-exported: probes import it from here
 
-# Colour-blind-safe palette (Okabe–Ito).
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#000000"]
 SEGMENTS = ("prompt", "reasoning", "answer")
 
 

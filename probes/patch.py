@@ -142,15 +142,28 @@ def run(model: Any, *, tasks: Any, items: Sequence[Any] | None = None,
                                    batch_size=batch_size, progress=progress_bar)
         frames.append(t.assign(direction=d))
     rows = pd.concat(frames, ignore_index=True)
-    table = analyze(rows, n_boot=n_boot, seed=seed)
     label = name or getattr(be.spec, "short_name", "model")
-    table.insert(0, "model", label)
-    meta = {"probe": "patch", "model": label, "site": "last_prompt", "layers": layers,
+    return result(rows, plan_meta(label, layers, pairs, max_new_tokens), n_boot=n_boot,
+                  seed=seed)
+
+
+def plan_meta(label: str, layers: Sequence[int], pairs: dict[str, tuple[list, list]],
+              max_new_tokens: int) -> dict:
+    """Return the Result's meta of a patching run (without ``n_boot`` and ``seed``)."""
+    return {"probe": "patch", "model": label, "site": "last_prompt",
+            "layers": [int(x) for x in layers],
             "n_pairs": {d: len(p[0]) for d, p in pairs.items()},
-            "max_new_tokens": max_new_tokens, "n_boot": n_boot, "seed": seed,
+            "max_new_tokens": max_new_tokens,
             "effect": "mean(patched − recipient) / mean(donor − recipient) over pairs",
             "ci": "percentile bootstrap over pairs"}
-    return Result("patch", table, tables={"rows": rows}, meta=meta, plotter=plot)
+
+
+def result(rows: pd.DataFrame, meta: dict, *, n_boot: int = 1000, seed: int = 0) -> Result:
+    """Return the patching :class:`Result` of ``rows`` (``generation.patch_sweep`` + direction)."""
+    table = analyze(rows, n_boot=n_boot, seed=seed)
+    table.insert(0, "model", meta["model"])
+    return Result("patch", table, tables={"rows": rows},
+                  meta={**meta, "n_boot": n_boot, "seed": seed}, plotter=plot)
 
 
 def plot(result: Result):

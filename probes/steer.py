@@ -197,6 +197,52 @@ def _kind(name: str) -> str:
     return "random" if name.startswith("random_") else name
 
 
+def plan(cache: Any, *, tasks: Any, teacher_cache: Any = None, layer: int | None = None,
+         teacher_layer: int | None = None, alphas: Sequence[float] = ALPHAS,
+         n_random: int = 20, train_frac: float = 0.5, positions: str = "all",
+         max_new_tokens: int = 256, seed: int = 0, name: str | None = None
+         ) -> tuple[dict[str, np.ndarray], list, dict]:
+    """Return ``(directions, held-out items, meta)``: what :func:`run` steers, before any model.
+
+    The directions and the split depend only on the caches, the labels and ``seed``, so a
+    resumed run (the runner's intervene stage) steers along the same vectors; ``meta`` is
+    the Result's meta without ``n_boot`` (see :func:`result`).
+    """
+    items_by_id = {str(it.item_id): it for it in _suite(tasks)}
+    ids = cache.items["item_id"].astype(str).to_numpy()
+    n_layers = len(cache_layers(cache)) - 1
+    layer = max(1, round(n_layers / 2)) if layer is None else int(layer)
+    if teacher_cache is not None and teacher_layer is None:
+        teacher_layer = round(layer / n_layers * (len(cache_layers(teacher_cache)) - 1))
+    train, test = split_items(len(ids), train_frac, seed)
+    dirs, info = directions(cache, layer=layer, tasks=tasks, train_rows=train,
+                            teacher_cache=teacher_cache, teacher_layer=teacher_layer,
+                            n_random=n_random, seed=seed)
+    test_items = [items_by_id[i] for i in ids[test] if i in items_by_id]
+    if len(test_items) < 5:
+        raise InputError(f"only {len(test_items)} held-out items to steer",
+                         fix="use more items or a smaller train_frac")
+    label = name or str(getattr(cache, "meta", {}).get("model", "model"))
+    meta = {"probe": "steer", "model": label, "layer": layer, "teacher_layer": teacher_layer,
+            "alphas": [float(a) for a in alphas], "alpha_unit": "norm of the own hard − easy "
+            "difference of means at this layer", "n_random": n_random,
+            "train_frac": train_frac, "n_test": len(test_items), "positions": positions,
+            "max_new_tokens": max_new_tokens, "seed": seed, **info}
+    return dirs, test_items, meta
+
+
+def result(rows: pd.DataFrame, meta: dict, *, n_boot: int = 1000, seed: int = 0) -> Result:
+    """Return the steering :class:`Result` of dose–response ``rows`` planned by :func:`plan`."""
+    curves, eff = analyze(rows, n_boot=n_boot, seed=seed)
+    label = meta["model"]
+    curves.insert(0, "model", label)
+    eff.insert(0, "model", label)
+    main = eff[eff["kind"] != "random"].reset_index(drop=True)
+    meta = {**meta, "n_boot": n_boot, "seed": seed}
+    return Result("steer", main, tables={"effects": eff, "curves": curves, "rows": rows},
+                  meta=meta, plotter=plot)
+
+
 def run(model: Any, cache: Any, *, tasks: Any, teacher_cache: Any = None,
         layer: int | None = None, teacher_layer: int | None = None,
         alphas: Sequence[float] = ALPHAS, n_random: int = 20, train_frac: float = 0.5,
@@ -212,39 +258,20 @@ def run(model: Any, cache: Any, *, tasks: Any, teacher_cache: Any = None,
     model with ``tokenizer``); ``cache``: its own-traces cache (``last_prompt``, trace
     lengths); ``teacher_cache``: the teacher's, for ``teacher_mapped``. ``layer``: the cache
     layer to steer (default the middle one); ``teacher_layer``: default the depth-matched one.
+    It is :func:`plan`, :func:`mimicry.intervene.generation.dose_response`, :func:`result`.
     """
     from mimicry.intervene import generation
 
-    items_by_id = {str(it.item_id): it for it in _suite(tasks)}
-    ids = cache.items["item_id"].astype(str).to_numpy()
-    n_layers = len(cache_layers(cache)) - 1
-    layer = max(1, round(n_layers / 2)) if layer is None else int(layer)
-    if teacher_cache is not None and teacher_layer is None:
-        teacher_layer = round(layer / n_layers * (len(cache_layers(teacher_cache)) - 1))
-    train, test = split_items(len(ids), train_frac, seed)
-    dirs, info = directions(cache, layer=layer, tasks=tasks, train_rows=train,
-                            teacher_cache=teacher_cache, teacher_layer=teacher_layer,
-                            n_random=n_random, seed=seed)
-    test_items = [items_by_id[i] for i in ids[test] if i in items_by_id]
-    if len(test_items) < 5:
-        raise InputError(f"only {len(test_items)} held-out items to steer",
-                         fix="use more items or a smaller train_frac")
+    dirs, test_items, meta = plan(cache, tasks=tasks, teacher_cache=teacher_cache, layer=layer,
+                                  teacher_layer=teacher_layer, alphas=alphas,
+                                  n_random=n_random, train_frac=train_frac,
+                                  positions=positions, max_new_tokens=max_new_tokens,
+                                  seed=seed, name=name)
     be = generation.backend(model, tokenizer)
-    rows = generation.dose_response(be, test_items, dirs, alphas, layer, positions=positions,
-                                    max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                    progress=progress_bar)
-    curves, eff = analyze(rows, n_boot=n_boot, seed=seed)
-    label = name or str(getattr(cache, "meta", {}).get("model", "model"))
-    curves.insert(0, "model", label)
-    eff.insert(0, "model", label)
-    meta = {"probe": "steer", "model": label, "layer": layer, "teacher_layer": teacher_layer,
-            "alphas": [float(a) for a in alphas], "alpha_unit": "norm of the own hard − easy "
-            "difference of means at this layer", "n_random": n_random,
-            "train_frac": train_frac, "n_test": len(test_items), "positions": positions,
-            "max_new_tokens": max_new_tokens, "n_boot": n_boot, "seed": seed, **info}
-    main = eff[eff["kind"] != "random"].reset_index(drop=True)
-    return Result("steer", main, tables={"effects": eff, "curves": curves, "rows": rows},
-                  meta=meta, plotter=plot)
+    rows = generation.dose_response(be, test_items, dirs, alphas, meta["layer"],
+                                    positions=positions, max_new_tokens=max_new_tokens,
+                                    batch_size=batch_size, progress=progress_bar)
+    return result(rows, meta, n_boot=n_boot, seed=seed)
 
 
 def _suite(tasks: Any):

@@ -24,7 +24,8 @@ def _templates() -> list[str]:
              f.cache(f.scrambled_stem(k)), f.probe_table("<name>"),
              f.probe_table("<name>", "<table>"), f.probe_meta("<name>"),
              f.probe_figure("<name>", "<unit>").with_suffix(".png"),
-             f.probe_figure("<name>", "<unit>").with_suffix(".pdf")]
+             f.probe_figure("<name>", "<unit>").with_suffix(".pdf"),
+             f.intervene_plan("<probe>", k), f.intervene_rows("<probe>", k)]
     paths += [p(k, c) for p in (f.self_control, f.after_control) for c in ("empty", "filler")]
     out = []
     for p in paths:

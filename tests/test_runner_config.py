@@ -106,8 +106,8 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, caplog):
                     "role": "student"}]})
     status = run_experiment(cfg, dry_run=True)
     out = caplog.text
-    assert status == {s: "planned" for s in ("generate", "align", "capture", "reliance", "probe",
-                                             "report")}
+    assert status == {s: "planned" for s in ("generate", "align", "capture", "reliance",
+                                             "intervene", "probe", "report")}
     assert not (tmp_path / "run").exists()  # a dry run writes nothing
     # Hand computation for Qwen2.5-Math-7B: 28 layers, d 3584, 28 heads, 4 KV heads × 128,
     # MLP 18944, 12 items, prompt ≈ 300 chars / 3 + 32 template tokens = 132, seq 1132.
@@ -128,7 +128,17 @@ def test_dry_run_numbers_match_hand_computation(tmp_path, caplog):
     assert human_bytes(weights + kv) in line and human_bytes(n * per_item) in line
     assert "12.0k" in line  # tokens to generate
     assert "≤ 24.0k tokens to generate" in out
-    assert "stages to run: generate, align, capture, reliance, probe, report" in out
+    assert "stages to run: generate, align, capture, reliance, intervene, probe, report" in out
+    # intervene (default probes and options), the student only: steering 6 held-out items ×
+    # (1 + 4 α × (3 + 20 random) directions) = 558 generations of ≤ 1132 tokens; patching
+    # 2 directions × 24 pairs × (29 layers + 2 own runs) = 1488 generations
+    st_min = 558 * seq / (1500 * 7e9 / 7_615_616_512) / 60
+    assert (f"steer student: 558 generations (6 held-out items × 93 runs), ≤ "
+            f"{558 * seq / 1e3:.1f}k tokens (prefill + decode forwards), ≤ {st_min:.1f} GPU-min"
+            in out)
+    assert (f"patch student: 1.5k generations (2 directions × 24 pairs × (29 layers + 2 own "
+            f"runs)), ≤ {1488 * seq / 1e6:.2f}M tokens + 48 prompt forwards" in out)
+    assert "steer teacher" not in out and "patch teacher" not in out
     # reliance: each of the 2 reasoning models answers 3 times (after its scrambled
     # reasoning, an empty and a filler one: the default controls), each time prefilling
     # ≤ 12 × (132 + 1000) tokens and decoding 12 × 2 × 32 answer tokens (the "auto" default:

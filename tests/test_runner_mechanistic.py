@@ -1,13 +1,16 @@
-"""compute / steer / patch through the runner's probe stage, the verdict's row M, the dry run.
+"""compute / steer / patch through the intervene and probe stages, the verdict's row M, the dry run.
 
-The organism config on 36 items: the stage writes the three probes' tables and figures,
-captures each reasoning model's per-token residuals along its reasoning, and the verdict gets
+The organism config on 36 items: the intervene stage runs the models (each reasoning model's
+per-token residuals along its reasoning, steering, patching), the probe stage writes the three
+probes' tables and figures, and the verdict gets
 ``compute_rise`` (with the teacher's) and the steering/patching rows; the numbers in the
 verdict equal those in ``probes/compute_rise.csv``. The dry run lists the steering and
 patching cost (generations, tokens).
 """
 
 from __future__ import annotations
+
+import logging
 
 import pandas as pd
 import pytest
@@ -35,7 +38,7 @@ def run(tmp_path_factory):
                                       "max_new_tokens": 40, "n_boot": 200},
                             "patch": {"n_pairs": 6, "layers": [1], "max_new_tokens": 40,
                                       "n_boot": 200}}})
-    status = run_experiment(cfg, stages=["generate", "capture", "probe"])
+    status = run_experiment(cfg, stages=["generate", "capture", "intervene", "probe"])
     return out, cfg, status
 
 
@@ -66,9 +69,10 @@ def test_verdict_gets_row_m(run):
     assert m["ci_low"] > 0 and c.iloc[0]["ci_low"] <= 0
 
 
-def test_dry_run_lists_intervention_cost(tmp_path, capsys):
+def test_dry_run_lists_intervention_cost(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     cfg = organism_config(out=str(tmp_path / "dry"))
     run_experiment(cfg, dry_run=True)
-    text = capsys.readouterr().out
+    text = caplog.text
     assert "steer student_mastery:" in text and "patch student_mastery:" in text
     assert "compute: one capture forward" in text

@@ -309,3 +309,5 @@ def test_one_ci_rule_and_the_permutation_rule():
     assert S.perm_p(obs, null, "less") == (1 + np.sum(null <= obs)) / 100
     with pytest.raises(ValueError, match="alternative"):
         S.perm_p(obs, null, "bigger")
+    with pytest.raises(ValueError, match="whole number"):
+        S.percentile_ci(dist, 0.95)  # a level where n goes: refused, not an empty interval

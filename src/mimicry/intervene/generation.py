@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ from .hooks import patch_residual, steer
 log = logging.getLogger(__name__)
 
 ROW_COLUMNS = ("item_id", "task", "reasoning_tokens", "correct", "finish_reason", "closed")
+PATCH_COLUMNS = ("layer", "pair", "recipient", "donor", "task", "tokens_recipient",
+                 "tokens_donor", "tokens_patched", "correct_recipient", "correct_patched")
 
 
 def backend(model: Any, tokenizer=None, *, device: str | None = None,
@@ -126,69 +128,84 @@ def prompt_states(be: HFBackend, items: Sequence[Item], *, batch_size: int = 32,
 def dose_response(be: HFBackend, items: Sequence[Item], directions: dict[str, np.ndarray],
                   alphas: Sequence[float], layer: int, *, positions: str = "all",
                   max_new_tokens: int = 256, batch_size: int = 32,
-                  chat_template: str = "auto", progress: bool = False) -> pd.DataFrame:
+                  chat_template: str = "auto", progress: bool = False,
+                  skip: Collection[tuple[str, float]] = (),
+                  on_rows: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """Return rows ``direction, alpha, item_id, ..., reasoning_tokens, correct`` of steered runs.
 
     ``directions``: ``{name: [d_model]}`` (already scaled: the added vector is ``α · v``).
     α = 0 is run once, as ``direction == "none"``; every other α once per direction.
+    Resuming: the runs ``(direction, α)`` in ``skip`` (``("none", 0.0)``: the unsteered one)
+    are not made and not returned; ``on_rows(rows)`` receives each run's rows as it ends.
     """
-    alphas = [float(a) for a in alphas]
+    jobs = [("none", 0.0)] + [(n, float(a)) for n in directions for a in alphas
+                              if float(a) != 0.0]
+    done = {(str(n), float(a)) for n, a in skip}
+    todo = [j for j in jobs if j not in done]
     frames = []
-    base = generate_rows(be, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         chat_template=chat_template)
-    frames.append(base.assign(direction="none", alpha=0.0))
-    jobs = [(n, a) for n in directions for a in alphas if a != 0.0]
-    if progress:
-        from tqdm.auto import tqdm
+    for name, a in progress_iter(todo, progress, "steer"):
+        if name == "none":
+            inter = None
+        else:
+            v = np.asarray(directions[name], np.float64)
 
-        jobs = tqdm(jobs, desc="steer", leave=False)
-    for name, a in jobs:
-        v = np.asarray(directions[name], np.float64)
-
-        def inter(rows, v=v, a=a):
-            return steer(be.model, v, a, layer, positions=positions)
+            def inter(rows, v=v, a=a):
+                return steer(be.model, v, a, layer, positions=positions)
 
         df = generate_rows(be, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
                            chat_template=chat_template, intervention=inter)
-        frames.append(df.assign(direction=name, alpha=a))
-    t = pd.concat(frames, ignore_index=True)
-    t["layer"] = layer
-    return t[["direction", "alpha", "layer", *ROW_COLUMNS]]
+        df = df.assign(direction=name, alpha=a, layer=layer)
+        df = df[["direction", "alpha", "layer", *ROW_COLUMNS]]
+        if on_rows is not None:
+            on_rows(df)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["direction", "alpha", "layer", *ROW_COLUMNS])
+    return pd.concat(frames, ignore_index=True)
 
 
 def patch_sweep(be: HFBackend, recipients: Sequence[Item], donors: Sequence[Item],
                 layers: Sequence[int], *, max_new_tokens: int = 256, batch_size: int = 32,
-                chat_template: str = "auto", progress: bool = False) -> pd.DataFrame:
+                chat_template: str = "auto", progress: bool = False,
+                skip_layers: Collection[int] = (),
+                on_rows: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """Return one row per (layer, pair): the recipient's reasoning tokens with the donor's plan.
 
     Pair ``i`` is ``(recipients[i], donors[i])``. Per layer, the recipient's ``last_prompt``
     residual is replaced by the donor's (from :func:`prompt_states`) in the prefill, then
     the recipient generates greedily. Columns: ``layer, pair, recipient, donor,
     tokens_recipient, tokens_donor, tokens_patched, correct_recipient, correct_patched``.
+    Resuming: layers in ``skip_layers`` are not run nor returned; ``on_rows(rows)`` receives
+    each layer's rows as it ends.
     """
     if len(recipients) != len(donors):
         raise InputError(f"{len(recipients)} recipients for {len(donors)} donors",
                          fix="pass one donor per recipient")
+    todo = [int(x) for x in layers if int(x) not in {int(s) for s in skip_layers}]
+    if not todo:
+        return pd.DataFrame(columns=list(PATCH_COLUMNS))
     states = prompt_states(be, donors, batch_size=batch_size, chat_template=chat_template)
     kw = {"max_new_tokens": max_new_tokens, "batch_size": batch_size,
           "chat_template": chat_template}
     own_r = generate_rows(be, recipients, **kw)
     own_d = generate_rows(be, donors, **kw)
     frames = []
-    it = progress_iter(layers, progress, "patch")
-    for layer in it:
+    for layer in progress_iter(todo, progress, "patch"):
         def inter(rows, layer=layer):
             return patch_residual(be.model, layer, states[rows, layer, :], position=-1)
 
         got = generate_rows(be, recipients, intervention=inter, **kw)
-        frames.append(pd.DataFrame({
+        df = pd.DataFrame({
             "layer": layer, "pair": np.arange(len(recipients)),
             "recipient": own_r["item_id"], "donor": own_d["item_id"],
             "task": own_r["task"],
             "tokens_recipient": own_r["reasoning_tokens"],
             "tokens_donor": own_d["reasoning_tokens"],
             "tokens_patched": got["reasoning_tokens"],
-            "correct_recipient": own_r["correct"], "correct_patched": got["correct"]}))
+            "correct_recipient": own_r["correct"], "correct_patched": got["correct"]})
+        if on_rows is not None:
+            on_rows(df)
+        frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
 

@@ -105,6 +105,13 @@ def ci_levels(level: float = 0.95, n: int = 0) -> tuple[float, float]:
     return float(sps.norm.cdf(-q)), float(sps.norm.cdf(q))
 
 
+def _check_units(n, call: str) -> None:
+    """Raise unless ``n`` is a whole number of units (a level passed as n must not pass)."""
+    if isinstance(n, bool) or not float(n).is_integer():
+        raise ValueError(f"{call}: n is the number of units each resample drew, a whole "
+                         f"number; got {n!r} (the level comes after n)")
+
+
 def percentile_ci(dist, n: int, level: float = 0.95) -> tuple[float, float]:
     """Return the bootstrap CI ``(low, high)`` of ``dist [n_boot]``: THE interval rule of mimicry.
 
@@ -113,6 +120,7 @@ def percentile_ci(dist, n: int, level: float = 0.95) -> tuple[float, float]:
     (degenerate resamples) are ignored. ``(nan, nan)`` when no draw is finite or ``n < 3`` (no
     interval from fewer than three units).
     """
+    _check_units(n, "percentile_ci(dist, n, level)")
     d = np.asarray(dist, dtype=float)
     d = d[np.isfinite(d)]
     if d.size == 0 or n < 3:
@@ -137,6 +145,7 @@ def bootstrap_p(dist, n: int, null: float = 0.0) -> float:
     share of draws beyond it), mapped to ``α = 2·T_{n-1}.sf(Φ⁻¹(1−q)/√(n/(n−1)))``; floored at
     ``q = 1/(2·n_boot)`` (every draw on one side). NaN when no draw is finite or ``n < 3``.
     """
+    _check_units(n, "bootstrap_p(dist, n, null)")
     d = np.sort(np.asarray(dist, dtype=float))
     d = d[np.isfinite(d)]
     if d.size == 0 or n < 3:
