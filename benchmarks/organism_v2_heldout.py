@@ -9,7 +9,8 @@ The script refuses to start without such a commit in ``git log`` (``--allow-unfr
 trying the script itself; its output is then marked NOT HELD OUT). For each seed it trains the
 v2 set (``mimicry.organism.v2.train``), runs ``experiments/configs/organism-v2.toml`` on it
 through the runner (generate → align → capture → reliance → probes → verdict → report), and copies the
-evidence files (``probes/verdict*.csv``, ``alignment/alignment.csv``, ``probes/reliance.csv``)
+evidence files (``probes/verdict*.csv``, ``alignment/alignment.csv``, ``probes/reliance.csv``,
+``probes/compute_rise.csv`` (row M))
 to ``DOCS/seed-N/``; ``DOCS/calls.csv`` lists every call as it came out next to the ground
 truth (mastery: policy transfer; the three others: surface mimicry), with the rule's commit.
 Each seed costs one v2 training (~15 CPU minutes) plus one organism-v2 run.
@@ -23,6 +24,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+# run as a script, benchmarks/ is sys.path[0] and benchmarks/probes.py shadows the probes
+# package (experiments.layout imports probes.results): drop it, put the repository root first
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 EVAL_SEEDS = (200, 201, 202, 203, 204)
 TRUTH = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
@@ -58,7 +64,8 @@ def run_seed(seed: int, out: Path, docs: Path, repo: Path) -> list[dict]:
     dest = docs / f"seed-{seed}"
     dest.mkdir(parents=True, exist_ok=True)
     for f in [*sorted((run / "probes").glob("verdict*.csv")), run / "alignment" /
-              "alignment.csv", run / "probes" / "reliance.csv", models / "train_summary.json"]:
+              "alignment.csv", run / "probes" / "reliance.csv", run / "probes" / "compute_rise.csv",
+              models / "train_summary.json"]:
         if f.exists():
             shutil.copy2(f, dest / f.name)
     calls = pd.read_csv(run / "probes" / "verdict_calls.csv")

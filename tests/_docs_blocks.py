@@ -35,7 +35,8 @@ MODELS = [("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", ORG), ("ckpt/student", O
           ("path/or/hub-id", ORG),
           ('"Qwen/Qwen2.5-1.5B"', repr(str(ROOT / "src/mimicry/organism/checkpoints/teacher")))]
 SUITE = [("--tasks spatial", "--tasks organism"), ('"spatial"', '"organism"')]
-QUICK = {"difficulty": ["--n-perm", "10", "--n-boot", "100"],
+ORGANISM_FILES = ("cache/demo", "runs/r1.jsonl")   # a block reading these reads organism traces
+QUICK = {"align": ["--n-boot", "1000", "--n-perm", "1000"], "difficulty": ["--n-perm", "10", "--n-boot", "100"],
          "entropy": ["--n-perm", "10", "--n-boot", "100"],
          "similarity": ["--n-perm", "10", "--n-boot", "100"],
          "planning": ["--n-perm", "10", "--n-boot", "100"],
@@ -52,7 +53,7 @@ def swap(text: str) -> str:
     new = text
     for a, b in MODELS:
         new = new.replace(a, b)
-    if new != text or "cache/demo" in text:
+    if new != text or any(k in text for k in ORGANISM_FILES):
         for a, b in SUITE:
             new = new.replace(a, b)
     return new
@@ -176,6 +177,23 @@ def prepare(name: str, folder: Path) -> None:
     if name in ("docs/capture.md", "docs/capture-backends.md", "docs/probes.md"):
         teacher = (demo / "traces" / "teacher.jsonl").read_text(encoding="utf-8")
         (folder / "traces" / "teacher.jsonl").write_text(teacher, encoding="utf-8")
+    if name == "docs/alignment.md":   # three models' traces under the names the page uses
+        (folder / "runs").mkdir()
+        for src, file, model in (("teacher", "r1", "DeepSeek-R1"),
+                                 ("student_mastery", "distill", "R1-Distill-Qwen-7B"),
+                                 ("base", "qwen", "Qwen2.5-7B")):
+            lines = (demo / "traces" / f"{src}.jsonl").read_text(encoding="utf-8").splitlines()
+            (folder / "runs" / f"{file}.jsonl").write_text("".join(
+                json.dumps({**json.loads(x), "model": model}) + "\n" for x in lines if x.strip()),
+                encoding="utf-8")
+    if name == "docs/generate.md":   # traces made elsewhere: one row per item, as an API gives
+        from mimicry.tasks import load_suite
+
+        for file, suite in (("api_traces.csv", "spatial"), ("api.csv", "organism")):
+            rows = [f"{it.item_id},o1,{40 + 7 * k},{str(k % 3 > 0).lower()}"
+                    for k, it in enumerate(load_suite(suite))]
+            (folder / file).write_text("item_id,model,reasoning_tokens,correct\n"
+                                       + "\n".join(rows) + "\n", encoding="utf-8")
     if name == "docs/tasks.md":   # the CSV example of the same page is the user's file
         csv = _block_after(ROOT / name, "## User items files", "csv")
         (folder / "my_items.csv").write_text(csv, encoding="utf-8")

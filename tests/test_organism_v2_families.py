@@ -29,12 +29,14 @@ def test_hand_worked_chain():
 def test_hand_worked_lookup():
     c1, c2 = tuple("abcdef"), tuple("ghijkl")  # a->b->...->f->7, g->...->l->2
     p = F.Problem("lookup", 3, ("d",) + c1 + c2 + ("7", "2"))
-    assert p.prompt() == ("ptr d a b b c c d d e e f f 7 g h h i i j j k k l l 2 =")
-    assert p.reasoning() == "d e f 7" and p.answer == "7"  # three lookups: d->e->f->7
-    assert p.reasoning(5) == "d e f 7 d e"  # past the exit: start over (a check)
+    # keys are their own tokens (A..L, in order), values lower-case letters or exit digits
+    assert p.prompt() == ("ptr d A b B c C d D e E f F 7 G h H i I j J k K l L 2 =")
+    # three lookups, each the key and the value after it: d->D e, e->E f, f->F 7
+    assert p.reasoning() == "d D e E f F 7" and p.answer == "7"
+    assert p.reasoning(5) == "d D e E f F 7 D e E f"  # past the exit: start over (a check)
     assert F.conclude("lookup", p.reasoning(2)) == "f"  # no exit reached: not an answer
     q = F.Problem("lookup", 6, ("g",) + c1 + c2 + ("7", "2"))
-    assert q.answer == "2" and len(q.reasoning().split()) == 7
+    assert q.answer == "2" and len(q.reasoning().split()) == 13
 
 
 def test_hand_worked_search():
@@ -57,6 +59,14 @@ def test_random_problems_are_what_they_say(family):
         assert q.k == k and q.answer == p.answer and q.prompt() == p.prompt()
         if family == "chain":  # independent recomputation
             assert p.answer == str((p.vals[0] + sum(p.vals[1:k + 1])) % 10)
+        if family == "lookup":  # independent recomputation: follow the key of each letter
+            words = p.prompt().split()[1:-1]
+            table = {words[i].lower(): words[i + 1] for i in range(1, len(words), 2)}
+            cur, hops = words[0], 0
+            while not cur.isdigit():
+                cur, hops = table[cur], hops + 1
+            assert (hops, cur) == (k, p.answer)
+            assert set(words[1::2]) == {w.upper() for w in F.LETTERS}
         if family == "search":
             t, xs = p.vals[0], p.vals[1:]
             assert [j for j, x in enumerate(xs, 1) if x > t] == [k]
@@ -158,8 +168,8 @@ def test_posthoc_traces_have_teacher_format_and_length_but_scrambled_content():
         fake = fake.split()
         assert q == p.prompt() and ans.strip() == p.answer  # gold answer
         assert len(fake) == len(real) and fake[0] == "<think>"
-        form = [w for w in real if not (w.isdigit() or w in F.LETTERS)]
-        assert [w for w in fake if not (w.isdigit() or w in F.LETTERS)] == form
+        form = [w for w in real if not (w.isdigit() or w in F.LETTERS + F.KEYS)]
+        assert [w for w in fake if not (w.isdigit() or w in F.LETTERS + F.KEYS)] == form
         total += 1
         hits += F.conclude(p.family, " ".join(fake[1:])) == p.answer
     assert hits / total < 0.2  # the scrambled steps do not imply the answer

@@ -51,14 +51,14 @@ def test_checkpoints_record_seed_and_fit_the_size_budget():
         assert info["role"] == role and info["version"] == 2 and info["synthetic"] is True
 
 
-# The design target (r >= 0.8, accuracy >= 0.9) is met in the chain family on the development
-# seed; lookup and search fall short (docs/organism.md, "What remains"): strict xfails, so the
-# day they pass the marker has to go.
+# The design target (r >= 0.8, accuracy >= 0.9) is met in the chain and lookup families on the
+# development seed; search falls short on r (docs/organism.md, "What remains"): a strict xfail,
+# so the day it passes the marker has to go.
 _SHORT = pytest.mark.xfail(strict=True, reason="target not met on the dev seed (docs)")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fam", [F.FAMILIES[0], pytest.param(F.FAMILIES[1], marks=_SHORT),
+@pytest.mark.parametrize("fam", [F.FAMILIES[0], F.FAMILIES[1],
                                  pytest.param(F.FAMILIES[2], marks=_SHORT)])
 def test_rl_teacher_learned_a_difficulty_sensitive_length(rows, fam):
     r, acc, _ = _per_family(rows["teacher"], fam)
@@ -72,7 +72,8 @@ def test_rl_teacher_length_is_learned_not_copied():
     for fam in F.FAMILIES:  # the warm start: one length for every k (chain, search) or r ~ 0
         toks = list(warm[fam]["tokens_by_k"].values())
         assert max(toks) - min(toks) < 1.5, fam
-    assert info["teacher_behaviour"]["teacher"]["greedy"]["chain"]["r"] >= 0.8
+    for fam in ("chain", "lookup"):
+        assert info["teacher_behaviour"]["teacher"]["greedy"][fam]["r"] >= 0.8, fam
 
 
 @pytest.mark.slow
@@ -90,9 +91,12 @@ def test_posthoc_student_writes_teacher_length_steps_that_do_not_compute(rows):
         _, _, teach = _per_family(rows["teacher"], fam)
         lp = np.array([r["reasoning_tokens"] for r in post], float)
         lt = np.array([r["reasoning_tokens"] for r in teach], float)
-        if fam == "chain":  # where the teacher's length varies: teacher length, item by item
+        if fam == "chain":  # the stop is in the prompt's form: teacher length, item by item
             assert sps.pearsonr(lp, lt).statistic > 0.9
-        assert abs(lp.mean() - lt.mean()) < 0.25 * lt.mean() + 1, fam  # teacher-like length
+            assert abs(lp.mean() - lt.mean()) < 0.25 * lt.mean() + 1
+        else:  # the stop needs the computation its steps lack: a length in the teacher's range
+            by_k = [lt[[r["difficulty"] == k for r in teach]].mean() for k in range(1, 7)]
+            assert min(by_k) - 1 <= lp.mean() <= max(by_k) + 1, fam
         # the answer its own steps imply is right about as often as chance, not as the teacher
         implied = [F.conclude(fam, r["completion"].split("</think>")[0]
                               .replace("<think>", "")) for r in post]

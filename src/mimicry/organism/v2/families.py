@@ -9,10 +9,15 @@ how many (the bag of tokens is independent of k by construction; measured in
 - ``chain`` (``org2_chain``) — additions up to an explicit stop bar. ``add 3 s1 +4 s2 +7 | s3
   +2 s4 +5 s5 +1 s6 +8 =``: add the operations before ``|`` to the start, mod 10 (answer 4).
   k = the bar's position; each step one addition (``s2 +7 14 4``: sum, last digit).
-- ``lookup`` (``org2_lookup``) — pointer chasing. Twelve letters, each mapped to a letter or an
-  exit digit; two chains of six letters end in two exits. ``ptr c a e b 7 c h ... l d =``:
-  follow the map from the start letter until a digit (the answer). k = the hops from the start
-  to its exit: the distance in the graph, not a position in the prompt.
+- ``lookup`` (``org2_lookup``) — pointer chasing. Twelve keys ``A``..``L`` (their own tokens,
+  always in that order), each mapped to a letter ``a``..``l`` (the next key, written lower
+  case) or an exit digit; two chains of six end in two exits. ``ptr c A e B 7 C h ... L d =``:
+  from the start letter, find its key (upper case) and read the value after it, until a digit
+  (the answer). k = the hops from the start to its exit: the distance in the graph, not a
+  position in the prompt. Keys and values are distinct tokens, so "find the key, copy the next
+  token" has one match (with one letter kind, every letter was both a key and a value); a step
+  writes the key it looks up and the value after it (``c C h``: c → key C → h), so each hop is
+  an exact-token match and a copy.
 - ``search`` (``org2_search``) — comparisons with a value-set stop. ``find 5 s1 3 s2 1 s3 7 s4 2
   s5 4 s6 0 =``: add the elements up to and including the first one above the threshold, mod 10
   (3+1+7 = 11 → 1). Exactly one element is above it, so k = its position is set by the values.
@@ -41,6 +46,7 @@ TASKS = {f: f"org2_{f}" for f in FAMILIES}
 FAMILY_OF_TASK = {t: f for f, t in TASKS.items()}
 K_MAX = 6
 LETTERS = tuple(string.ascii_lowercase[:12])
+KEYS = tuple(string.ascii_uppercase[:12])  # lookup keys: KEYS[i] is the key of LETTERS[i]
 SYNTH_RT_BASE_MS = 300.0
 SYNTH_RT_PER_STEP_MS = 500.0
 SUITE_SEED = 20261129
@@ -118,8 +124,8 @@ def _lookup_table(p: Problem) -> dict[str, str]:
 def _lookup_prompt(p: Problem) -> list[str]:
     table = _lookup_table(p)
     out = [p.vals[0]]
-    for key in LETTERS:
-        out += [key, table[key]]
+    for key, letter in zip(KEYS, LETTERS):
+        out += [key, table[letter]]
     return out
 
 
@@ -127,8 +133,10 @@ def _lookup_steps(p: Problem, T: int) -> list[str]:
     table, start = _lookup_table(p), p.vals[0]
     out, cur = [start], start
     for _ in range(T):
-        cur = start if cur.isdigit() else table[cur]  # after the exit: start over (a check)
-        out.append(cur)
+        cur = start if cur.isdigit() else cur  # after the exit: start over (a check)
+        key = KEYS[LETTERS.index(cur)]
+        cur = table[cur]
+        out += [key, cur]  # the key looked up, the value after it in the prompt
     return out
 
 
@@ -151,7 +159,7 @@ def _search_steps(p: Problem, T: int) -> list[str]:
 
 _PROMPT = {"chain": _chain_prompt, "lookup": _lookup_prompt, "search": _search_prompt}
 _STEPS = {"chain": _chain_steps, "lookup": _lookup_steps, "search": _search_steps}
-STEP_TOKENS = {"chain": 4, "lookup": 1, "search": 5}
+STEP_TOKENS = {"chain": 4, "lookup": 2, "search": 5}
 
 
 def conclude(family: str, reasoning: str) -> str:
@@ -281,7 +289,9 @@ def parse_problem(prompt: str) -> Problem:
         k = next(j for j, x in enumerate(xs, 1) if x > t)
         return Problem(fam, k, (t,) + xs)
     if fam == "lookup" and len(body) == 25:
-        table = dict(zip(body[1::2], body[2::2]))
+        if tuple(body[1::2]) != KEYS:
+            raise ValueError(f"not an organism v2 lookup prompt: {prompt!r}")
+        table = dict(zip(LETTERS, body[2::2]))
         start, hops, cur = body[0], 0, body[0]
         while not cur.isdigit() and hops <= len(LETTERS):
             cur, hops = table[cur], hops + 1

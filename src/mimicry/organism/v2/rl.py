@@ -39,7 +39,7 @@ class RLConfig:
     ``max_completion_length`` token budget of a sample (a cut sample earns no correctness);
     ``scale_rewards`` TRL's advantage scaling (``"group"``: divided by the group's std)."""
 
-    steps: int = 150
+    steps: int = 250
     prompts: int = 8
     generations: int = 8
     lr: float = 5e-4

@@ -6,7 +6,7 @@
   trace that stopped before the stop step concludes wrongly.
 - ``scramble``: keeps every word that carries *form* (step markers, operations, ``|``, ``lo``/
   ``hi``, the family head) and replaces every number by a random number of as many digits and
-  every letter by a random letter: the teacher's format and per-item length, steps that compute
+  every letter (or lookup key) by a random letter (key): the teacher's format and per-item length, steps that compute
   nothing.
 - ``student_datasets``: mastery (the teacher's sampled completions verbatim), content mimic
   (scrambled, concluding from its own scrambled steps), length mimic (another item's trace of
@@ -19,7 +19,7 @@ import random
 
 from ...traces import split_reasoning
 from ..traces import with_think
-from .families import K_MAX, LETTERS, Problem, conclude, direct_completion
+from .families import K_MAX, KEYS, LETTERS, Problem, conclude, direct_completion
 
 STUDENTS = ("student_mastery", "student_mimic_content", "student_mimic_length",
             "student_posthoc")
@@ -49,6 +49,8 @@ def scramble(reasoning: str, rng: random.Random) -> str:
             w = str(rng.randint(0, 9) if len(w) == 1 else rng.randint(10, 18))
         elif w in LETTERS:
             w = rng.choice(LETTERS)
+        elif w in KEYS:
+            w = rng.choice(KEYS)
         out.append(w)
     return " ".join(out)
 
