@@ -25,11 +25,10 @@ def behaviour(model, tok, *, items=None, max_new_tokens: int = 40) -> dict[str, 
     """
     import numpy as np
 
-    from .training import greedy_complete
+    from .training import complete
 
     items = list(items if items is not None else organism_suite())
-    outs = greedy_complete(model, tok, [it.prompt for it in items],
-                           max_new_tokens=max_new_tokens)
+    outs = complete(model, tok, [it.prompt for it in items], max_new_tokens=max_new_tokens)
     rows = []
     for it, text in zip(items, outs):
         reasoning, answer, closed = split_reasoning(text)

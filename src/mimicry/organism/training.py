@@ -138,9 +138,14 @@ def sft(model, examples: list[tuple[list[int], list[int]]], *, steps: int, batch
             "cpu_seconds": round(time.process_time() - t0, 2)}
 
 
-def greedy_complete(model, tok, prompts: list[str], *, max_new_tokens: int,
-                    batch_size: int = 256) -> list[str]:
-    """Return the greedy completion text of each prompt (special tokens kept, eos/pad cut)."""
+def complete(model, tok, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0,
+             seed: int = 0, batch_size: int = 256) -> list[str]:
+    """Return one completion text per prompt (special tokens kept, eos/pad cut): greedy when
+    ``temperature`` is 0, else sampled (top-k and top-p off) after ``torch.manual_seed(seed)``.
+
+    Shared by the v1 and v2 organisms (the prompt goes through ``render_prompt``: the organism
+    tokenizers have no chat template, so it is the raw prompt).
+    """
     import torch
 
     from ..traces.prompt import render_prompt
@@ -148,14 +153,18 @@ def greedy_complete(model, tok, prompts: list[str], *, max_new_tokens: int,
     outs: list[str] = []
     old_side = tok.padding_side
     tok.padding_side = "left"
+    kw = ({"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+          if temperature > 0 else {"do_sample": False})
+    if temperature > 0:
+        torch.manual_seed(seed)
     try:
         for i in range(0, len(prompts), batch_size):
             texts = [render_prompt(tok, p) for p in prompts[i:i + batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.no_grad():
-                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                gen = model.generate(**enc, max_new_tokens=max_new_tokens,
                                      pad_token_id=tok.pad_token_id,
-                                     eos_token_id=tok.eos_token_id)
+                                     eos_token_id=tok.eos_token_id, **kw)
             for row in gen[:, enc["input_ids"].shape[1]:].tolist():
                 if tok.eos_token_id in row:
                     row = row[:row.index(tok.eos_token_id)]
@@ -334,8 +343,8 @@ def train(out: str | Path, seed: int = 0, *, config: OrganismConfig | None = Non
         if wanted:
             distill = pool[:cfg.distill_size]
             t_gen = time.process_time()
-            teacher_out = greedy_complete(teacher, tok, [p.prompt() for p in distill],
-                                          max_new_tokens=4 * cfg.max_steps + 8)
+            teacher_out = complete(teacher, tok, [p.prompt() for p in distill],
+                                   max_new_tokens=4 * cfg.max_steps + 8)
             gen_s = round(time.process_time() - t_gen, 2)
             data = student_datasets(distill, teacher_out, seed * 1000 + 3)
             for i, role in enumerate(wanted):

@@ -11,38 +11,8 @@ import math
 from typing import Any
 
 from ...traces import split_reasoning
+from ..training import complete
 from .families import FAMILIES, FAMILY_OF_TASK, organism_v2_suite, score_answer
-
-
-def complete(model, tok, prompts: list[str], *, max_new_tokens: int = 40,
-             temperature: float = 0.0, seed: int = 0, batch_size: int = 256) -> list[str]:
-    """Return one completion per prompt (greedy when ``temperature`` is 0, else sampled with
-    ``torch.manual_seed(seed)``); special tokens kept, eos/pad cut."""
-    import torch
-
-    outs: list[str] = []
-    old_side = tok.padding_side
-    tok.padding_side = "left"
-    if temperature > 0:
-        torch.manual_seed(seed)
-    try:
-        for i in range(0, len(prompts), batch_size):
-            enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
-            kw = ({"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-                  if temperature > 0 else {"do_sample": False})
-            with torch.no_grad():
-                gen = model.generate(**enc, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tok.pad_token_id,
-                                     eos_token_id=tok.eos_token_id, **kw)
-            for row in gen[:, enc["input_ids"].shape[1]:].tolist():
-                if tok.eos_token_id in row:
-                    row = row[:row.index(tok.eos_token_id)]
-                row = [t for t in row if t != tok.pad_token_id]
-                outs.append(tok.decode(row, skip_special_tokens=False).strip())
-    finally:
-        tok.padding_side = old_side
-    return outs
 
 
 def _pearson_log(x: list[float], y: list[float]) -> float:

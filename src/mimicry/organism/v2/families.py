@@ -34,11 +34,11 @@ Norms are SYNTHETIC (``rt_ms = 300 + 500 k``), flagged on the suite and every it
 from __future__ import annotations
 
 import random
-import re
 import string
 from dataclasses import dataclass
 
 from ...tasks.items import HumanNorms, Item, TaskSuite
+from ..task import score_answer  # every family's answer is one digit, scored as in v1
 
 SUITE = "organism_v2"
 FAMILIES = ("chain", "lookup", "search")
@@ -307,21 +307,6 @@ def parse_problem(prompt: str) -> Problem:
         (c1, e1), (c2, e2) = chains
         return Problem(fam, hops, (start,) + c1 + c2 + (e1, e2))
     raise ValueError(f"not an organism v2 prompt: {prompt!r}")
-
-
-_DIGIT = re.compile(r"(?<![\w+-])(\d)(?![\w])")
-
-
-def parse_answer(answer_text: str) -> str | None:
-    """Return the last standalone single digit of an answer text (``"14 4"`` -> ``"4"``)."""
-    found = _DIGIT.findall(answer_text or "")
-    return found[-1] if found else None
-
-
-def score_answer(item: Item, answer_text: str) -> tuple[str | None, bool]:
-    """Return ``(parsed_answer, correct)`` for an organism v2 item (every family: a digit)."""
-    parsed = parse_answer(answer_text)
-    return parsed, parsed is not None and parsed == str(item.answer)
 
 
 def _register() -> None:

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...traces import split_reasoning
-from .families import Problem, parse_answer
+from ..task import parse_answer
+from .families import Problem
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ...io import atomic_write_json
-from ..training import Shape, _encode, _set_determinism, build_model, save_role, sft
+from ..training import Shape, _encode, _set_determinism, build_model, complete, save_role, sft
 from . import DEV_SEED, ROLES
 from . import traces as TR
-from .evaluate import behaviour, complete
+from .evaluate import behaviour
 from .families import FAMILIES, K_MAX, Problem, make_items, random_problem
 from .rl import RLConfig, grpo
 
