@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diskspace import check_room, mark_hdf5_broken, quiet_hdf5_cleanup, write_error
+from ..diskspace import check_room, guarded_hdf5_write
 from ..errors import CacheMismatchError, MimicryError
 from .reader import RAGGED, SCHEMA, check_attrs, parts_dir, read_attrs
 
@@ -101,20 +101,12 @@ def consolidate(path: str | Path, attrs: dict | None = None) -> Path:
     n = len(entries)
     dest_of = {(si, li): d for d, (_, _, si, li) in enumerate(entries)}
     tmp = path.with_name(f".{path.name}.consolidate.tmp")
-    err = None
-    with quiet_hdf5_cleanup():
-        try:
-            # the merged file needs about the sources' size: refuse now, not crash in HDF5
-            check_room(path.parent, sum(s.stat().st_size for s in sources), "consolidating")
-            _merge(tmp, sources, entries, dest_of, n, ref_attrs)
-            _fsync_path(tmp)
-            os.replace(tmp, path)
-        except (OSError, RuntimeError) as e:
-            tmp.unlink(missing_ok=True)
-            err = write_error(path, e, "consolidating the cache")
-            mark_hdf5_broken()
-    if err is not None:
-        raise err
+    with guarded_hdf5_write(path, tmp, "consolidating the cache"):
+        # the merged file needs about the sources' size: refuse now, not crash in HDF5
+        check_room(path.parent, sum(s.stat().st_size for s in sources), "consolidating")
+        _merge(tmp, sources, entries, dest_of, n, ref_attrs)
+        _fsync_path(tmp)
+        os.replace(tmp, path)
     for p in parts:
         p.unlink(missing_ok=True)
     try:

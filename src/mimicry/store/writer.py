@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diskspace import check_room, mark_hdf5_broken, quiet_hdf5_cleanup, write_error
+from ..diskspace import check_room, guarded_hdf5_write, write_error
 from ..errors import CacheMismatchError, MimicryError
 from ..locking import WriterLock
 from .merge import _PART, _create, _fsync_path, _keys, consolidate
@@ -178,19 +178,11 @@ class CacheWriter:
         """Commit one batch atomically as a shard; return the shard path."""
         final = self.parts / f"part-{self._seq:06d}.h5"
         tmp = self.parts / f".part-{self._seq:06d}.h5.tmp"
-        err = None
-        with quiet_hdf5_cleanup():  # the failed file's objects are freed inside, quietly
-            try:
-                check_room(self.parts, _shard_bytes(acts), "writing a batch")
-                write_shard(tmp, self.attrs, items, acts, self.store_dtype)
-                _fsync_path(tmp)
-                os.replace(tmp, final)
-            except (OSError, RuntimeError) as e:
-                tmp.unlink(missing_ok=True)
-                err = _io_error(final, e, "writing a batch")
-                mark_hdf5_broken()
-        if err is not None:
-            raise err
+        with guarded_hdf5_write(final, tmp, "writing a batch"):
+            check_room(self.parts, _shard_bytes(acts), "writing a batch")
+            write_shard(tmp, self.attrs, items, acts, self.store_dtype)
+            _fsync_path(tmp)
+            os.replace(tmp, final)
         self._seq += 1
         return final
 
