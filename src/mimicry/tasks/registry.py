@@ -93,22 +93,16 @@ def _load_plugins() -> None:
         return
     _plugins_loaded = True
     for modname in PLUGIN_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name is not None and modname.startswith(e.name):
-                continue  # plugin not installed / not built yet
-            raise
+        mod = scoring.import_optional(modname)
+        if mod is None:
+            continue  # plugin not installed / not built yet
         suite = getattr(mod, "SUITE", None)
         if isinstance(suite, str) and suite not in _REGISTRY:
             fn = getattr(mod, "build_suite", None) or getattr(mod, f"{suite}_suite", None)
             if callable(fn):
                 register_suite(suite, fn, (mod.__doc__ or "").strip().splitlines()[0]
                                if mod.__doc__ else "", "synthetic")
-        task = getattr(mod, "TASK", None)
-        scorer = getattr(mod, "score_answer", None)
-        if isinstance(task, str) and task not in scoring._SCORERS and callable(scorer):
-            scoring.register_scorer(task, scorer)
+        scoring.register_module_scorer(mod)
 
 
 scoring._ON_UNKNOWN_TASK.append(_load_plugins)

@@ -48,15 +48,27 @@ def _load_scorer_modules() -> None:
         return
     _scorer_modules_loaded = True
     for modname in SCORER_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name is not None and modname.startswith(e.name):
-                continue  # not installed
-            raise
-        task, fn = getattr(mod, "TASK", None), getattr(mod, "score_answer", None)
-        if isinstance(task, str) and task not in _SCORERS and callable(fn):
-            register_scorer(task, fn)
+        mod = import_optional(modname)
+        if mod is not None:
+            register_module_scorer(mod)
+
+
+def import_optional(modname: str):
+    """Return the imported module, or None when it (or its package) is not installed."""
+    try:
+        return importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        if e.name is not None and modname.startswith(e.name):
+            return None
+        raise
+
+
+def register_module_scorer(mod) -> None:
+    """Register ``mod.score_answer`` for ``mod.TASK`` when the module defines both and the
+    task has no scorer yet."""
+    task, fn = getattr(mod, "TASK", None), getattr(mod, "score_answer", None)
+    if isinstance(task, str) and task not in _SCORERS and callable(fn):
+        register_scorer(task, fn)
 
 
 def register_scorer(task: str, fn: Scorer) -> None:
