@@ -270,7 +270,11 @@ def _reliance(fn: Callable, inp: ProbeInputs) -> Units:
         return [("all", fn(*args, **ctrl, **kw))]
     except MimicryError:
         pass
-    good = [k for k in pairs if _unit(inp, k, fn, *joint([k])[0], **joint([k])[1], **kw)]
+    def one(k: str):
+        args, ctrl = joint([k])
+        return _unit(inp, k, fn, *args, **ctrl, **kw)
+
+    good = [k for k in pairs if one(k)]
     if not good:
         return []
     args, ctrl = joint(good)
