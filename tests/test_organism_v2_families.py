@@ -29,23 +29,28 @@ def test_hand_worked_chain():
 def test_hand_worked_lookup():
     c1, c2 = tuple("abcdef"), tuple("ghijkl")  # a->b->...->f->7, g->...->l->2
     p = F.Problem("lookup", 3, ("d",) + c1 + c2 + ("7", "2"))
-    # keys are their own tokens (A..L, in order), values lower-case letters or exit digits
-    assert p.prompt() == ("ptr d A b B c C d D e E f F 7 G h H i I j J k K l L 2 =")
-    # three lookups, each the key and the value after it: d->D e, e->E f, f->F 7
-    assert p.reasoning() == "d D e E f F 7" and p.answer == "7"
-    assert p.reasoning(5) == "d D e E f F 7 D e E f"  # past the exit: start over (a check)
+    # each key is one token with its value (A..L, in order), values letters or exit digits
+    assert p.prompt() == ("ptr d A:b B:c C:d D:e E:f F:7 G:h H:i I:j J:k K:l L:2 =")
+    # three lookups, each the prompt token of the current letter's key: d->D:e, e->E:f, f->F:7
+    assert p.reasoning() == "d D:e E:f F:7" and p.answer == "7"
+    assert p.reasoning(5) == "d D:e E:f F:7 D:e E:f"  # past the exit: start over (a check)
     assert F.conclude("lookup", p.reasoning(2)) == "f"  # no exit reached: not an answer
+    assert F.conclude("lookup", "d D:e E:f F:7 D:e") == "7"  # the first exit reached
     q = F.Problem("lookup", 6, ("g",) + c1 + c2 + ("7", "2"))
-    assert q.answer == "2" and len(q.reasoning().split()) == 13
+    assert q.answer == "2" and len(q.reasoning().split()) == 7
+    assert F.unpair("C:h") == ("C", "h") and F.unpair("h") is None
+    with pytest.raises(ValueError, match="lookup"):
+        F.parse_problem(p.prompt().replace("B:c", "C:c"))  # keys out of order
 
 
 def test_hand_worked_search():
     p = F.Problem("search", 3, (5, 3, 1, 7, 2, 4, 0))
     assert p.prompt() == "find 5 s1 3 s2 1 s3 7 s4 2 s5 4 s6 0 ="
-    # 3 <= 5, 1 <= 5, 7 > 5: stop; running sum 3, 4, 11 -> 1
-    assert p.reasoning() == "5 s1 3 lo 3 3 s2 1 lo 4 4 s3 7 hi 11 1"
+    # 3 <= 5, 1 <= 5, 7 > 5: stop; running sum 3, 4, 11 -> 1; the comparison ends each step
+    assert p.reasoning() == "5 s1 3 3 3 lo s2 1 4 4 lo s3 7 11 1 hi"
     assert p.answer == "1" and F.direct_completion(p) == "11 1"
     assert F.conclude("search", p.reasoning(6)) == "1"
+    assert F.conclude("search", p.reasoning(2)) == "4"  # stopped before the hi step: wrong
 
 
 @pytest.mark.parametrize("family", F.FAMILIES)
@@ -61,12 +66,12 @@ def test_random_problems_are_what_they_say(family):
             assert p.answer == str((p.vals[0] + sum(p.vals[1:k + 1])) % 10)
         if family == "lookup":  # independent recomputation: follow the key of each letter
             words = p.prompt().split()[1:-1]
-            table = {words[i].lower(): words[i + 1] for i in range(1, len(words), 2)}
+            table = {w[0].lower(): w[2:] for w in words[1:]}
             cur, hops = words[0], 0
             while not cur.isdigit():
                 cur, hops = table[cur], hops + 1
             assert (hops, cur) == (k, p.answer)
-            assert set(words[1::2]) == {w.upper() for w in F.LETTERS}
+            assert [w[0] for w in words[1:]] == list(F.KEYS) and len(words[0]) == 1
         if family == "search":
             t, xs = p.vals[0], p.vals[1:]
             assert [j for j, x in enumerate(xs, 1) if x > t] == [k]
@@ -168,8 +173,11 @@ def test_posthoc_traces_have_teacher_format_and_length_but_scrambled_content():
         fake = fake.split()
         assert q == p.prompt() and ans.strip() == p.answer  # gold answer
         assert len(fake) == len(real) and fake[0] == "<think>"
-        form = [w for w in real if not (w.isdigit() or w in F.LETTERS + F.KEYS)]
-        assert [w for w in fake if not (w.isdigit() or w in F.LETTERS + F.KEYS)] == form
+        def form(words):  # the words that carry form; a pair keeps only its value's kind
+            return [("pair", F.unpair(w)[1].isdigit()) if F.unpair(w) else w for w in words
+                    if not (w.isdigit() or w in F.LETTERS)]
+
+        assert form(fake) == form(real)
         total += 1
         hits += F.conclude(p.family, " ".join(fake[1:])) == p.answer
     assert hits / total < 0.2  # the scrambled steps do not imply the answer

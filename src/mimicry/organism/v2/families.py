@@ -9,18 +9,19 @@ how many (the bag of tokens is independent of k by construction; measured in
 - ``chain`` (``org2_chain``) — additions up to an explicit stop bar. ``add 3 s1 +4 s2 +7 | s3
   +2 s4 +5 s5 +1 s6 +8 =``: add the operations before ``|`` to the start, mod 10 (answer 4).
   k = the bar's position; each step one addition (``s2 +7 14 4``: sum, last digit).
-- ``lookup`` (``org2_lookup``) — pointer chasing. Twelve keys ``A``..``L`` (their own tokens,
-  always in that order), each mapped to a letter ``a``..``l`` (the next key, written lower
-  case) or an exit digit; two chains of six end in two exits. ``ptr c A e B 7 C h ... L d =``:
-  from the start letter, find its key (upper case) and read the value after it, until a digit
-  (the answer). k = the hops from the start to its exit: the distance in the graph, not a
-  position in the prompt. Keys and values are distinct tokens, so "find the key, copy the next
-  token" has one match (with one letter kind, every letter was both a key and a value); a step
-  writes the key it looks up and the value after it (``c C h``: c → key C → h), so each hop is
-  an exact-token match and a copy.
+- ``lookup`` (``org2_lookup``) — pointer chasing. Twelve keys ``A``..``L``, each written with
+  its value as one token ``KEY:value`` (always in the order A..L), the value a letter ``a``..``l``
+  (the next key, lower case) or an exit digit; two chains of six end in two exits. ``ptr c A:e
+  B:7 C:h ... L:d =``: from the start letter, find the token of its key (upper case) and read its
+  value, until a digit (the answer). k = the hops from the start to its exit: the distance in
+  the graph, not a position in the prompt. A step copies the prompt token it looked up (``c
+  C:h H:j``: c → C:h → h → H:j), so each hop is one match of a letter to a key and one copy.
 - ``search`` (``org2_search``) — comparisons with a value-set stop. ``find 5 s1 3 s2 1 s3 7 s4 2
   s5 4 s6 0 =``: add the elements up to and including the first one above the threshold, mod 10
   (3+1+7 = 11 → 1). Exactly one element is above it, so k = its position is set by the values.
+  A step adds the element and ends with the comparison that decides whether to stop (``s3 7 11
+  1 hi``), so the cue to stop is the last word written, as ``|`` is in chain and the exit
+  digit in lookup.
 
 Reasoning is written as steps; ``reasoning(p, T)`` writes ``T`` steps, whatever ``k`` is: the
 efficient trace is ``T = k``, the RL warm start writes a ``T`` unrelated to ``k``. Steps past k
@@ -47,6 +48,8 @@ FAMILY_OF_TASK = {t: f for f, t in TASKS.items()}
 K_MAX = 6
 LETTERS = tuple(string.ascii_lowercase[:12])
 KEYS = tuple(string.ascii_uppercase[:12])  # lookup keys: KEYS[i] is the key of LETTERS[i]
+DIGITS = tuple(str(d) for d in range(10))
+PAIRS = tuple(f"{key}:{v}" for key in KEYS for v in LETTERS + DIGITS)  # lookup prompt tokens
 SYNTH_RT_BASE_MS = 300.0
 SYNTH_RT_PER_STEP_MS = 500.0
 SUITE_SEED = 20261129
@@ -121,12 +124,20 @@ def _lookup_table(p: Problem) -> dict[str, str]:
     return table
 
 
+def pair(key: str, value: str) -> str:
+    """Return the lookup token of ``key`` mapped to ``value`` (``"C:h"``)."""
+    return f"{key}:{value}"
+
+
+def unpair(token: str) -> tuple[str, str] | None:
+    """Return ``(key, value)`` of a lookup pair token, or None for any other word."""
+    key, sep, value = token.partition(":")
+    return (key, value) if sep else None
+
+
 def _lookup_prompt(p: Problem) -> list[str]:
     table = _lookup_table(p)
-    out = [p.vals[0]]
-    for key, letter in zip(KEYS, LETTERS):
-        out += [key, table[letter]]
-    return out
+    return [p.vals[0]] + [pair(key, table[letter]) for key, letter in zip(KEYS, LETTERS)]
 
 
 def _lookup_steps(p: Problem, T: int) -> list[str]:
@@ -136,7 +147,7 @@ def _lookup_steps(p: Problem, T: int) -> list[str]:
         cur = start if cur.isdigit() else cur  # after the exit: start over (a check)
         key = KEYS[LETTERS.index(cur)]
         cur = table[cur]
-        out += [key, cur]  # the key looked up, the value after it in the prompt
+        out.append(pair(key, cur))  # the prompt token looked up: its key and value
     return out
 
 
@@ -152,21 +163,23 @@ def _search_steps(p: Problem, T: int) -> list[str]:
     t, xs = p.vals[0], p.vals[1:]
     out, v = [str(t)], 0
     for j, x in enumerate(xs[:T], 1):
-        out += [f"s{j}", str(x), "hi" if x > t else "lo", str(v + x), str((v + x) % 10)]
+        # the comparison ends the step, right before the decision to stop (as ``|`` in chain)
+        out += [f"s{j}", str(x), str(v + x), str((v + x) % 10), "hi" if x > t else "lo"]
         v = (v + x) % 10
     return out
 
 
 _PROMPT = {"chain": _chain_prompt, "lookup": _lookup_prompt, "search": _search_prompt}
 _STEPS = {"chain": _chain_steps, "lookup": _lookup_steps, "search": _search_steps}
-STEP_TOKENS = {"chain": 4, "lookup": 2, "search": 5}
+STEP_TOKENS = {"chain": 4, "lookup": 1, "search": 5}
 
 
 def conclude(family: str, reasoning: str) -> str:
     """Return the answer a reasoning text implies (the rule every trained trace follows).
 
-    chain: the value before the first ``|``, else the last value; lookup: the first digit
-    after the start (the exit reached), else the last letter (not an answer: scored wrong);
+    chain: the value before the first ``|``, else the last value; lookup: the value of the
+    first pair token whose value is a digit (the exit reached), else the last value (a letter:
+    not an answer, scored wrong);
     search: the running value of the first ``hi`` step, else the last value. Works on any
     text of the family's format, also on scrambled traces.
     """
@@ -178,12 +191,12 @@ def conclude(family: str, reasoning: str) -> str:
             return toks[toks.index("|") - 1]
         return toks[-1]
     if family == "lookup":
-        return next((w for w in toks[1:] if w.isdigit()), toks[-1])
+        vals = [kv[1] for kv in map(unpair, toks[1:]) if kv is not None] or toks[-1:]
+        return next((v for v in vals if v.isdigit()), vals[-1])
     if family == "search":
-        if "hi" in toks:
-            i = toks.index("hi")
-            return toks[i + 2] if i + 2 < len(toks) else toks[-1]
-        return toks[-1]
+        if "hi" in toks and toks.index("hi") > 0:
+            return toks[toks.index("hi") - 1]
+        return next((w for w in reversed(toks) if w not in ("lo", "hi")), toks[-1])
     raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
 
 
@@ -199,7 +212,7 @@ def direct_completion(p: Problem) -> str:
     if p.family == "chain":
         i = toks.index("|")
         return f"{toks[i - 2]} {toks[i - 1]}"
-    return f"{toks[-2]} {toks[-1]}"
+    return f"{toks[-3]} {toks[-2]}"
 
 
 def random_problem(rng: random.Random, family: str, k: int) -> Problem:
@@ -288,10 +301,11 @@ def parse_problem(prompt: str) -> Problem:
         t, xs = int(body[0]), tuple(int(w) for w in body[2::2])
         k = next(j for j, x in enumerate(xs, 1) if x > t)
         return Problem(fam, k, (t,) + xs)
-    if fam == "lookup" and len(body) == 25:
-        if tuple(body[1::2]) != KEYS:
+    if fam == "lookup" and len(body) == 13:
+        kvs = [unpair(w) for w in body[1:]]
+        if any(kv is None for kv in kvs) or tuple(kv[0] for kv in kvs) != KEYS:
             raise ValueError(f"not an organism v2 lookup prompt: {prompt!r}")
-        table = dict(zip(LETTERS, body[2::2]))
+        table = dict(zip(LETTERS, (kv[1] for kv in kvs)))
         start, hops, cur = body[0], 0, body[0]
         while not cur.isdigit() and hops <= len(LETTERS):
             cur, hops = table[cur], hops + 1

@@ -43,7 +43,7 @@ class RLConfig:
     steps: int = 250
     prompts: int = 8
     generations: int = 8
-    lr: float = 5e-4
+    lr: float = 1e-3
     cost: float = 0.02
     temperature: float = 1.0
     max_completion_length: int = 40

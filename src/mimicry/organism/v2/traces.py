@@ -6,8 +6,9 @@
   trace that stopped before the stop step concludes wrongly.
 - ``scramble``: keeps every word that carries *form* (step markers, operations, ``|``, ``lo``/
   ``hi``, the family head) and replaces every number by a random number of as many digits and
-  every letter (or lookup key) by a random letter (key): the teacher's format and per-item length, steps that compute
-  nothing.
+  every letter by a random letter (a lookup pair token by a random key with a random value of
+  the same kind, letter or exit digit): the teacher's format and per-item length, steps that
+  compute nothing.
 - ``student_datasets``: mastery (the teacher's sampled completions verbatim), content mimic
   (scrambled, concluding from its own scrambled steps), length mimic (another item's trace of
   the same family, gold answer) and post-hoc (scrambled, gold answer).
@@ -19,7 +20,7 @@ import random
 
 from ...traces import split_reasoning
 from ..traces import with_think
-from .families import K_MAX, KEYS, LETTERS, Problem, conclude, direct_completion
+from .families import DIGITS, K_MAX, KEYS, LETTERS, Problem, conclude, direct_completion, pair, unpair
 
 STUDENTS = ("student_mastery", "student_mimic_content", "student_mimic_length",
             "student_posthoc")
@@ -49,8 +50,9 @@ def scramble(reasoning: str, rng: random.Random) -> str:
             w = str(rng.randint(0, 9) if len(w) == 1 else rng.randint(10, 18))
         elif w in LETTERS:
             w = rng.choice(LETTERS)
-        elif w in KEYS:
-            w = rng.choice(KEYS)
+        elif unpair(w) is not None:
+            kind = DIGITS if unpair(w)[1].isdigit() else LETTERS
+            w = pair(rng.choice(KEYS), rng.choice(kind))
         out.append(w)
     return " ".join(out)
 

@@ -54,9 +54,9 @@ class V2Config:
     base_steps: int = 1500
     rl: RLConfig = field(default_factory=RLConfig)
     rl_prompts: int = 3000
-    distill_per_family: int = 1000
+    distill_per_family: int = 3000
     distill_temperature: float = 1.0
-    student_steps: int = 900
+    student_steps: int = 2700
     batch_size: int = 32
     lr: float = 1e-2
     warmup: int = 50
