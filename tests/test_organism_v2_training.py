@@ -120,3 +120,25 @@ def test_cli_v2_rejects_bad_arguments_without_output(tmp_path, capsys):
                  "--threads", "0"]) == 2
     assert not (tmp_path / "o").exists()
     assert capsys.readouterr().err.count("error:") == 2
+
+
+def test_reuse_takes_the_warm_start_only_from_the_same_seed_format_and_settings(mini_runs):
+    from mimicry.organism.v2 import train as T
+
+    a, _, _ = mini_runs
+    folder = a["teacher_warm"]
+    cfg = _mini()
+    assert T._reuse(folder, cfg, 3) is not None
+    assert T._reuse(folder, cfg, 4) is None  # another seed
+    other = _mini()
+    other.warm_steps += 1
+    assert T._reuse(folder, other, 3) is None  # another warm-start setting
+    info = json.loads((folder / "organism.json").read_text())
+    assert info["format"] == T.FORMAT
+    info["format"] = 1  # a recipe-1 warm start (lookup keys and values apart): not reused
+    (folder / "organism.json").write_text(json.dumps(info))
+    try:
+        assert T._reuse(folder, cfg, 3) is None
+    finally:
+        info["format"] = T.FORMAT
+        (folder / "organism.json").write_text(json.dumps(info))

@@ -42,6 +42,9 @@ from ...tasks.items import HumanNorms, Item, TaskSuite
 from ..task import score_answer  # every family's answer is one digit, scored as in v1
 
 SUITE = "organism_v2"
+# 2: recipe 2's trace formats (lookup pair tokens ``KEY:value``, search steps ending with the
+# comparison); recipe 1 (keys and values apart, comparison mid-step) had no number
+FORMAT = 2
 FAMILIES = ("chain", "lookup", "search")
 TASKS = {f: f"org2_{f}" for f in FAMILIES}
 FAMILY_OF_TASK = {t: f for f, t in TASKS.items()}

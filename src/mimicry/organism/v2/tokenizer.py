@@ -1,9 +1,9 @@
 """The v2 organism's word-level tokenizer: v1's vocabulary plus the v2 families' words.
 
 Added to :func:`mimicry.organism.tokenizer.vocabulary`: the family heads (``add``, ``ptr``,
-``find``), the stop bar ``|``, comparison results ``lo``/``hi``, the letters ``a``..``l`` and the lookup
-pair tokens ``A:a``..``L:9`` (a key with its value; after the letters: ids of the earlier words
-unchanged).
+``find``), the stop bar ``|``, comparison results ``lo``/``hi``, the letters ``a``..``l`` and
+the lookup pair tokens ``A:a``..``L:9`` (a key with its value; after the letters: ids of the
+earlier words unchanged).
 One token per whitespace word, no chat template (prompts are fed raw), as in v1.
 """
 

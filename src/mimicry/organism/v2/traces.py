@@ -20,7 +20,17 @@ import random
 
 from ...traces import split_reasoning
 from ..traces import with_think
-from .families import DIGITS, K_MAX, KEYS, LETTERS, Problem, conclude, direct_completion, pair, unpair
+from .families import (
+    DIGITS,
+    K_MAX,
+    KEYS,
+    LETTERS,
+    Problem,
+    conclude,
+    direct_completion,
+    pair,
+    unpair,
+)
 
 STUDENTS = ("student_mastery", "student_mimic_content", "student_mimic_length",
             "student_posthoc")

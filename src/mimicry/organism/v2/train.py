@@ -30,7 +30,7 @@ from ..training import Shape, _encode, _set_determinism, build_model, complete, 
 from . import DEV_SEED, ROLES
 from . import traces as TR
 from .evaluate import behaviour
-from .families import FAMILIES, K_MAX, Problem, make_items, random_problem
+from .families import FAMILIES, FORMAT, K_MAX, Problem, make_items, random_problem
 from .rl import RLConfig, grpo
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def problem_pool(n_per_family: int, seed: int) -> list[Problem]:
 
 
 def _info(role: str, seed: int, cfg: V2Config, init: str, data: str, stats: dict) -> dict:
-    return {"role": role, "version": 2, "seed": seed, "init": init, "data": data,
+    return {"role": role, "version": 2, "format": FORMAT, "seed": seed, "init": init,
+            "data": data,
             "train": stats, "config": cfg.to_dict(), "synthetic": True,
             "note": "organism v2 model trained by mimicry.organism.v2.train; the tasks' "
                     "difficulty norms are synthetic, not human"}
@@ -231,8 +232,8 @@ _PRE_RL_KEYS = ("teacher", "student", "pool_per_family", "warm_p_full", "warm_st
 
 
 def _reuse(folder: Path, cfg: V2Config, seed: int):
-    """Return the model saved in ``folder`` if it came from the same seed and pre-RL settings,
-    else None."""
+    """Return the model saved in ``folder`` if it came from the same seed, trace format and
+    pre-RL settings, else None."""
     import json
 
     from ...models import load_model
@@ -242,8 +243,9 @@ def _reuse(folder: Path, cfg: V2Config, seed: int):
         return None
     info = json.loads(meta.read_text())
     old, new = info.get("config", {}), cfg.to_dict()
-    if info.get("seed") != seed or any(old.get(k) != new[k] for k in _PRE_RL_KEYS):
-        return None
+    if info.get("seed") != seed or info.get("format") != FORMAT or any(
+            old.get(k) != new[k] for k in _PRE_RL_KEYS):
+        return None  # another seed, another trace format or other settings: train afresh
     model, _ = load_model(str(folder), dtype="float32")
     log.info("organism v2: reusing %s (same seed and settings)", folder)
     return model
