@@ -33,13 +33,13 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from mimicry.organism.v2 import GROUND_TRUTH as TRUTH  # noqa: E402 (after the path fix)
+
 EVAL_SEEDS = (205, 206, 207, 208, 209, 210)  # recipe 2; the first evaluation used 200..204
 DEV_SEEDS = (100, 101, 102, 103, 104, 200, 201, 202, 203, 204)  # 200..204: evaluated once, then
 # used for development of recipe 2 (docs/organism.md, "Held-out protocol")
 FIELDS = ["seed", "student", "call", "truth", "right", "decided_by", "rule_commit",
           "organism_commit"]
-TRUTH = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
-         "student_mimic_length": "surface mimicry", "student_posthoc": "surface mimicry"}
 FREEZE = "verdict: freeze rule"
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-TRUTH = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
-         "student_mimic_length": "surface mimicry", "student_posthoc": "surface mimicry"}
-FAMILIES = ("chain", "lookup", "search")
+from mimicry.organism.v2 import GROUND_TRUTH as TRUTH
+from mimicry.organism.v2.families import FAMILIES
+
 MECH = ("compute_rise", "teacher_compute_rise", "steer_teacher_mapped", "steer_own",
         "patch_effect")
 

@@ -22,9 +22,12 @@ STUDENT_ROLES = ROLES[2:]
 SPEC_ROLE = {"teacher": "teacher", "base": "base", "teacher_warm": "control",
              **{s: "student" for s in STUDENT_ROLES}}
 DEV_SEED = 100
+# what each student is by construction: the answer the verdict is held to (docs/organism.md)
+GROUND_TRUTH = {"student_mastery": "policy transfer", "student_mimic_content": "surface mimicry",
+                "student_mimic_length": "surface mimicry", "student_posthoc": "surface mimicry"}
 
-__all__ = ["ROLES", "EXTRA_ROLES", "STUDENT_ROLES", "CHECKPOINTS", "DEV_SEED", "checkpoint_path",
-           "load",
+__all__ = ["ROLES", "EXTRA_ROLES", "STUDENT_ROLES", "CHECKPOINTS", "DEV_SEED", "GROUND_TRUTH",
+           "checkpoint_path", "load",
            "model_specs", "train"]
 
 

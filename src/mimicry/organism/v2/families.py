@@ -197,8 +197,9 @@ def conclude(family: str, reasoning: str) -> str:
         vals = [kv[1] for kv in map(unpair, toks[1:]) if kv is not None] or toks[-1:]
         return next((v for v in vals if v.isdigit()), vals[-1])
     if family == "search":
-        if "hi" in toks and toks.index("hi") > 0:
-            return toks[toks.index("hi") - 1]
+        i = toks.index("hi") if "hi" in toks else 0
+        if i > 0:
+            return toks[i - 1]
         return next((w for w in reversed(toks) if w not in ("lo", "hi")), toks[-1])
     raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
 

@@ -60,9 +60,8 @@ def scramble(reasoning: str, rng: random.Random) -> str:
             w = str(rng.randint(0, 9) if len(w) == 1 else rng.randint(10, 18))
         elif w in LETTERS:
             w = rng.choice(LETTERS)
-        elif unpair(w) is not None:
-            kind = DIGITS if unpair(w)[1].isdigit() else LETTERS
-            w = pair(rng.choice(KEYS), rng.choice(kind))
+        elif (kv := unpair(w)) is not None:
+            w = pair(rng.choice(KEYS), rng.choice(DIGITS if kv[1].isdigit() else LETTERS))
         out.append(w)
     return " ".join(out)
 
