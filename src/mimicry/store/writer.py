@@ -31,11 +31,6 @@ from .reader import ITEM_INT_COLUMNS, ITEM_STR_COLUMNS, SCHEMA, check_attrs, par
 from .records import EncodedItem, ItemActivations
 
 
-def _io_error(path: Path, e: Exception, what: str) -> MimicryError:
-    """Return the one-line error for a failed write (full disk, file-size limit, read-only)."""
-    return write_error(path, e, what)
-
-
 def _item_columns(items: list[EncodedItem]) -> dict[str, np.ndarray]:
     cols = {
         "item_id": [it.item_id for it in items],
@@ -136,7 +131,7 @@ class CacheWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise _io_error(self.path, e, "creating the cache folder") from None
+            raise write_error(self.path, e, "creating the cache folder") from None
         self._lock = lock_cache(self.path)  # refused -> raises before touching anything
         try:
             self.parts.mkdir(exist_ok=True)
@@ -144,7 +139,7 @@ class CacheWriter:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise _io_error(self.path, e, "creating the cache folder") from None
+            raise write_error(self.path, e, "creating the cache folder") from None
         for tmp in list(self.parts.glob(".*")) + list(self.path.parent.glob(f".{self.path.name}.*.tmp")):
             tmp.unlink(missing_ok=True)  # leftovers of a killed write (we hold the lock)
         keys: set[str] = set()
